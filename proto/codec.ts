@@ -1,0 +1,243 @@
+import { Packr } from "msgpackr";
+import { ProtoError, ProtoErrorCode } from "./errors.js";
+import { VIEW_NAMES } from "./messages.js";
+import type { ClientMessage, Entry, ResourceValue, ServerMessage, ViewName } from "./messages.js";
+
+/**
+ * msgpack with plain maps only: frames are broadcast to clients that joined at different times, so no
+ * stream-shared record structures (`useRecords: false`), and any msgpack decoder can read them.
+ */
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true, moreTypes: false });
+
+/** Frames larger than this are refused by `decode*` (the server's socket limit is separate and smaller). */
+export const MAX_DECODE_BYTES = 256 * 1024 * 1024;
+
+/**
+ * Encodes one message. The result is a fresh Buffer that the caller owns (msgpackr's own result is a view
+ * into a shared slab; retaining those would pin the slab).
+ */
+export function encodeMessage(message: ServerMessage | ClientMessage): Buffer {
+  return Buffer.from(packr.pack(message));
+}
+
+/** Encodes any msgpack value (used for entries and entry arrays that frames are assembled from). */
+export function encodeValue(value: unknown): Buffer {
+  return Buffer.from(packr.pack(value));
+}
+
+/** Decodes one msgpack value, or throws ProtoError(badFrame). Never throws anything else. */
+export function decodeValue(frame: Uint8Array): unknown {
+  if (frame.byteLength > MAX_DECODE_BYTES) {
+    throw new ProtoError(ProtoErrorCode.tooLarge, `frame of ${frame.byteLength} bytes exceeds the limit`);
+  }
+  if (frame.byteLength === 0) throw new ProtoError(ProtoErrorCode.badFrame, "empty frame");
+  try {
+    return packr.unpack(frame);
+  } catch (err) {
+    throw new ProtoError(ProtoErrorCode.badFrame, "frame is not one valid msgpack value", { cause: err });
+  }
+}
+
+// ---- validation ----
+
+type Obj = Record<string, unknown>;
+
+function isPlainObject(value: unknown): value is Obj {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return false;
+  const proto: unknown = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+function bad(type: string, field: string, expected: string): never {
+  throw new ProtoError(ProtoErrorCode.badMessage, `${type}: field "${field}" must be ${expected}`);
+}
+
+function str(m: Obj, type: string, field: string, maxLength = 1024): string {
+  const v = m[field];
+  if (typeof v !== "string" || v.length > maxLength)
+    bad(type, field, `a string of at most ${maxLength} chars`);
+  return v;
+}
+
+function optStr(m: Obj, type: string, field: string, maxLength = 1024): string | undefined {
+  return m[field] === undefined || m[field] === null ? undefined : str(m, type, field, maxLength);
+}
+
+function uint(m: Obj, type: string, field: string): number {
+  const v = m[field];
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) bad(type, field, "a non-negative integer");
+  return v;
+}
+
+function num(m: Obj, type: string, field: string): number {
+  const v = m[field];
+  if (typeof v !== "number" || !Number.isFinite(v)) bad(type, field, "a finite number");
+  return v;
+}
+
+function strArray(m: Obj, type: string, field: string, maxItems = 64): string[] | undefined {
+  const v = m[field];
+  if (v === undefined || v === null) return undefined;
+  if (!Array.isArray(v) || v.length > maxItems || !v.every((x) => typeof x === "string" && x.length <= 256)) {
+    bad(type, field, `an array of at most ${maxItems} short strings`);
+  }
+  return v as string[];
+}
+
+function entries(m: Obj, type: string, field: string): Entry[] {
+  const v = m[field];
+  if (!Array.isArray(v)) bad(type, field, "an array of entries");
+  for (const e of v as unknown[]) {
+    if (!isPlainObject(e) || typeof e.k !== "string" || !(e.v === null || isPlainObject(e.v))) {
+      bad(type, field, "an array of {k: string, v: map | null}");
+    }
+  }
+  return v as Entry[];
+}
+
+/** Validates a decoded value as a message sent by a client. Throws ProtoError on anything else. */
+export function validateClientMessage(value: unknown): ClientMessage {
+  if (!isPlainObject(value)) throw new ProtoError(ProtoErrorCode.badMessage, "a message must be a map");
+  const t = value.t;
+  switch (t) {
+    case "hello": {
+      const versions = value.versions;
+      if (
+        !Array.isArray(versions) ||
+        versions.length !== 2 ||
+        !versions.every((x) => typeof x === "number" && Number.isSafeInteger(x) && x >= 0) ||
+        (versions[0] as number) > (versions[1] as number)
+      ) {
+        bad(t, "versions", "[min, max] non-negative integers with min <= max");
+      }
+      const view = str(value, t, "view", 64);
+      const node = optStr(value, t, "node", 253);
+      const client = value.client;
+      if (!isPlainObject(client)) bad(t, "client", "a map {name, version}");
+      const name = str(client, t, "client.name", 128);
+      const version = str(client, t, "client.version", 128);
+      let resume: { server: string; revision: number } | undefined;
+      if (value.resume !== undefined && value.resume !== null) {
+        if (!isPlainObject(value.resume)) bad(t, "resume", "a map {server, revision}");
+        resume = {
+          server: str(value.resume, t, "resume.server", 128),
+          revision: uint(value.resume, t, "resume.revision"),
+        };
+      }
+      const features = strArray(value, t, "features");
+      const token = optStr(value, t, "token", 8192);
+      return {
+        t,
+        versions: [versions[0] as number, versions[1] as number],
+        view,
+        client: { name, version },
+        ...(node !== undefined && { node }),
+        ...(resume !== undefined && { resume }),
+        ...(features !== undefined && { features }),
+        ...(token !== undefined && { token }),
+      };
+    }
+    case "pong":
+      return { t, ts: num(value, t, "ts") };
+    default:
+      if (typeof t === "string")
+        throw new ProtoError(ProtoErrorCode.unknownType, `unknown message type "${t.slice(0, 32)}"`);
+      throw new ProtoError(ProtoErrorCode.badMessage, 'a message needs a string field "t"');
+  }
+}
+
+/** Validates a decoded value as a message sent by a server. Throws ProtoError on anything else. */
+export function validateServerMessage(value: unknown): ServerMessage {
+  if (!isPlainObject(value)) throw new ProtoError(ProtoErrorCode.badMessage, "a message must be a map");
+  const t = value.t;
+  switch (t) {
+    case "welcome": {
+      const mode = value.mode;
+      if (mode !== "resume" && mode !== "snapshot") bad(t, "mode", '"resume" or "snapshot"');
+      const view = str(value, t, "view", 64);
+      if (!(VIEW_NAMES as readonly string[]).includes(view))
+        bad(t, "view", `one of ${VIEW_NAMES.join(", ")}`);
+      return {
+        t,
+        version: uint(value, t, "version"),
+        server: str(value, t, "server", 128),
+        view: view as ViewName,
+        mode,
+        revision: uint(value, t, "revision"),
+        features: strArray(value, t, "features") ?? [],
+      };
+    }
+    case "snap-begin":
+      return {
+        t,
+        revision: uint(value, t, "revision"),
+        count: uint(value, t, "count"),
+        chunks: uint(value, t, "chunks"),
+      };
+    case "snap-chunk": {
+      const index = uint(value, t, "index");
+      if (value.z !== undefined && value.z !== null) {
+        if (!(value.z instanceof Uint8Array)) bad(t, "z", "binary");
+        return { t, index, z: value.z };
+      }
+      return { t, index, entries: entries(value, t, "entries") };
+    }
+    case "snap-end":
+      return { t, revision: uint(value, t, "revision") };
+    case "deltas": {
+      const from = uint(value, t, "from");
+      const to = uint(value, t, "to");
+      if (to < from) bad(t, "to", "at least from");
+      return { t, from, to, changes: entries(value, t, "changes") };
+    }
+    case "status": {
+      const state = value.state;
+      if (state !== "syncing" && state !== "in-sync" && state !== "stale") {
+        bad(t, "state", '"syncing", "in-sync" or "stale"');
+      }
+      const reason = optStr(value, t, "reason", 4096);
+      const kinds = strArray(value, t, "kinds");
+      return {
+        t,
+        state,
+        since: num(value, t, "since"),
+        ...(reason !== undefined && { reason }),
+        ...(kinds !== undefined && { kinds }),
+      };
+    }
+    case "ping":
+      return { t, ts: num(value, t, "ts") };
+    case "move": {
+      const hint = optStr(value, t, "hint", 512);
+      return {
+        t,
+        reason: str(value, t, "reason", 256),
+        delayMs: uint(value, t, "delayMs"),
+        ...(hint !== undefined && { hint }),
+      };
+    }
+    case "error":
+      return { t, code: uint(value, t, "code"), reason: str(value, t, "reason", 4096) };
+    default:
+      if (typeof t === "string")
+        throw new ProtoError(ProtoErrorCode.unknownType, `unknown message type "${t.slice(0, 32)}"`);
+      throw new ProtoError(ProtoErrorCode.badMessage, 'a message needs a string field "t"');
+  }
+}
+
+/** Decodes and validates a frame received by the server. Throws only ProtoError. */
+export function decodeClientMessage(frame: Uint8Array): ClientMessage {
+  return validateClientMessage(decodeValue(frame));
+}
+
+/** Decodes and validates a frame received by a client. Throws only ProtoError. */
+export function decodeServerMessage(frame: Uint8Array): ServerMessage {
+  return validateServerMessage(decodeValue(frame));
+}
+
+/** Decodes the payload of a compressed snapshot chunk (after inflating it) into entries. */
+export function decodeEntryArray(payload: Uint8Array): Entry[] {
+  return entries({ entries: decodeValue(payload) }, "snap-chunk", "z");
+}
+
+export type { ResourceValue };

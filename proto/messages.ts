@@ -1,0 +1,152 @@
+/**
+ * Every message on the wire. One msgpack map per WebSocket binary frame; `t` names the type.
+ * PROTOCOL.md is the spec; this file is its type-level mirror. Unknown fields are ignored by both sides.
+ */
+
+/** A view: the set of kinds a client subscribes to (Typha's "syncer type"). */
+export type ViewName = "felix" | "bgp" | "tunnel-ip-allocation" | "node-status";
+export const VIEW_NAMES: readonly ViewName[] = ["felix", "bgp", "tunnel-ip-allocation", "node-status"];
+
+/** A resource value: a JSON-compatible object (trimmed Kubernetes/Calico object). */
+export type ResourceValue = { readonly [field: string]: unknown };
+
+/** One change or snapshot entry: `v` is null for a delete. */
+export interface Entry {
+  /** `Kind/name` or `Kind/namespace/name`. */
+  readonly k: string;
+  readonly v: ResourceValue | null;
+}
+
+export type SyncState = "syncing" | "in-sync" | "stale";
+
+export interface ResumeToken {
+  /** The server id from the welcome of the previous session. */
+  readonly server: string;
+  /** The last revision the client applied (the `to` of its last deltas, or the snapshot revision). */
+  readonly revision: number;
+}
+
+// ---- client → server ----
+
+export interface HelloMessage {
+  readonly t: "hello";
+  /** Inclusive [min, max] protocol versions the client speaks. */
+  readonly versions: readonly [number, number];
+  readonly view: string;
+  /** The node the agent runs on. Required for views with node-scoped kinds (bgp, node-status). */
+  readonly node?: string;
+  readonly client: { readonly name: string; readonly version: string };
+  readonly resume?: ResumeToken;
+  /** Optional features the client understands (see FEATURES). */
+  readonly features?: readonly string[];
+  /** Bearer token, when the server requires one. */
+  readonly token?: string;
+}
+
+export interface PongMessage {
+  readonly t: "pong";
+  /** The `ts` of the ping being answered. */
+  readonly ts: number;
+}
+
+export type ClientMessage = HelloMessage | PongMessage;
+
+// ---- server → client ----
+
+export interface WelcomeMessage {
+  readonly t: "welcome";
+  readonly version: number;
+  /** Random per server process start; part of the resume token. */
+  readonly server: string;
+  readonly view: ViewName;
+  /** `resume`: deltas from the client's revision follow. `snapshot`: snap-begin … snap-end follow. */
+  readonly mode: "resume" | "snapshot";
+  /** The server's head revision when the session started. */
+  readonly revision: number;
+  /** The features the server will use on this session (a subset of the client's). */
+  readonly features: readonly string[];
+}
+
+export interface SnapshotBeginMessage {
+  readonly t: "snap-begin";
+  /** The snapshot is the view exactly at this revision. */
+  readonly revision: number;
+  /** Number of entries in the whole snapshot. */
+  readonly count: number;
+  /** Number of snap-chunk frames that follow. */
+  readonly chunks: number;
+}
+
+export interface SnapshotChunkMessage {
+  readonly t: "snap-chunk";
+  /** 0-based, consecutive. */
+  readonly index: number;
+  /** The entries, or absent when `z` is present. */
+  readonly entries?: readonly Entry[];
+  /** Raw-deflate of a msgpack array of entries (only when the client listed "deflate-snapshot"). */
+  readonly z?: Uint8Array;
+}
+
+export interface SnapshotEndMessage {
+  readonly t: "snap-end";
+  readonly revision: number;
+}
+
+export interface DeltasMessage {
+  readonly t: "deltas";
+  /** The head revision before these changes. */
+  readonly from: number;
+  /** The head revision after these changes: the client's new revision. */
+  readonly to: number;
+  /** In order; at most one entry per key. `v: null` deletes. */
+  readonly changes: readonly Entry[];
+}
+
+export interface StatusMessage {
+  readonly t: "status";
+  readonly state: SyncState;
+  /** Epoch milliseconds since when the view has been in this state. */
+  readonly since: number;
+  /** Why (for stale: which kinds, and the last error). */
+  readonly reason?: string;
+  /** For stale: the kinds whose upstream watch is failing. */
+  readonly kinds?: readonly string[];
+}
+
+export interface PingMessage {
+  readonly t: "ping";
+  /** Sender's clock, epoch ms; echoed in the pong. */
+  readonly ts: number;
+}
+
+export interface MoveMessage {
+  readonly t: "move";
+  /** Why the server asks the client to move (e.g. "rebalance"). */
+  readonly reason: string;
+  /** Wait this long (jittered by the server already) before reconnecting elsewhere. */
+  readonly delayMs: number;
+  /** Optional address of a less loaded replica. */
+  readonly hint?: string;
+}
+
+export interface ErrorMessage {
+  readonly t: "error";
+  /** The close code that follows. */
+  readonly code: number;
+  readonly reason: string;
+}
+
+export type ServerMessage =
+  | WelcomeMessage
+  | SnapshotBeginMessage
+  | SnapshotChunkMessage
+  | SnapshotEndMessage
+  | DeltasMessage
+  | StatusMessage
+  | PingMessage
+  | MoveMessage
+  | ErrorMessage;
+
+export type ServerMessageType = ServerMessage["t"];
+export type ClientMessageType = ClientMessage["t"];
+export type MessageType = ServerMessageType | ClientMessageType;

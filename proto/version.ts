@@ -1,0 +1,19 @@
+/** The protocol versions this build speaks. A peer offers a range; the other side picks the highest common one. */
+export const PROTOCOL_VERSION_MIN = 1;
+export const PROTOCOL_VERSION_MAX = 1;
+
+/** Optional features a client may list in its hello. The server only uses a feature the client listed. */
+export const FEATURES = {
+  /** Snapshot chunks may carry `z`: raw-deflate-compressed msgpack entries instead of `entries`. */
+  deflateSnapshot: "deflate-snapshot",
+  /** The client understands `move` hints (rebalancing). */
+  move: "move",
+} as const;
+export type Feature = (typeof FEATURES)[keyof typeof FEATURES];
+
+/** Picks the highest version in both [min, max] ranges, or null when they do not overlap. */
+export function negotiateVersion(offered: readonly [number, number]): number | null {
+  const high = Math.min(offered[1], PROTOCOL_VERSION_MAX);
+  const low = Math.max(offered[0], PROTOCOL_VERSION_MIN);
+  return high >= low ? high : null;
+}

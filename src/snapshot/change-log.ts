@@ -1,0 +1,138 @@
+/** One change as a view's log keeps it: already routed and encoded. */
+export interface LogEntry {
+  readonly revision: number;
+  readonly key: string;
+  /** `{k, v}` encoded. */
+  readonly encoded: Buffer;
+  /** For node-scoped kinds: the node that must receive `encoded`. Undefined: broadcast. */
+  readonly node: string | undefined;
+  /** For node-scoped kinds whose owner changed: the old owner, which must receive `{k, v: null}`. */
+  readonly prevNode: string | undefined;
+  /** `{k, v: null}` encoded, present iff prevNode is. */
+  readonly prevEncoded: Buffer | undefined;
+}
+
+export interface ChangeLogLimits {
+  /** Most entries kept. */
+  readonly maxEntries: number;
+  /** Most encoded bytes kept. */
+  readonly maxBytes: number;
+}
+
+/**
+ * A view's bounded log of changes in revision order. It answers "can a client at revision R resume?" and
+ * "what changed for node N since R?". The oldest entries go first when a bound is passed.
+ */
+export class ChangeLog {
+  readonly #limits: ChangeLogLimits;
+  #entries: LogEntry[] = [];
+  #start = 0;
+  #bytes = 0;
+  /** Every change with a revision above the floor is in the log. */
+  #floor = 0;
+  #head = 0;
+  #lastEntry = 0;
+  #evicted = 0;
+
+  constructor(limits: ChangeLogLimits) {
+    if (!(limits.maxEntries >= 1)) throw new RangeError("maxEntries must be at least 1");
+    if (!(limits.maxBytes >= 1)) throw new RangeError("maxBytes must be at least 1");
+    this.#limits = limits;
+  }
+
+  /** Revisions above this are all in the log; a client at a revision >= floor can resume. */
+  get floor(): number {
+    return this.#floor;
+  }
+
+  /** The revision of the newest entry (or of the last `advance`). */
+  get head(): number {
+    return this.#head;
+  }
+
+  /** The revision of the newest entry (0 when none was ever appended). */
+  get lastEntryRevision(): number {
+    return this.#lastEntry;
+  }
+
+  get size(): number {
+    return this.#entries.length - this.#start;
+  }
+
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** Entries dropped to stay within the limits, since creation. */
+  get evicted(): number {
+    return this.#evicted;
+  }
+
+  append(entry: LogEntry): void {
+    if (entry.revision <= this.#head) {
+      throw new RangeError(`log revision ${entry.revision} is not after head ${this.#head}`);
+    }
+    this.#entries.push(entry);
+    this.#bytes += entrySize(entry);
+    this.#head = entry.revision;
+    this.#lastEntry = entry.revision;
+    while (this.size > this.#limits.maxEntries || (this.#bytes > this.#limits.maxBytes && this.size > 1)) {
+      const old = this.#entries[this.#start];
+      if (old === undefined) break;
+      this.#entries[this.#start] = undefined as unknown as LogEntry;
+      this.#start++;
+      this.#bytes -= entrySize(old);
+      this.#floor = old.revision;
+      this.#evicted++;
+    }
+    if (this.#start > 1024 && this.#start * 2 > this.#entries.length) {
+      this.#entries = this.#entries.slice(this.#start);
+      this.#start = 0;
+    }
+  }
+
+  /** Moves the head without an entry (a flush that had no change for this view). */
+  advance(revision: number): void {
+    if (revision > this.#head) this.#head = revision;
+  }
+
+  /** True when every change after `revision` up to the head is still in the log. */
+  canResume(revision: number): boolean {
+    return revision >= this.#floor && revision <= this.#head;
+  }
+
+  /**
+   * The changes after `revision` that concern `node` (broadcast ones, and node-scoped ones owned by it),
+   * coalesced to the last change per key, in the order of those last changes. Undefined when the log no
+   * longer covers `revision`.
+   */
+  since(revision: number, node: string | undefined): Buffer[] | undefined {
+    if (!this.canResume(revision)) return undefined;
+    const byKey = new Map<string, Buffer>();
+    for (let i = this.#firstAfter(revision); i < this.#entries.length; i++) {
+      const e = this.#entries[i] as LogEntry;
+      let buf: Buffer | undefined;
+      if (e.node === undefined || e.node === node) buf = e.encoded;
+      else if (e.prevNode !== undefined && e.prevNode === node) buf = e.prevEncoded;
+      if (buf === undefined) continue;
+      byKey.delete(e.key);
+      byKey.set(e.key, buf);
+    }
+    return [...byKey.values()];
+  }
+
+  #firstAfter(revision: number): number {
+    let lo = this.#start;
+    let hi = this.#entries.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((this.#entries[mid] as LogEntry).revision <= revision) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+}
+
+function entrySize(e: LogEntry): number {
+  return e.encoded.byteLength + (e.prevEncoded?.byteLength ?? 0) + 64;
+}

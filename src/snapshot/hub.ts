@@ -1,0 +1,326 @@
+import { LRUCache } from "lru-cache";
+import { encodeMessage } from "../../proto/codec.js";
+import { assembleDeltas, assembleSnapshotChunk, encodeEntry } from "../../proto/frame-builder.js";
+import { VIEW_NAMES } from "../../proto/messages.js";
+import type { ResourceValue, ViewName } from "../../proto/messages.js";
+import { ChangeLog } from "./change-log.js";
+import { isNodeScoped, VIEWS, viewsOfKind } from "./kinds.js";
+import { Store } from "./store.js";
+import type { Change } from "./store.js";
+
+export interface HubOptions {
+  /** Most changes each view's log keeps. Default 100,000. */
+  readonly maxLogEntries?: number;
+  /** Most encoded bytes each view's log keeps. Default 64 MiB. */
+  readonly maxLogBytes?: number;
+  /** Bytes of encoded snapshots kept for reuse, all views together. Default 256 MiB. */
+  readonly snapshotCacheBytes?: number;
+  /** Target size of one snapshot chunk frame, in bytes. Default 256 KiB. */
+  readonly snapshotChunkBytes?: number;
+  /** Most changes in one catch-up (resume) frame. Default 1000. */
+  readonly maxChangesPerFrame?: number;
+}
+
+/** The frames one flush produced for one view. */
+export interface ViewBatch {
+  readonly view: ViewName;
+  readonly from: number;
+  readonly to: number;
+  /** For every session whose node has no node-scoped change in this batch. Null: no broadcast change. */
+  readonly shared: Buffer | null;
+  /** For sessions of these nodes: the shared changes plus that node's own. */
+  readonly byNode: ReadonlyMap<string, Buffer>;
+  /** Broadcast changes in the batch. */
+  readonly changes: number;
+  /** Frames encoded for this view by this flush: 1 shared (if any) + one per node with node-scoped changes. */
+  readonly framesEncoded: number;
+}
+
+/** A view's broadcast content at one revision, as chunk frames ready to send. Shared by every session. */
+export interface EncodedSnapshot {
+  readonly view: ViewName;
+  readonly revision: number;
+  /** Broadcast entries (node-scoped entries are added per session). */
+  readonly count: number;
+  readonly chunks: readonly Buffer[];
+  /** The pre-encoded entries of each chunk (for a compressed variant). */
+  readonly chunkEntries: readonly (readonly Buffer[])[];
+  readonly bytes: number;
+  readonly createdAtMs: number;
+}
+
+/** The frames that open one session's snapshot: begin and end wrap the shared chunks and the node chunk. */
+export interface SessionSnapshotFrames {
+  readonly begin: Buffer;
+  /** This node's node-scoped entries, as the last chunk (index = shared chunk count), or null. */
+  readonly nodeChunk: Buffer | null;
+  readonly end: Buffer;
+  /** Entries in the whole snapshot, node chunk included. */
+  readonly count: number;
+}
+
+export interface HubCounters {
+  readonly framesEncoded: Readonly<Record<ViewName, number>>;
+  readonly snapshotsBuilt: Readonly<Record<ViewName, number>>;
+  readonly snapshotsReused: Readonly<Record<ViewName, number>>;
+}
+
+type PerView<T> = Record<ViewName, T>;
+function perView<T>(make: (view: ViewName) => T): PerView<T> {
+  return Object.fromEntries(VIEW_NAMES.map((v) => [v, make(v)])) as PerView<T>;
+}
+
+/**
+ * The snapshot core: the store, one change log per view, the batch of changes not yet flushed, and the
+ * cache of encoded snapshots. Pure: callers pass time in and schedule flushes.
+ *
+ * Invariant: for every view V, node N and revision R that `canResume(V, R)`, the snapshot of V at R for N,
+ * followed by `catchUp(V, N, R)`, gives exactly V at the flushed head for N.
+ */
+export class Hub {
+  readonly store = new Store();
+  readonly #logs: PerView<ChangeLog>;
+  readonly #pending: Change[] = [];
+  #flushed = 0;
+  readonly #snapshots: LRUCache<string, EncodedSnapshot>;
+  readonly #latestSnapshot = perView<string | undefined>(() => undefined);
+  readonly #chunkBytes: number;
+  readonly #maxChangesPerFrame: number;
+  readonly #counters = {
+    framesEncoded: perView(() => 0),
+    snapshotsBuilt: perView(() => 0),
+    snapshotsReused: perView(() => 0),
+  };
+
+  constructor(options: HubOptions = {}) {
+    const maxEntries = options.maxLogEntries ?? 100_000;
+    const maxBytes = options.maxLogBytes ?? 64 * 1024 * 1024;
+    this.#logs = perView(() => new ChangeLog({ maxEntries, maxBytes }));
+    this.#snapshots = new LRUCache<string, EncodedSnapshot>({
+      maxSize: options.snapshotCacheBytes ?? 256 * 1024 * 1024,
+      sizeCalculation: (s) => Math.max(1, s.bytes),
+    });
+    this.#chunkBytes = options.snapshotChunkBytes ?? 256 * 1024;
+    this.#maxChangesPerFrame = options.maxChangesPerFrame ?? 1000;
+    if (!(this.#chunkBytes >= 1)) throw new RangeError("snapshotChunkBytes must be at least 1");
+    if (!(this.#maxChangesPerFrame >= 1)) throw new RangeError("maxChangesPerFrame must be at least 1");
+  }
+
+  /** The revision every session can be brought to: the head as of the last flush. */
+  get revision(): number {
+    return this.#flushed;
+  }
+
+  /** Changes applied to the store but not flushed yet. */
+  get pendingCount(): number {
+    return this.#pending.length;
+  }
+
+  get counters(): HubCounters {
+    return this.#counters;
+  }
+
+  log(view: ViewName): ChangeLog {
+    return this.#logs[view];
+  }
+
+  /** Applies an upsert; returns false when the value was unchanged (skipped). */
+  upsert(key: string, value: ResourceValue): boolean {
+    const change = this.store.upsert(key, value);
+    if (change === null) return false;
+    this.#pending.push(change);
+    return true;
+  }
+
+  /** Applies a delete; returns false when the key was absent. */
+  delete(key: string): boolean {
+    const change = this.store.delete(key);
+    if (change === null) return false;
+    this.#pending.push(change);
+    return true;
+  }
+
+  /**
+   * Turns the pending changes into one frame per view (plus one per node with node-scoped changes),
+   * appends them to the views' logs, and advances the flushed revision.
+   */
+  flush(): ViewBatch[] {
+    if (this.#pending.length === 0) return [];
+    const from = this.#flushed;
+    const to = this.store.revision;
+    const shared = new Map<ViewName, Map<string, Buffer>>();
+    const nodes = new Map<ViewName, Map<string, Map<string, Buffer>>>();
+    for (const change of this.#pending) {
+      for (const view of viewsOfKind(change.kind)) {
+        const log = this.#logs[view];
+        if (!isNodeScoped(view, change.kind)) {
+          log.append({ ...change, node: undefined, prevNode: undefined, prevEncoded: undefined });
+          setLast(
+            getOrMake(shared, view, () => new Map<string, Buffer>()),
+            change.key,
+            change.encoded,
+          );
+          continue;
+        }
+        const prevEncoded =
+          change.prevNode === undefined ? undefined : encodeEntry({ k: change.key, v: null });
+        log.append({ ...change, prevEncoded });
+        const byNode = getOrMake(nodes, view, () => new Map<string, Map<string, Buffer>>());
+        if (change.node !== undefined)
+          setLast(
+            getOrMake(byNode, change.node, () => new Map<string, Buffer>()),
+            change.key,
+            change.encoded,
+          );
+        if (change.prevNode !== undefined && prevEncoded !== undefined) {
+          setLast(
+            getOrMake(byNode, change.prevNode, () => new Map<string, Buffer>()),
+            change.key,
+            prevEncoded,
+          );
+        }
+      }
+    }
+    this.#pending.length = 0;
+    this.#flushed = to;
+    const batches: ViewBatch[] = [];
+    for (const view of VIEW_NAMES) {
+      this.#logs[view].advance(to);
+      const sharedChanges = [...(shared.get(view)?.values() ?? [])];
+      const viewNodes = nodes.get(view);
+      if (sharedChanges.length === 0 && viewNodes === undefined) continue;
+      const sharedFrame = sharedChanges.length > 0 ? assembleDeltas(from, to, sharedChanges) : null;
+      const byNode = new Map<string, Buffer>();
+      for (const [node, own] of viewNodes ?? [])
+        byNode.set(node, assembleDeltas(from, to, [...sharedChanges, ...own.values()]));
+      const framesEncoded = (sharedFrame === null ? 0 : 1) + byNode.size;
+      this.#counters.framesEncoded[view] += framesEncoded;
+      batches.push({
+        view,
+        from,
+        to,
+        shared: sharedFrame,
+        byNode,
+        changes: sharedChanges.length,
+        framesEncoded,
+      });
+    }
+    return batches;
+  }
+
+  /** True when a client of `view` at `revision` can be brought to the head from the log alone. */
+  canResume(view: ViewName, revision: number): boolean {
+    return this.#logs[view].canResume(revision);
+  }
+
+  /**
+   * The frames that bring a session of `view` for `node` from `revision` to the flushed head: the changes
+   * coalesced per key, split into frames of at most maxChangesPerFrame (all but the last keep `to` at
+   * `revision`). Empty when already at the head; undefined when the log no longer covers `revision`.
+   */
+  catchUp(view: ViewName, node: string | undefined, revision: number): Buffer[] | undefined {
+    const changes = this.#logs[view].since(revision, node);
+    if (changes === undefined) return undefined;
+    const to = this.#flushed;
+    if (to === revision) return [];
+    const frames: Buffer[] = [];
+    for (let i = 0; i < changes.length || frames.length === 0; i += this.#maxChangesPerFrame) {
+      const slice = changes.slice(i, i + this.#maxChangesPerFrame);
+      const isLast = i + this.#maxChangesPerFrame >= changes.length;
+      frames.push(assembleDeltas(revision, isLast ? to : revision, slice));
+    }
+    this.#counters.framesEncoded[view] += frames.length;
+    return frames;
+  }
+
+  /**
+   * The encoded broadcast snapshot of `view`. Reuses the latest one while it is younger than `maxAgeMs`
+   * (or still current) and the log can still carry a session from it to the head; otherwise builds one
+   * at the flushed revision. Throws if changes are pending: flush (and send the batches) first.
+   */
+  snapshot(view: ViewName, nowMs: number, maxAgeMs: number): EncodedSnapshot {
+    const latestKey = this.#latestSnapshot[view];
+    const latest = latestKey === undefined ? undefined : this.#snapshots.get(latestKey);
+    const log = this.#logs[view];
+    if (
+      latest !== undefined &&
+      log.canResume(latest.revision) &&
+      (nowMs - latest.createdAtMs <= maxAgeMs || latest.revision >= log.lastEntryRevision)
+    ) {
+      this.#counters.snapshotsReused[view]++;
+      return latest;
+    }
+    if (this.#pending.length > 0) throw new Error("Hub.snapshot: flush pending changes first");
+    const built = this.#build(view, nowMs);
+    this.#snapshots.set(`${view}@${built.revision}`, built);
+    this.#latestSnapshot[view] = `${view}@${built.revision}`;
+    this.#counters.snapshotsBuilt[view]++;
+    return built;
+  }
+
+  /** The per-session frames around a shared snapshot: begin, this node's chunk, end. */
+  sessionFrames(snapshot: EncodedSnapshot, node: string | undefined): SessionSnapshotFrames {
+    const def = VIEWS[snapshot.view];
+    let nodeChunk: Buffer | null = null;
+    let nodeCount = 0;
+    if (node !== undefined && def.nodeScopedKinds.size > 0) {
+      const own: Buffer[] = [];
+      for (const e of this.store.entriesOfNode(node)) {
+        if (def.nodeScopedKinds.has(e.kind as never) && e.revision <= snapshot.revision) own.push(e.encoded);
+      }
+      // Entries changed after the snapshot revision are delivered by the catch-up that follows; an entry
+      // that existed at the snapshot revision but changed since is also covered there (coalesced per key).
+      if (own.length > 0) {
+        nodeCount = own.length;
+        nodeChunk = assembleSnapshotChunk(snapshot.chunks.length, own);
+      }
+    }
+    const count = snapshot.count + nodeCount;
+    const chunks = snapshot.chunks.length + (nodeChunk === null ? 0 : 1);
+    return {
+      begin: encodeMessage({ t: "snap-begin", revision: snapshot.revision, count, chunks }),
+      nodeChunk,
+      end: encodeMessage({ t: "snap-end", revision: snapshot.revision }),
+      count,
+    };
+  }
+
+  #build(view: ViewName, nowMs: number): EncodedSnapshot {
+    const def = VIEWS[view];
+    const chunkEntries: Buffer[][] = [];
+    let current: Buffer[] = [];
+    let currentBytes = 0;
+    let count = 0;
+    for (const kind of def.kinds) {
+      if (def.nodeScopedKinds.has(kind)) continue;
+      for (const e of this.store.entriesOfKind(kind)) {
+        current.push(e.encoded);
+        currentBytes += e.encoded.byteLength;
+        count++;
+        if (currentBytes >= this.#chunkBytes) {
+          chunkEntries.push(current);
+          current = [];
+          currentBytes = 0;
+        }
+      }
+    }
+    if (current.length > 0) chunkEntries.push(current);
+    const chunks = chunkEntries.map((entries, index) => assembleSnapshotChunk(index, entries));
+    const bytes = chunks.reduce((n, c) => n + c.byteLength, 0);
+    return { view, revision: this.#flushed, count, chunks, chunkEntries, bytes, createdAtMs: nowMs };
+  }
+}
+
+function getOrMake<K, V>(map: Map<K, V>, key: K, make: () => V): V {
+  let v = map.get(key);
+  if (v === undefined) {
+    v = make();
+    map.set(key, v);
+  }
+  return v;
+}
+
+function setLast(map: Map<string, Buffer>, key: string, value: Buffer): void {
+  map.delete(key);
+  map.set(key, value);
+}

@@ -1,0 +1,17 @@
+import type { ResourceValue } from "../../proto/messages.js";
+import type { KindState } from "./sync-state.js";
+
+/**
+ * What the upstream side (the Kubernetes datastore) writes into. The fan-out server implements it on top
+ * of the Hub; tests can implement it on a bare Hub.
+ */
+export interface UpstreamSink {
+  /** Sets a key (Calico-model value, trimmed). Unchanged values are skipped by the store. */
+  upsert(key: string, value: ResourceValue): void;
+  /** Deletes a key; a key that is absent is ignored. */
+  delete(key: string): void;
+  /** The keys currently held for a kind (to diff a relist against). */
+  keysOfKind(kind: string): Iterable<string>;
+  /** The upstream state of a kind changed (syncing, in-sync, stale). */
+  setKindState(kind: string, state: KindState): void;
+}

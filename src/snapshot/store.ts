@@ -1,0 +1,144 @@
+import { encodeEntry } from "../../proto/frame-builder.js";
+import type { ResourceValue } from "../../proto/messages.js";
+import { sameResource } from "./deep-equal.js";
+import { kindOfKey } from "./keys.js";
+import { nodeOf } from "./kinds.js";
+
+export interface StoreEntry {
+  readonly key: string;
+  readonly kind: string;
+  readonly value: ResourceValue;
+  /** The server-wide revision of the change that last set this entry. */
+  readonly revision: number;
+  /** The owning node, for node-scoped kinds. */
+  readonly node: string | undefined;
+  /** `{k, v}` msgpack-encoded once; snapshots and delta frames are assembled from it. */
+  readonly encoded: Buffer;
+}
+
+/** One real change, as the store made it. */
+export interface Change {
+  readonly revision: number;
+  readonly key: string;
+  readonly kind: string;
+  /** The new value, or null for a delete. */
+  readonly value: ResourceValue | null;
+  /** Owning node after the change (for a delete: before it). Node-scoped kinds only. */
+  readonly node: string | undefined;
+  /** Owning node before the change, when it differs from `node` (the old owner must see a delete). */
+  readonly prevNode: string | undefined;
+  /** `{k, v}` encoded once. */
+  readonly encoded: Buffer;
+}
+
+/**
+ * The current state: key → {value, revision}. Every real change gets the next server-wide revision; an
+ * upsert whose value equals the current one (ignoring resourceVersion) is skipped and counted.
+ * Pure: no I/O, no timers.
+ */
+export class Store {
+  readonly #entries = new Map<string, StoreEntry>();
+  readonly #byKind = new Map<string, Map<string, StoreEntry>>();
+  /** Entries of node-scoped kinds, by owning node. */
+  readonly #byNode = new Map<string, Map<string, StoreEntry>>();
+  #revision = 0;
+  #skipped = 0;
+
+  /** The revision of the last real change (0 when nothing has happened yet). */
+  get revision(): number {
+    return this.#revision;
+  }
+
+  /** Upserts skipped because the value was unchanged. */
+  get skipped(): number {
+    return this.#skipped;
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  get(key: string): StoreEntry | undefined {
+    return this.#entries.get(key);
+  }
+
+  has(key: string): boolean {
+    return this.#entries.has(key);
+  }
+
+  /** The entries of one kind (live view; do not mutate the store while iterating). */
+  entriesOfKind(kind: string): IterableIterator<StoreEntry> {
+    return (this.#byKind.get(kind) ?? new Map<string, StoreEntry>()).values();
+  }
+
+  keysOfKind(kind: string): IterableIterator<string> {
+    return (this.#byKind.get(kind) ?? new Map<string, StoreEntry>()).keys();
+  }
+
+  /** The node-scoped entries owned by `node` (all node-scoped kinds). */
+  entriesOfNode(node: string): IterableIterator<StoreEntry> {
+    return (this.#byNode.get(node) ?? new Map<string, StoreEntry>()).values();
+  }
+
+  countOfKind(kind: string): number {
+    return this.#byKind.get(kind)?.size ?? 0;
+  }
+
+  /** Sets a value. Returns the change, or null when the value is unchanged (skipped). */
+  upsert(key: string, value: ResourceValue): Change | null {
+    const prev = this.#entries.get(key);
+    if (prev !== undefined && sameResource(prev.value, value)) {
+      this.#skipped++;
+      return null;
+    }
+    const kind = prev?.kind ?? kindOfKey(key);
+    const node = nodeOf(kind, value);
+    const revision = ++this.#revision;
+    const encoded = encodeEntry({ k: key, v: value });
+    const entry: StoreEntry = { key, kind, value, revision, node, encoded };
+    this.#entries.set(key, entry);
+    let ofKind = this.#byKind.get(kind);
+    if (ofKind === undefined) {
+      ofKind = new Map();
+      this.#byKind.set(kind, ofKind);
+    }
+    ofKind.set(key, entry);
+    if (prev?.node !== undefined && prev.node !== node) this.#unindexNode(prev.node, key);
+    if (node !== undefined) {
+      let ofNode = this.#byNode.get(node);
+      if (ofNode === undefined) {
+        ofNode = new Map();
+        this.#byNode.set(node, ofNode);
+      }
+      ofNode.set(key, entry);
+    }
+    const prevNode = prev !== undefined && prev.node !== node ? prev.node : undefined;
+    return { revision, key, kind, value, node, prevNode, encoded };
+  }
+
+  /** Deletes a key. Returns the change, or null when the key was absent. */
+  delete(key: string): Change | null {
+    const prev = this.#entries.get(key);
+    if (prev === undefined) return null;
+    this.#entries.delete(key);
+    this.#byKind.get(prev.kind)?.delete(key);
+    if (prev.node !== undefined) this.#unindexNode(prev.node, key);
+    const revision = ++this.#revision;
+    return {
+      revision,
+      key,
+      kind: prev.kind,
+      value: null,
+      node: prev.node,
+      prevNode: undefined,
+      encoded: encodeEntry({ k: key, v: null }),
+    };
+  }
+
+  #unindexNode(node: string, key: string): void {
+    const ofNode = this.#byNode.get(node);
+    if (ofNode === undefined) return;
+    ofNode.delete(key);
+    if (ofNode.size === 0) this.#byNode.delete(node);
+  }
+}
