@@ -63,9 +63,9 @@ function optStr(m: Obj, type: string, field: string, maxLength = 1024): string |
   return m[field] === undefined || m[field] === null ? undefined : str(m, type, field, maxLength);
 }
 
-function uint(m: Obj, type: string, field: string): number {
+function uint(m: Obj, type: string, field: string, label = field): number {
   const v = m[field];
-  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) bad(type, field, "a non-negative integer");
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) bad(type, label, "a non-negative integer");
   return v;
 }
 
@@ -114,14 +114,14 @@ export function validateClientMessage(value: unknown): ClientMessage {
       const node = optStr(value, t, "node", 253);
       const client = value.client;
       if (!isPlainObject(client)) bad(t, "client", "a map {name, version}");
-      const name = str(client, t, "client.name", 128);
-      const version = str(client, t, "client.version", 128);
+      const name = str(client, t, "name", 128, "client.name");
+      const version = str(client, t, "version", 128, "client.version");
       let resume: { server: string; revision: number } | undefined;
       if (value.resume !== undefined && value.resume !== null) {
         if (!isPlainObject(value.resume)) bad(t, "resume", "a map {server, revision}");
         resume = {
-          server: str(value.resume, t, "resume.server", 128),
-          revision: uint(value.resume, t, "resume.revision"),
+          server: str(value.resume, t, "server", 128, "resume.server"),
+          revision: uint(value.resume, t, "revision", "resume.revision"),
         };
       }
       const features = strArray(value, t, "features");

@@ -1,0 +1,181 @@
+import { describe, expect, it } from "vitest";
+import { decodeServerMessage, decodeValue } from "../../proto/codec.js";
+import type { DeltasMessage } from "../../proto/messages.js";
+import { ChangeLog } from "../../src/snapshot/change-log.js";
+import type { LogEntry } from "../../src/snapshot/change-log.js";
+import { Hub } from "../../src/snapshot/hub.js";
+import { viewStatus } from "../../src/snapshot/sync-state.js";
+import { negotiateVersion, PROTOCOL_VERSION_MAX } from "../../proto/version.js";
+
+const buf = (s: string) => Buffer.from(s);
+function entry(revision: number, key: string, node?: string): LogEntry {
+  return {
+    revision,
+    key,
+    encoded: buf(`${key}@${revision}`),
+    node,
+    prevNode: undefined,
+    prevEncoded: undefined,
+  };
+}
+
+describe("ChangeLog", () => {
+  it("evicts by count and moves the floor", () => {
+    const log = new ChangeLog({ maxEntries: 3, maxBytes: 1 << 20 });
+    for (let r = 1; r <= 5; r++) log.append(entry(r, `K/${r}`));
+    expect([log.size, log.floor, log.head, log.evicted]).toEqual([3, 2, 5, 2]);
+    expect([log.canResume(1), log.canResume(2), log.canResume(5), log.canResume(6)]).toEqual([
+      false,
+      true,
+      true,
+      false,
+    ]);
+    expect(log.since(1, undefined)).toBeUndefined();
+    expect(log.since(3, undefined)?.map(String)).toEqual(["K/4@4", "K/5@5"]);
+  });
+
+  it("evicts by bytes but keeps at least one entry", () => {
+    const log = new ChangeLog({ maxEntries: 100, maxBytes: 100 });
+    log.append(entry(1, "K/a"));
+    log.append(entry(2, "K/b"));
+    expect(log.size).toBe(1);
+    expect(log.floor).toBe(1);
+  });
+
+  it("coalesces per key in the order of last change, and filters node-scoped entries by node", () => {
+    const log = new ChangeLog({ maxEntries: 100, maxBytes: 1 << 20 });
+    log.append(entry(1, "K/a"));
+    log.append(entry(2, "N/x", "n1"));
+    log.append(entry(3, "K/b"));
+    log.append(entry(4, "K/a"));
+    log.append(entry(5, "N/y", "n2"));
+    expect(log.since(0, "n1")?.map(String)).toEqual(["N/x@2", "K/b@3", "K/a@4"]);
+    expect(log.since(0, undefined)?.map(String)).toEqual(["K/b@3", "K/a@4"]);
+    expect(() => log.append(entry(5, "K/c"))).toThrow(RangeError);
+  });
+
+  it("validates its limits", () => {
+    expect(() => new ChangeLog({ maxEntries: 0, maxBytes: 1 })).toThrow(RangeError);
+  });
+});
+
+const wep = (name: string, x: number) => ({ metadata: { name, namespace: "ns" }, spec: { node: "n1", x } });
+
+describe("Hub", () => {
+  it("makes one shared frame per view per flush, coalescing a key changed twice", () => {
+    const hub = new Hub();
+    hub.upsert("Node/n1", { metadata: { name: "n1" }, spec: { x: 1 } });
+    hub.upsert("WorkloadEndpoint/ns/a", wep("a", 1));
+    hub.upsert("WorkloadEndpoint/ns/a", wep("a", 2));
+    expect(hub.pendingCount).toBe(3);
+    const batches = hub.flush();
+    expect(batches.map((b) => b.view).sort()).toEqual(["bgp", "felix", "tunnel-ip-allocation"]);
+    const felix = batches.find((b) => b.view === "felix")!;
+    const msg = decodeServerMessage(felix.shared!) as DeltasMessage;
+    expect([msg.from, msg.to]).toEqual([0, 3]);
+    expect(msg.changes).toEqual([
+      { k: "Node/n1", v: { metadata: { name: "n1" }, spec: { x: 1 } } },
+      { k: "WorkloadEndpoint/ns/a", v: wep("a", 2) },
+    ]);
+    expect(felix.framesEncoded).toBe(1);
+    expect(hub.counters.framesEncoded.felix).toBe(1);
+    expect(hub.flush()).toEqual([]);
+    expect(hub.revision).toBe(3);
+  });
+
+  it("routes node-scoped changes to their node, with a delete for the previous owner", () => {
+    const hub = new Hub();
+    const aff = (node: string) => ({ metadata: { name: "b" }, spec: { node } });
+    hub.upsert("BlockAffinity/b", aff("n1"));
+    hub.upsert("IPPool/p", { metadata: { name: "p" }, spec: {} });
+    const [bgp] = hub.flush().filter((b) => b.view === "bgp");
+    expect((decodeServerMessage(bgp!.shared!) as DeltasMessage).changes.map((c) => c.k)).toEqual([
+      "IPPool/p",
+    ]);
+    expect((decodeServerMessage(bgp!.byNode.get("n1")!) as DeltasMessage).changes.map((c) => c.k)).toEqual([
+      "IPPool/p",
+      "BlockAffinity/b",
+    ]);
+    hub.upsert("BlockAffinity/b", aff("n2"));
+    const [moved] = hub.flush();
+    expect(moved!.shared).toBeNull();
+    expect((decodeServerMessage(moved!.byNode.get("n1")!) as DeltasMessage).changes).toEqual([
+      { k: "BlockAffinity/b", v: null },
+    ]);
+    expect((decodeServerMessage(moved!.byNode.get("n2")!) as DeltasMessage).changes).toEqual([
+      { k: "BlockAffinity/b", v: aff("n2") },
+    ]);
+  });
+
+  it("reuses a young snapshot, rebuilds an old one, and refuses to build with changes pending", () => {
+    const hub = new Hub({ snapshotChunkBytes: 64 });
+    for (let i = 0; i < 10; i++) hub.upsert(`IPPool/p${i}`, { metadata: { name: `p${i}` }, spec: { i } });
+    hub.flush();
+    const s1 = hub.snapshot("felix", 1000, 500);
+    expect(s1.count).toBe(10);
+    expect(s1.chunks.length).toBeGreaterThan(1);
+    hub.upsert("IPPool/p0", { metadata: { name: "p0" }, spec: { i: 99 } });
+    expect(hub.snapshot("felix", 1100, 500)).toBe(s1); // young: reused, the catch-up covers the rest
+    // Old, but nothing newer has been flushed: still current (the pending change goes out with the flush).
+    expect(hub.snapshot("felix", 2000, 500)).toBe(s1);
+    hub.flush();
+    const s2 = hub.snapshot("felix", 2000, 500);
+    expect(s2).not.toBe(s1);
+    expect(s2.revision).toBe(11);
+    expect(hub.snapshot("felix", 9000, 500)).toBe(s2); // old but still current: reused
+    expect(hub.counters.snapshotsBuilt.felix).toBe(2);
+    expect(hub.counters.snapshotsReused.felix).toBe(3);
+    const fresh = new Hub();
+    fresh.upsert("IPPool/p", { metadata: { name: "p" }, spec: {} });
+    expect(() => fresh.snapshot("felix", 0, 500)).toThrow(/flush/);
+    const frames = hub.sessionFrames(s2, undefined);
+    expect(decodeServerMessage(frames.begin)).toEqual({
+      t: "snap-begin",
+      revision: 11,
+      count: 10,
+      chunks: s2.chunks.length,
+    });
+    expect(decodeValue(s2.chunks[0]!)).toMatchObject({ t: "snap-chunk", index: 0 });
+  });
+
+  it("splits a catch-up into bounded frames and advances an idle client with an empty frame", () => {
+    const hub = new Hub({ maxChangesPerFrame: 2 });
+    for (let i = 0; i < 5; i++) hub.upsert(`IPPool/p${i}`, { metadata: { name: `p${i}` }, spec: {} });
+    hub.flush();
+    const frames = hub.catchUp("felix", undefined, 0)!.map((f) => decodeServerMessage(f) as DeltasMessage);
+    expect(frames.map((f) => [f.from, f.to, f.changes.length])).toEqual([
+      [0, 0, 2],
+      [0, 0, 2],
+      [0, 5, 1],
+    ]);
+    hub.upsert("CalicoNodeStatus/s", { metadata: { name: "s" }, spec: { node: "n1" } });
+    hub.flush();
+    const idle = hub.catchUp("felix", undefined, 5)!.map((f) => decodeServerMessage(f) as DeltasMessage);
+    expect(idle.map((f) => [f.from, f.to, f.changes.length])).toEqual([[5, 6, 0]]);
+    expect(hub.catchUp("felix", undefined, 6)).toEqual([]);
+  });
+});
+
+describe("viewStatus", () => {
+  it("is syncing until every kind is listed, stale when any kind is stale, else in sync", () => {
+    const states = new Map([["CalicoNodeStatus", { state: "syncing" as const, since: 5 }]]);
+    expect(viewStatus("node-status", states).state).toBe("syncing");
+    expect(viewStatus("tunnel-ip-allocation", new Map()).kinds).toEqual(["IPPool", "Node"]);
+    states.set("CalicoNodeStatus", { state: "in-sync", since: 7 });
+    expect(viewStatus("node-status", states)).toEqual({ state: "in-sync", since: 7 });
+    states.set("CalicoNodeStatus", { state: "stale", since: 9, reason: "watch failing" } as never);
+    expect(viewStatus("node-status", states)).toMatchObject({
+      state: "stale",
+      since: 9,
+      kinds: ["CalicoNodeStatus"],
+    });
+  });
+});
+
+describe("negotiateVersion", () => {
+  it("picks the highest common version or null", () => {
+    expect(negotiateVersion([1, 99])).toBe(PROTOCOL_VERSION_MAX);
+    expect(negotiateVersion([PROTOCOL_VERSION_MAX + 1, PROTOCOL_VERSION_MAX + 3])).toBeNull();
+    expect(negotiateVersion([0, 0])).toBeNull();
+  });
+});
