@@ -1,0 +1,202 @@
+/**
+ * The table of `tabby serve` settings: each has a flag, a TABBY_* environment variable, a type with
+ * bounds, a default and a description (shown by --help). config.ts turns flags + env into a typed,
+ * validated ServeConfig.
+ */
+
+export type SettingType = "int" | "port" | "string" | "host" | "level" | "path";
+
+export interface Setting {
+  /** Field of ServeConfig, camelCase with its unit (`pingIntervalMs`). */
+  readonly field: string;
+  readonly type: SettingType;
+  readonly default: number | string | undefined;
+  readonly min?: number;
+  readonly max?: number;
+  readonly description: string;
+}
+
+const MiB = 1024 * 1024;
+
+export const SERVE_SETTINGS = [
+  { field: "port", type: "port", default: 5473, description: "WebSocket port agents connect to" },
+  { field: "host", type: "host", default: "0.0.0.0", description: "address the WebSocket listener binds" },
+  { field: "healthPort", type: "port", default: 9098, description: "port of /livez, /readyz and /status" },
+  { field: "metricsPort", type: "port", default: 9093, description: "port of /metrics (and /status)" },
+  {
+    field: "httpHost",
+    type: "host",
+    default: "0.0.0.0",
+    description: "address the health and metrics listeners bind",
+  },
+  {
+    field: "kubeconfig",
+    type: "path",
+    default: undefined,
+    description: "kubeconfig file (else $KUBECONFIG, else ~/.kube/config, else in-cluster config)",
+  },
+  {
+    field: "logLevel",
+    type: "level",
+    default: "info",
+    description: "log level: fatal, error, warn, info, debug, trace",
+  },
+  {
+    field: "flushWindowMs",
+    type: "int",
+    default: 10,
+    min: 0,
+    max: 10_000,
+    description: "changes arriving within this window become one delta frame per view",
+  },
+  {
+    field: "handshakeTimeoutMs",
+    type: "int",
+    default: 10_000,
+    min: 100,
+    max: 600_000,
+    description: "a client must send its hello within this",
+  },
+  {
+    field: "pingIntervalMs",
+    type: "int",
+    default: 10_000,
+    min: 100,
+    max: 600_000,
+    description: "how often the server pings each session",
+  },
+  {
+    field: "pongTimeoutMs",
+    type: "int",
+    default: 60_000,
+    min: 200,
+    max: 3_600_000,
+    description: "close a session that has not answered a ping for this long",
+  },
+  {
+    field: "maxInboundFrameBytes",
+    type: "int",
+    default: 1 * MiB,
+    min: 1024,
+    max: 64 * MiB,
+    description: "largest frame a client may send (bigger: close 1009)",
+  },
+  {
+    field: "maxConnections",
+    type: "int",
+    default: 10_000,
+    min: 1,
+    max: 1_000_000,
+    description: "sessions beyond this are refused with close 4010",
+  },
+  {
+    field: "softBufferedBytes",
+    type: "int",
+    default: 1 * MiB,
+    min: 1024,
+    max: 1024 * MiB,
+    description:
+      "a session with more than this queued in user space stops getting live frames and is caught up later",
+  },
+  {
+    field: "maxLagMs",
+    type: "int",
+    default: 30_000,
+    min: 100,
+    max: 3_600_000,
+    description: "close a session (4005 too slow) that has been behind for this long",
+  },
+  {
+    field: "drainMs",
+    type: "int",
+    default: 30_000,
+    min: 0,
+    max: 3_600_000,
+    description: "on SIGTERM, close sessions spread over this period",
+  },
+  {
+    field: "snapshotReuseMs",
+    type: "int",
+    default: 1000,
+    min: 0,
+    max: 600_000,
+    description: "a cached snapshot younger than this is reused (then caught up) for new sessions",
+  },
+  {
+    field: "maxLogEntries",
+    type: "int",
+    default: 100_000,
+    min: 1,
+    max: 100_000_000,
+    description: "changes kept per view for resuming clients",
+  },
+  {
+    field: "maxLogBytes",
+    type: "int",
+    default: 64 * MiB,
+    min: 1024,
+    max: 64 * 1024 * MiB,
+    description: "bytes of changes kept per view for resuming clients",
+  },
+  {
+    field: "snapshotCacheBytes",
+    type: "int",
+    default: 256 * MiB,
+    min: 1 * MiB,
+    max: 64 * 1024 * MiB,
+    description: "bytes of encoded snapshots kept for reuse",
+  },
+  {
+    field: "pageSize",
+    type: "int",
+    default: 500,
+    min: 1,
+    max: 100_000,
+    description: "page size of upstream lists",
+  },
+  {
+    field: "watchTimeoutSeconds",
+    type: "int",
+    default: 300,
+    min: 10,
+    max: 86_400,
+    description: "server-side timeout of upstream watches (jittered up to twice this)",
+  },
+  {
+    field: "watchdogMs",
+    type: "int",
+    default: 120_000,
+    min: 1000,
+    max: 3_600_000,
+    description: "restart an upstream watch that has seen nothing, not even a bookmark, for this long",
+  },
+  {
+    field: "staleAfterMs",
+    type: "int",
+    default: 30_000,
+    min: 100,
+    max: 3_600_000,
+    description:
+      "a kind whose upstream list/watch has failed for this long is stale (readiness false, clients told)",
+  },
+  {
+    field: "missingCrdRecheckMs",
+    type: "int",
+    default: 180_000,
+    min: 1000,
+    max: 86_400_000,
+    description: "how often a CRD that is not installed is checked again",
+  },
+] as const satisfies readonly Setting[];
+
+export type SettingField = (typeof SERVE_SETTINGS)[number]["field"];
+
+/** `flushWindowMs` → `--flush-window-ms`. */
+export function flagOf(field: string): string {
+  return `--${field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+}
+
+/** `flushWindowMs` → `TABBY_FLUSH_WINDOW_MS`. */
+export function envOf(field: string): string {
+  return `TABBY_${field.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+}

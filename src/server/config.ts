@@ -1,0 +1,118 @@
+import { SERVE_SETTINGS, envOf, flagOf } from "./config-schema.js";
+import type { Setting } from "./config-schema.js";
+
+/** Every `tabby serve` setting, typed and validated. See config-schema.ts for units and defaults. */
+export interface ServeConfig {
+  readonly port: number;
+  readonly host: string;
+  readonly healthPort: number;
+  readonly metricsPort: number;
+  readonly httpHost: string;
+  readonly kubeconfig: string | undefined;
+  readonly logLevel: string;
+  readonly flushWindowMs: number;
+  readonly handshakeTimeoutMs: number;
+  readonly pingIntervalMs: number;
+  readonly pongTimeoutMs: number;
+  readonly maxInboundFrameBytes: number;
+  readonly maxConnections: number;
+  readonly softBufferedBytes: number;
+  readonly maxLagMs: number;
+  readonly drainMs: number;
+  readonly snapshotReuseMs: number;
+  readonly maxLogEntries: number;
+  readonly maxLogBytes: number;
+  readonly snapshotCacheBytes: number;
+  readonly pageSize: number;
+  readonly watchTimeoutSeconds: number;
+  readonly watchdogMs: number;
+  readonly staleAfterMs: number;
+  readonly missingCrdRecheckMs: number;
+}
+
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+  readonly code = "ERR_CONFIG_INVALID";
+  /** The config field at fault. */
+  readonly field: string;
+
+  constructor(field: string, message: string) {
+    super(message);
+    this.field = field;
+  }
+}
+
+const LEVELS = new Set(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
+
+function parseSetting(s: Setting, raw: string, source: string): number | string {
+  const where = `${s.field} (${source})`;
+  switch (s.type) {
+    case "int":
+    case "port": {
+      if (!/^-?\d+$/.test(raw.trim()))
+        throw new ConfigError(s.field, `${where}: "${raw}" is not a whole number`);
+      const n = Number(raw);
+      const min = s.type === "port" ? 0 : (s.min ?? Number.MIN_SAFE_INTEGER);
+      const max = s.type === "port" ? 65535 : (s.max ?? Number.MAX_SAFE_INTEGER);
+      if (n < min || n > max) throw new ConfigError(s.field, `${where}: ${n} is outside ${min}..${max}`);
+      return n;
+    }
+    case "level":
+      if (!LEVELS.has(raw))
+        throw new ConfigError(s.field, `${where}: "${raw}" is not one of ${[...LEVELS].join(", ")}`);
+      return raw;
+    case "host":
+      if (raw.trim() === "" || /\s/.test(raw))
+        throw new ConfigError(s.field, `${where}: "${raw}" is not a host address`);
+      return raw;
+    default:
+      if (raw === "") throw new ConfigError(s.field, `${where}: must not be empty`);
+      return raw;
+  }
+}
+
+/**
+ * Builds the config from command-line values (already split by the CLI: field → string) and the
+ * environment. A flag beats its TABBY_* variable, which beats the default. Throws ConfigError naming the
+ * field on the first invalid value. The only reader of the environment for the server.
+ */
+export function loadServeConfig(
+  flags: Readonly<Record<string, string | undefined>>,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): ServeConfig {
+  const out: Record<string, number | string | undefined> = {};
+  const known = new Set<string>(SERVE_SETTINGS.map((s) => s.field));
+  for (const name of Object.keys(flags)) {
+    if (!known.has(name) && flags[name] !== undefined)
+      throw new ConfigError(name, `unknown setting "${name}"`);
+  }
+  for (const s of SERVE_SETTINGS as readonly Setting[]) {
+    const flag = flags[s.field];
+    const fromEnv = env[envOf(s.field)];
+    if (flag !== undefined) out[s.field] = parseSetting(s, flag, flagOf(s.field));
+    else if (fromEnv !== undefined && fromEnv !== "") out[s.field] = parseSetting(s, fromEnv, envOf(s.field));
+    else out[s.field] = s.default;
+  }
+  if (out.kubeconfig === undefined && env.KUBECONFIG !== undefined && env.KUBECONFIG !== "") {
+    out.kubeconfig = env.KUBECONFIG.split(":")[0];
+  }
+  const config = out as unknown as ServeConfig;
+  if (config.pongTimeoutMs < 2 * config.pingIntervalMs) {
+    throw new ConfigError(
+      "pongTimeoutMs",
+      `pongTimeoutMs (${config.pongTimeoutMs}) must be at least twice pingIntervalMs (${config.pingIntervalMs})`,
+    );
+  }
+  const ports = [
+    ["port", config.port],
+    ["healthPort", config.healthPort],
+    ["metricsPort", config.metricsPort],
+  ] as const;
+  if (config.port !== 0 && (config.port === config.healthPort || config.port === config.metricsPort)) {
+    throw new ConfigError(
+      "port",
+      `port ${config.port} is also used by ${ports.find(([n, p]) => n !== "port" && p === config.port)?.[0]}`,
+    );
+  }
+  return out as unknown as ServeConfig;
+}
