@@ -52,10 +52,10 @@ function bad(type: string, field: string, expected: string): never {
   throw new ProtoError(ProtoErrorCode.badMessage, `${type}: field "${field}" must be ${expected}`);
 }
 
-function str(m: Obj, type: string, field: string, maxLength = 1024): string {
+function str(m: Obj, type: string, field: string, maxLength = 1024, label = field): string {
   const v = m[field];
   if (typeof v !== "string" || v.length > maxLength)
-    bad(type, field, `a string of at most ${maxLength} chars`);
+    bad(type, label, `a string of at most ${maxLength} chars`);
   return v;
 }
 
@@ -237,7 +237,7 @@ export function decodeServerMessage(frame: Uint8Array): ServerMessage {
 
 /** Decodes the payload of a compressed snapshot chunk (after inflating it) into entries. */
 export function decodeEntryArray(payload: Uint8Array): Entry[] {
-  return entries({ entries: decodeValue(payload) }, "snap-chunk", "z");
+  return entries({ z: decodeValue(payload) }, "snap-chunk", "z");
 }
 
 export type { ResourceValue };
