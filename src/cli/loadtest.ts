@@ -1,0 +1,124 @@
+import { Command, InvalidArgumentError, Option } from "commander";
+import { join } from "node:path";
+import {
+  LoadtestOptionsError,
+  SCENARIOS,
+  parseChurnRates,
+  parseScenarios,
+  resolveLoadtestOptions,
+} from "../../loadtest/options.js";
+import type { RawLoadtestOptions } from "../../loadtest/options.js";
+import { runLoadtest } from "../../loadtest/run.js";
+
+function whole(min: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(`must be a whole number >= ${min}`);
+    return n;
+  };
+}
+
+function wrap<T>(parse: (v: string) => T): (v: string) => T {
+  return (v) => {
+    try {
+      return parse(v);
+    } catch (err) {
+      if (err instanceof LoadtestOptionsError) throw new InvalidArgumentError(err.message);
+      throw err;
+    }
+  };
+}
+
+interface LoadtestFlags {
+  nodes?: number;
+  podsPerNode?: number;
+  agents?: number;
+  churn?: number[];
+  duration?: number;
+  workers?: number;
+  scenario?: ReturnType<typeof parseScenarios>;
+  out?: string;
+  cpuProf?: boolean;
+  fullAgents?: number;
+  slowPercent?: number;
+  syncTimeout?: number;
+  progress?: boolean;
+  seed?: number;
+  flushWindowMs?: number;
+}
+
+/** `tabby loadtest`: the load test of loadtest/ (docs/LOADTEST.md). Exits 1 when verification fails. */
+export function loadtestCommand(): Command {
+  return new Command("loadtest")
+    .description(
+      "Run the load test: a simulated cluster, a tabby server and many agents in worker processes; writes report.json, summary.md and SVG charts.",
+    )
+    .option("--nodes <n>", "simulated nodes (default 1000)", whole(1))
+    .option("--pods-per-node <n>", "pods per node (default 30)", whole(1))
+    .option("--agents <n>", "agent connections (default 1000)", whole(1))
+    .option("--churn <rates>", "steady churn rates, changes/s, comma-separated (default 100,1000,5000)", wrap(parseChurnRates))
+    .option("--duration <s>", "seconds of churn per measured scenario (default 30)", whole(1))
+    .option("--workers <n>", "agent worker processes (default 4)", whole(1))
+    .addOption(
+      new Option("--scenario <list>", `"all" or a comma-separated list of: ${SCENARIOS.join(", ")} (default all)`).argParser(
+        wrap(parseScenarios),
+      ),
+    )
+    .option("--out <dir>", "results folder (default results/<timestamp>)")
+    .option("--cpu-prof", "run the server with --cpu-prof (profiles in <out>/profiles)")
+    .option("--full-agents <n>", "agents with a full, verified mirror (default max(2, 1% of agents))", whole(1))
+    .option("--slow-percent <p>", "percentage of agents that stop reading in slow-agents (default 5)", Number)
+    .option("--sync-timeout <s>", "limit of every wait for agents to sync and mirrors to match (default 120)", whole(1))
+    .option("--flush-window-ms <ms>", "the server's flush window (default: the server's)", whole(0))
+    .option("--seed <n>", "PRNG seed of the cluster and the churn (default 1)", whole(0))
+    .option("--no-progress", "no progress bar")
+    .action(async (flags: LoadtestFlags) => {
+      const raw: RawLoadtestOptions = {
+        ...(flags.nodes !== undefined && { nodes: flags.nodes }),
+        ...(flags.podsPerNode !== undefined && { podsPerNode: flags.podsPerNode }),
+        ...(flags.agents !== undefined && { agents: flags.agents }),
+        ...(flags.churn !== undefined && { churnRates: flags.churn }),
+        ...(flags.duration !== undefined && { durationSeconds: flags.duration }),
+        ...(flags.workers !== undefined && { workers: flags.workers }),
+        ...(flags.scenario !== undefined && { scenarios: flags.scenario }),
+        ...(flags.out !== undefined && { outDir: flags.out }),
+        ...(flags.cpuProf !== undefined && { isCpuProfiled: flags.cpuProf }),
+        ...(flags.fullAgents !== undefined && { fullAgents: flags.fullAgents }),
+        ...(flags.slowPercent !== undefined && { slowPercent: flags.slowPercent }),
+        ...(flags.syncTimeout !== undefined && { syncTimeoutSeconds: flags.syncTimeout }),
+        ...(flags.flushWindowMs !== undefined && { flushWindowMs: flags.flushWindowMs }),
+        ...(flags.seed !== undefined && { seed: flags.seed }),
+        hasProgressBar: flags.progress !== false,
+      };
+      let options;
+      try {
+        options = resolveLoadtestOptions(raw);
+      } catch (err) {
+        if (err instanceof LoadtestOptionsError) {
+          console.error(`tabby loadtest: ${err.message}`);
+          process.exitCode = 2;
+          return;
+        }
+        throw err;
+      }
+      const controller = new AbortController();
+      const onSignal = (): void => controller.abort();
+      process.once("SIGINT", onSignal);
+      process.once("SIGTERM", onSignal);
+      try {
+        const report = await runLoadtest(options, {
+          signal: controller.signal,
+          command: ["tabby", ...process.argv.slice(2)].join(" "),
+        });
+        console.log(`report: ${join(options.outDir, "report.json")}`);
+        console.log(`summary: ${join(options.outDir, "summary.md")}`);
+        if (!report.verified) {
+          console.error(`tabby loadtest: ${report.error ?? "verification failed"}`);
+          process.exitCode = 1;
+        }
+      } finally {
+        process.off("SIGINT", onSignal);
+        process.off("SIGTERM", onSignal);
+      }
+    });
+}

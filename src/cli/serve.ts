@@ -1,0 +1,77 @@
+import { Command } from "commander";
+import { SERVE_SETTINGS, envOf, flagOf } from "../server/config-schema.js";
+import { ConfigError, loadServeConfig } from "../server/config.js";
+import { runServer } from "../server/main.js";
+import { reportReady } from "./ipc.js";
+import { createLogger } from "./logger.js";
+
+export function serveCommand(): Command {
+  const cmd = new Command("serve").description(
+    "Watch the Kubernetes API once and stream the Calico views to node agents over WebSockets.",
+  );
+  for (const s of SERVE_SETTINGS) {
+    const dflt = s.default === undefined ? "" : `, default ${String(s.default)}`;
+    cmd.option(`${flagOf(s.field)} <value>`, `${s.description} (env ${envOf(s.field)}${dflt})`);
+  }
+  cmd.action(async (opts: Record<string, string | undefined>) => {
+    let config;
+    try {
+      config = loadServeConfig(opts);
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        console.error(`tabby serve: ${err.message}`);
+        process.exitCode = 2;
+        return;
+      }
+      throw err;
+    }
+    const logger = createLogger(config.logLevel);
+    let server;
+    try {
+      server = await runServer(config, { logger });
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        console.error(`tabby serve: ${err.message}`);
+        process.exitCode = 2;
+        return;
+      }
+      logger.fatal({ err }, "tabby serve could not start");
+      process.exitCode = 1;
+      return;
+    }
+    const running = server;
+    reportReady("serve", {
+      port: running.port,
+      healthPort: running.healthPort,
+      metricsPort: running.metricsPort,
+      serverId: running.serverId,
+    });
+    let signals = 0;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      signals++;
+      if (signals > 1) {
+        logger.warn({ signal }, "second signal: closing now");
+        void running.close();
+        return;
+      }
+      logger.info({ signal, drainMs: config.drainMs }, "draining sessions, then exiting");
+      running.shutdown().then(
+        () => {
+          logger.info("drained; exiting");
+          logger.flush(() => process.exit(0));
+        },
+        (err: unknown) => {
+          logger.error({ err }, "shutdown failed");
+          logger.flush(() => process.exit(1));
+        },
+      );
+    };
+    process.on("SIGTERM", onSignal);
+    process.on("SIGINT", onSignal);
+    if (typeof process.send === "function") {
+      // A parent (demo, load test) that goes away takes the server with it.
+      process.on("disconnect", () => onSignal("SIGTERM"));
+    }
+  });
+  return cmd;
+}

@@ -1,0 +1,159 @@
+import { existsSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { KubeConfig } from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import { collectDefaultMetrics, Registry } from "prom-client";
+import { Hub } from "../snapshot/hub.js";
+import { ConfigError } from "./config.js";
+import type { ServeConfig } from "./config.js";
+import { Datastore } from "./datastore/index.js";
+import { FanoutServer } from "./fanout/index.js";
+import { startHttpServers } from "./http/index.js";
+
+export interface RunningServer {
+  readonly serverId: string;
+  /** The bound WebSocket port (useful with port 0). */
+  readonly port: number;
+  readonly healthPort: number;
+  readonly metricsPort: number;
+  readonly hub: Hub;
+  readonly fanout: FanoutServer;
+  readonly datastore: Datastore;
+  readonly registry: Registry;
+  /** Graceful stop: readiness false, listener closed, sessions closed over `drainMs`, upstream closed. */
+  shutdown(drainMs?: number): Promise<void>;
+  /** Immediate stop. Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface ServerDeps {
+  readonly logger: Logger;
+  /** Overrides the kubeconfig resolution (tests, demo). */
+  readonly kubeConfig?: KubeConfig;
+  readonly registry?: Registry;
+  readonly clock?: () => number;
+}
+
+/**
+ * Where the Kubernetes credentials come from, as kubectl resolves them: --kubeconfig, else $KUBECONFIG
+ * (already folded into config.kubeconfig), else ~/.kube/config, else the in-cluster service account.
+ */
+export function loadKubeConfig(
+  config: ServeConfig,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): KubeConfig {
+  const kc = new KubeConfig();
+  const home = join(homedir(), ".kube", "config");
+  if (config.kubeconfig !== undefined) {
+    if (!existsSync(config.kubeconfig))
+      throw new ConfigError("kubeconfig", `kubeconfig ${config.kubeconfig} does not exist`);
+    kc.loadFromFile(config.kubeconfig);
+  } else if (existsSync(home)) {
+    kc.loadFromFile(home);
+  } else if (env.KUBERNETES_SERVICE_HOST !== undefined && env.KUBERNETES_SERVICE_HOST !== "") {
+    kc.loadFromCluster();
+  } else {
+    throw new ConfigError(
+      "kubeconfig",
+      "no Kubernetes configuration: pass --kubeconfig, set KUBECONFIG, create ~/.kube/config, or run in a cluster",
+    );
+  }
+  if (kc.getCurrentCluster() === null)
+    throw new ConfigError("kubeconfig", "the kubeconfig has no current cluster");
+  return kc;
+}
+
+/** The only place that wires the parts together: Hub ← Datastore, Hub → FanoutServer, HTTP side doors. */
+export async function runServer(config: ServeConfig, deps: ServerDeps): Promise<RunningServer> {
+  const logger = deps.logger;
+  const registry = deps.registry ?? new Registry();
+  if (deps.registry === undefined) collectDefaultMetrics({ register: registry });
+  const kubeConfig = deps.kubeConfig ?? loadKubeConfig(config);
+  const clock = deps.clock ?? Date.now;
+  const hub = new Hub({
+    maxLogEntries: config.maxLogEntries,
+    maxLogBytes: config.maxLogBytes,
+    snapshotCacheBytes: config.snapshotCacheBytes,
+  });
+  const fanout = new FanoutServer({
+    hub,
+    logger: logger.child({ component: "fanout" }),
+    registry,
+    clock,
+    options: {
+      flushWindowMs: config.flushWindowMs,
+      handshakeTimeoutMs: config.handshakeTimeoutMs,
+      pingIntervalMs: config.pingIntervalMs,
+      pongTimeoutMs: config.pongTimeoutMs,
+      maxInboundFrameBytes: config.maxInboundFrameBytes,
+      maxConnections: config.maxConnections,
+      softBufferedBytes: config.softBufferedBytes,
+      maxLagMs: config.maxLagMs,
+      snapshotReuseMs: config.snapshotReuseMs,
+    },
+  });
+  const datastore = new Datastore({
+    kubeConfig,
+    sink: fanout,
+    logger: logger.child({ component: "datastore" }),
+    registry,
+    clock,
+    options: {
+      pageSize: config.pageSize,
+      watchTimeoutSeconds: config.watchTimeoutSeconds,
+      watchdogMs: config.watchdogMs,
+      staleAfterMs: config.staleAfterMs,
+      missingCrdRecheckMs: config.missingCrdRecheckMs,
+    },
+  });
+  let http: Awaited<ReturnType<typeof startHttpServers>> | undefined;
+  try {
+    const address = await fanout.listen(config.port, config.host);
+    http = await startHttpServers({
+      host: config.httpHost,
+      healthPort: config.healthPort,
+      metricsPort: config.metricsPort,
+      registry,
+      isReady: () => fanout.isReady(),
+      isLive: () => true,
+      status: () => ({ ...fanout.status(), upstreamWatches: datastore.upstreamWatches }),
+      logger: logger.child({ component: "http" }),
+    });
+    datastore.start();
+    logger.info(
+      {
+        serverId: fanout.serverId,
+        port: address.port,
+        healthPort: http.healthPort,
+        metricsPort: http.metricsPort,
+      },
+      "tabby serving",
+    );
+    const httpServers = http;
+    let closing: Promise<void> | undefined;
+    const stop = (drainMs: number): Promise<void> => {
+      closing ??= (async () => {
+        if (drainMs > 0) await fanout.drain(drainMs);
+        await Promise.all([fanout.close(), datastore.close()]);
+        await httpServers.close();
+      })();
+      return closing;
+    };
+    return {
+      serverId: fanout.serverId,
+      port: address.port,
+      healthPort: http.healthPort,
+      metricsPort: http.metricsPort,
+      hub,
+      fanout,
+      datastore,
+      registry,
+      shutdown: (drainMs = config.drainMs) => stop(drainMs),
+      close: () => stop(0),
+    };
+  } catch (err) {
+    await Promise.allSettled([fanout.close(), datastore.close(), http?.close()]);
+    throw err;
+  }
+}
