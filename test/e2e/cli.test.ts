@@ -201,3 +201,16 @@ describe("tabby serve on SIGTERM", () => {
     expect(await exited).toBe(0);
   }, 60_000);
 });
+
+describe("tabby demo (npm start)", () => {
+  it("runs simulator, server and agents, gets every agent in sync, and stops by itself", async () => {
+    const { stdout } = await run(
+      process.execPath,
+      ["--import", "tsx", "src/cli/main.ts", "demo", "--nodes", "10", "--pods-per-node", "3", "--agents", "4", "--duration", "6"],
+      { timeout: 90_000 },
+    );
+    expect(stdout).toMatch(/tabby +ws:\/\/127\.0\.0\.1:\d+/);
+    expect(stdout).toMatch(/metrics +http:\/\/127\.0\.0\.1:\d+\/metrics/);
+    expect(stdout).toMatch(/agents in sync 4\/4/);
+  }, 120_000);
+});
