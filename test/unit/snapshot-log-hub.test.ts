@@ -5,6 +5,7 @@ import { ChangeLog } from "../../src/snapshot/change-log.js";
 import type { LogEntry } from "../../src/snapshot/change-log.js";
 import { Hub } from "../../src/snapshot/hub.js";
 import { viewStatus } from "../../src/snapshot/sync-state.js";
+import type { KindState } from "../../src/snapshot/sync-state.js";
 import { negotiateVersion, PROTOCOL_VERSION_MAX } from "../../proto/version.js";
 
 const buf = (s: string) => Buffer.from(s);
@@ -158,12 +159,12 @@ describe("Hub", () => {
 
 describe("viewStatus", () => {
   it("is syncing until every kind is listed, stale when any kind is stale, else in sync", () => {
-    const states = new Map([["CalicoNodeStatus", { state: "syncing" as const, since: 5 }]]);
+    const states = new Map<string, KindState>([["CalicoNodeStatus", { state: "syncing", since: 5 }]]);
     expect(viewStatus("node-status", states).state).toBe("syncing");
     expect(viewStatus("tunnel-ip-allocation", new Map()).kinds).toEqual(["IPPool", "Node"]);
     states.set("CalicoNodeStatus", { state: "in-sync", since: 7 });
     expect(viewStatus("node-status", states)).toEqual({ state: "in-sync", since: 7 });
-    states.set("CalicoNodeStatus", { state: "stale", since: 9, reason: "watch failing" } as never);
+    states.set("CalicoNodeStatus", { state: "stale", since: 9, reason: "watch failing" });
     expect(viewStatus("node-status", states)).toMatchObject({
       state: "stale",
       since: 9,
