@@ -116,6 +116,7 @@ export async function runServer(config: ServeConfig, deps: ServerDeps): Promise<
       metricsPort: config.metricsPort,
       registry,
       isReady: () => fanout.isReady(),
+      notReadyReason: () => fanout.notReadyReason(),
       isLive: () => true,
       status: () => ({ ...fanout.status(), upstreamWatches: datastore.upstreamWatches }),
       logger: logger.child({ component: "http" }),

@@ -1,0 +1,217 @@
+import { performance } from "node:perf_hooks";
+import { CloseCode } from "../../../proto/close-codes.js";
+import { encodeMessage } from "../../../proto/codec.js";
+import { VIEW_NAMES } from "../../../proto/messages.js";
+import type { ViewName } from "../../../proto/messages.js";
+import type { Hub, ViewBatch } from "../../snapshot/hub.js";
+import { VIEWS } from "../../snapshot/kinds.js";
+import type { FanoutQueue } from "./fanout-queue.js";
+import type { DropReason, FanoutMetrics } from "./metrics.js";
+import type { Session } from "./session.js";
+import type { ViewStatusBoard } from "./view-status.js";
+
+export interface LiveStreamDeps {
+  readonly hub: Hub;
+  readonly queue: FanoutQueue;
+  readonly metrics: FanoutMetrics;
+  readonly board: ViewStatusBoard;
+  readonly clock: () => number;
+  readonly sessionsOf: (view: ViewName) => ReadonlySet<Session>;
+  readonly closeSession: (session: Session, code: number, reason: DropReason, detail: string) => void;
+  readonly softBufferedBytes: number;
+  readonly maxLagMs: number;
+  readonly pongTimeoutMs: number;
+}
+
+/** Catch-up frames are shared between sessions at the same revision (a resume storm encodes once). */
+const MAX_CACHED_CATCH_UPS = 256;
+
+/**
+ * Live delivery: flushes the hub into per-view batch jobs, keeps every session's cursor, and handles the
+ * sessions that fall behind.
+ *
+ * A session is in step for a batch when it has every change of its view before the batch (its cursor is
+ * at or after the view's previous batch) and its socket holds less than softBufferedBytes; it then gets
+ * the batch's frame (the same Buffer as every other session of its node class). Otherwise it is lagging:
+ * it gets no live frames; when its socket drains it is caught up with the changes it missed, coalesced
+ * per key (hub.catchUp), and is in step again. Lagging past maxLagMs, or past the end of the log, closes
+ * it with tooSlow. A lagging session costs the others nothing: it is skipped, never waited for.
+ */
+export class LiveStream {
+  readonly #deps: LiveStreamDeps;
+  /** The `to` of the last batch of each view: a session whose cursor is at or after it has everything. */
+  readonly #lastBatchTo = new Map<ViewName, number>(VIEW_NAMES.map((v) => [v, 0]));
+  readonly #catchUps = new Map<string, Buffer[]>();
+  #catchUpsRevision = -1;
+
+  constructor(deps: LiveStreamDeps) {
+    this.#deps = deps;
+  }
+
+  /** Flushes the hub's pending changes and queues one fan-out job per view batch. */
+  flush(): void {
+    const { hub, queue, metrics } = this.#deps;
+    if (hub.pendingCount === 0) return;
+    const startedAt = performance.now();
+    for (const batch of hub.flush()) {
+      metrics.framesEncoded(batch.view, batch.framesEncoded);
+      const prevTo = this.#lastBatchTo.get(batch.view) ?? 0;
+      this.#lastBatchTo.set(batch.view, batch.to);
+      let sent = 0;
+      queue.push({
+        sessions: this.#deps.sessionsOf(batch.view),
+        visit: (s) => {
+          if (this.#deliver(s, batch, prevTo)) sent++;
+        },
+        finish: () => {
+          metrics.framesSent(batch.view, sent);
+          metrics.fanout(batch.view, (performance.now() - startedAt) / 1000);
+        },
+      });
+    }
+  }
+
+  /** Queues the view's current status frame for every in-step session that has not had it. */
+  broadcastStatus(view: ViewName): void {
+    const current = this.#deps.board.current(view);
+    this.#deps.queue.push({
+      sessions: this.#deps.sessionsOf(view),
+      visit: (s) => {
+        if (s.phase === "live" && !s.isLagging && s.statusSeq < current.seq) {
+          s.send(current.frame);
+          s.statusSeq = current.seq;
+        }
+      },
+      finish: noop,
+    });
+  }
+
+  /** Pings every session past the handshake (one shared frame), closing those silent past the pong timeout. */
+  ping(): void {
+    const nowMs = this.#deps.clock();
+    const frame = encodeMessage({ t: "ping", ts: nowMs });
+    for (const view of VIEW_NAMES) {
+      this.#deps.queue.push({
+        sessions: this.#deps.sessionsOf(view),
+        visit: (s) => {
+          if (s.phase !== "syncing" && s.phase !== "live") return;
+          if (nowMs - s.lastPongAtMs > this.#deps.pongTimeoutMs) {
+            this.#deps.closeSession(
+              s,
+              CloseCode.keepaliveTimeout,
+              "keepaliveTimeout",
+              `no pong for ${this.#deps.pongTimeoutMs} ms`,
+            );
+            return;
+          }
+          s.send(frame);
+        },
+        finish: noop,
+      });
+    }
+  }
+
+  /**
+   * Brings a session that has the view at `revision` (a snapshot or a resume token) to the flushed head,
+   * sends it the view's status, and makes it live. False (and the session closed) when the log no longer
+   * covers `revision`.
+   */
+  goLive(s: Session, revision: number): boolean {
+    if (!this.#sendCatchUp(s, revision)) return false;
+    s.phase = "live";
+    this.#sendStatus(s);
+    return true;
+  }
+
+  #deliver(s: Session, batch: ViewBatch, prevTo: number): boolean {
+    if (s.phase !== "live" || s.isLagging || s.cursor >= batch.to) return false;
+    const frame = s.node === undefined ? batch.shared : (batch.byNode.get(s.node) ?? batch.shared);
+    if (s.cursor < prevTo) {
+      this.#lag(s);
+      return false;
+    }
+    if (frame === null) {
+      s.cursor = batch.to;
+      return false;
+    }
+    if (s.bufferedAmount >= this.#deps.softBufferedBytes) {
+      this.#lag(s);
+      return false;
+    }
+    s.send(frame);
+    s.cursor = batch.to;
+    return true;
+  }
+
+  #lag(s: Session): void {
+    s.isLagging = true;
+    s.laggingSinceMs = this.#deps.clock();
+    this.#deps.metrics.laggingStarted();
+    s.armLagTimer(this.#deps.maxLagMs, () =>
+      this.#deps.closeSession(
+        s,
+        CloseCode.tooSlow,
+        "tooSlow",
+        `behind for more than ${this.#deps.maxLagMs} ms`,
+      ),
+    );
+    void s.whenDrained().then(() => this.#catchUp(s));
+  }
+
+  #catchUp(s: Session): void {
+    if (s.phase !== "live" || !s.isLagging || s.closeCode !== undefined) return;
+    s.clearLagTimer();
+    s.isLagging = false;
+    if (!this.#sendCatchUp(s, s.cursor)) return;
+    this.#deps.metrics.caughtUp();
+    this.#sendStatus(s);
+  }
+
+  /** Sends the frames from `revision` to the flushed head and moves the cursor there. */
+  #sendCatchUp(s: Session, revision: number): boolean {
+    const view = s.view as ViewName;
+    const frames = this.#catchUpFrames(view, s.node, revision);
+    if (frames === undefined) {
+      this.#deps.closeSession(
+        s,
+        CloseCode.tooSlow,
+        "tooSlow",
+        `revision ${revision} is no longer in the log; reconnect for a snapshot`,
+      );
+      return false;
+    }
+    for (const frame of frames) s.send(frame);
+    this.#deps.metrics.framesSent(view, frames.length);
+    s.cursor = this.#deps.hub.revision;
+    return true;
+  }
+
+  #sendStatus(s: Session): void {
+    const current = this.#deps.board.current(s.view as ViewName);
+    if (s.statusSeq >= current.seq) return;
+    s.send(current.frame);
+    s.statusSeq = current.seq;
+  }
+
+  #catchUpFrames(view: ViewName, node: string | undefined, revision: number): Buffer[] | undefined {
+    const { hub, metrics } = this.#deps;
+    const isShareable = VIEWS[view].nodeScopedKinds.size === 0;
+    if (this.#catchUpsRevision !== hub.revision) {
+      this.#catchUps.clear();
+      this.#catchUpsRevision = hub.revision;
+    }
+    const key = `${view}@${revision}`;
+    const cached = isShareable ? this.#catchUps.get(key) : undefined;
+    if (cached !== undefined) return cached;
+    const frames = hub.catchUp(view, node, revision);
+    if (frames === undefined) return undefined;
+    metrics.framesEncoded(view, frames.length);
+    if (isShareable && frames.length > 0) {
+      if (this.#catchUps.size >= MAX_CACHED_CATCH_UPS) this.#catchUps.clear();
+      this.#catchUps.set(key, frames);
+    }
+    return frames;
+  }
+}
+
+function noop(): void {}

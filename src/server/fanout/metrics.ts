@@ -1,0 +1,312 @@
+import { Counter, Gauge, Histogram } from "prom-client";
+import type { Registry } from "prom-client";
+import { VIEW_NAMES } from "../../../proto/messages.js";
+import type { ViewName } from "../../../proto/messages.js";
+
+/** Why the server closed a connection (the close code's name): a bounded label. */
+export type DropReason =
+  | "unsupportedVersion"
+  | "unknownView"
+  | "handshakeTimeout"
+  | "unauthorized"
+  | "tooSlow"
+  | "badFrame"
+  | "shuttingDown"
+  | "nodeRequired"
+  | "tooManyConnections"
+  | "keepaliveTimeout"
+  | "messageTooBig"
+  /** An unexpected server-side error ended the session (close code 1011). */
+  | "internalError";
+
+/** Why an inbound frame was refused: a bounded label. */
+export type BadFrameReason =
+  /** Not one valid msgpack value. */
+  | "not-msgpack"
+  /** msgpack, but not a valid message (missing or mistyped field). */
+  | "bad-message"
+  /** A well-formed message of a type clients may not send. */
+  | "unknown-type"
+  /** Larger than maxInboundFrameBytes. */
+  | "too-large"
+  /** A WebSocket text frame. */
+  | "text-frame"
+  /** A valid message at the wrong time (a second hello, a pong before the hello). */
+  | "out-of-order"
+  /** A WebSocket protocol error detected by `ws` (bad opcode, bad UTF-8 in a close frame, ...). */
+  | "ws-protocol";
+
+/** Values the gauges read at scrape time (no work on the hot path). */
+export interface MetricSources {
+  activeConnections(): number;
+  streaming(view: ViewName): number;
+  lagging(view: ViewName): number;
+  cacheSize(view: ViewName): number;
+  revision(): number;
+}
+
+type PerView = Record<ViewName, number>;
+const perView = (): PerView => Object.fromEntries(VIEW_NAMES.map((v) => [v, 0])) as PerView;
+
+/** Plain counts mirroring the Prometheus counters, for `status()` (which must be synchronous). */
+export interface FanoutCounts {
+  accepted: number;
+  dropped: Partial<Record<DropReason, number>>;
+  badFrames: Partial<Record<BadFrameReason, number>>;
+  /** Times a session started lagging (stopped receiving live frames). */
+  laggingStarted: number;
+  /** Times a lagging session was caught up and went back to live frames. */
+  catchUps: number;
+  pongs: number;
+  readonly snapshotsGenerated: PerView;
+  readonly snapshotsReused: PerView;
+  /** Snapshots compressed for "deflate-snapshot" (once per snapshot, however many sessions take it). */
+  readonly snapshotsCompressed: PerView;
+  readonly framesEncoded: PerView;
+  readonly framesSent: PerView;
+  readonly updates: PerView;
+  updatesSkipped: number;
+}
+
+const FANOUT_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+const SNAPSHOT_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+const PING_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 10];
+
+/**
+ * The fan-out server's Prometheus metrics, on the injected registry. Labels are `view` or a bounded
+ * reason only; never anything per connection. Hot-path callers batch their counts (one `inc` per batch,
+ * not per socket).
+ */
+export class FanoutMetrics {
+  readonly counts: FanoutCounts = {
+    accepted: 0,
+    dropped: {},
+    badFrames: {},
+    laggingStarted: 0,
+    catchUps: 0,
+    pongs: 0,
+    snapshotsGenerated: perView(),
+    snapshotsReused: perView(),
+    snapshotsCompressed: perView(),
+    framesEncoded: perView(),
+    framesSent: perView(),
+    updates: perView(),
+    updatesSkipped: 0,
+  };
+  readonly #accepted: Counter;
+  readonly #dropped: Counter<"reason">;
+  readonly #badFrames: Counter<"reason">;
+  readonly #snapshotSend: Histogram<"view">;
+  readonly #snapshotsGenerated: Counter<"view">;
+  readonly #snapshotsReused: Counter<"view">;
+  readonly #snapshotBytes: Gauge<"view">;
+  readonly #snapshotCompressedBytes: Gauge<"view">;
+  readonly #framesEncoded: Counter<"view">;
+  readonly #framesSent: Counter<"view">;
+  readonly #updates: Counter<"view">;
+  readonly #updatesSkipped: Counter;
+  readonly #pingLatency: Histogram;
+  readonly #fanout: Histogram<"view">;
+
+  constructor(registry: Registry, sources: MetricSources) {
+    const registers = [registry];
+    this.#accepted = new Counter({
+      name: "tabby_connections_accepted_total",
+      help: "WebSocket connections accepted.",
+      registers,
+    });
+    const active: Gauge = new Gauge({
+      name: "tabby_connections_active",
+      help: "Open WebSocket connections, handshaking ones included.",
+      registers,
+      collect: () => active.set(sources.activeConnections()),
+    });
+    const streaming: Gauge<"view"> = new Gauge({
+      name: "tabby_connections_streaming",
+      help: "Sessions past the handshake (snapshot or live), by view.",
+      labelNames: ["view"] as const,
+      registers,
+      collect: () => {
+        for (const view of VIEW_NAMES) streaming.set({ view }, sources.streaming(view));
+      },
+    });
+    this.#dropped = new Counter({
+      name: "tabby_connections_dropped_total",
+      help: "Connections the server closed, by reason (close code name).",
+      labelNames: ["reason"] as const,
+      registers,
+    });
+    this.#snapshotSend = new Histogram({
+      name: "tabby_client_snapshot_send_seconds",
+      help: "Time from the welcome until a session's snapshot was written to its socket.",
+      labelNames: ["view"] as const,
+      buckets: SNAPSHOT_BUCKETS,
+      registers,
+    });
+    this.#snapshotsGenerated = new Counter({
+      name: "tabby_snapshots_generated_total",
+      help: "Encoded snapshots built.",
+      labelNames: ["view"] as const,
+      registers,
+    });
+    this.#snapshotsReused = new Counter({
+      name: "tabby_snapshots_reused_total",
+      help: "Sessions served an already encoded snapshot.",
+      labelNames: ["view"] as const,
+      registers,
+    });
+    this.#snapshotBytes = new Gauge({
+      name: "tabby_snapshot_bytes",
+      help: "Size of the latest encoded snapshot (uncompressed chunk frames).",
+      labelNames: ["view"] as const,
+      registers,
+    });
+    this.#snapshotCompressedBytes = new Gauge({
+      name: "tabby_snapshot_compressed_bytes",
+      help: "Size of the latest deflate-compressed snapshot (chunk frames).",
+      labelNames: ["view"] as const,
+      registers,
+    });
+    this.#framesEncoded = new Counter({
+      name: "tabby_frames_encoded_total",
+      help: "Delta frames encoded (live batches and catch-ups); each is sent to many sessions.",
+      labelNames: ["view"] as const,
+      registers,
+    });
+    this.#framesSent = new Counter({
+      name: "tabby_frames_sent_total",
+      help: "Delta frames written to sessions (live and catch-up).",
+      labelNames: ["view"] as const,
+      registers,
+    });
+    this.#updates = new Counter({
+      name: "tabby_updates_total",
+      help: "Real changes (upserts and deletes) applied, by view.",
+      labelNames: ["view"] as const,
+      registers,
+    });
+    this.#updatesSkipped = new Counter({
+      name: "tabby_updates_skipped_total",
+      help: "Upstream updates that changed nothing (same value, or delete of an absent key).",
+      registers,
+    });
+    const revision: Gauge = new Gauge({
+      name: "tabby_revision",
+      help: "The server's flushed head revision.",
+      registers,
+      collect: () => revision.set(sources.revision()),
+    });
+    const cacheSize: Gauge<"view"> = new Gauge({
+      name: "tabby_cache_size",
+      help: "Entries in each view.",
+      labelNames: ["view"] as const,
+      registers,
+      collect: () => {
+        for (const view of VIEW_NAMES) cacheSize.set({ view }, sources.cacheSize(view));
+      },
+    });
+    const lagging: Gauge<"view"> = new Gauge({
+      name: "tabby_sessions_lagging",
+      help: "Sessions currently behind (not receiving live frames until their socket drains).",
+      labelNames: ["view"] as const,
+      registers,
+      collect: () => {
+        for (const view of VIEW_NAMES) lagging.set({ view }, sources.lagging(view));
+      },
+    });
+    this.#pingLatency = new Histogram({
+      name: "tabby_ping_latency_seconds",
+      help: "Round trip from a ping to its pong.",
+      buckets: PING_BUCKETS,
+      registers,
+    });
+    this.#fanout = new Histogram({
+      name: "tabby_delta_fanout_seconds",
+      help: "From the start of a flush to the last socket write of its frame, once per batch.",
+      labelNames: ["view"] as const,
+      buckets: FANOUT_BUCKETS,
+      registers,
+    });
+    this.#badFrames = new Counter({
+      name: "tabby_bad_frames_total",
+      help: "Inbound frames refused, by reason.",
+      labelNames: ["reason"] as const,
+      registers,
+    });
+  }
+
+  accepted(): void {
+    this.counts.accepted++;
+    this.#accepted.inc();
+  }
+
+  dropped(reason: DropReason): void {
+    this.counts.dropped[reason] = (this.counts.dropped[reason] ?? 0) + 1;
+    this.#dropped.inc({ reason });
+  }
+
+  badFrame(reason: BadFrameReason): void {
+    this.counts.badFrames[reason] = (this.counts.badFrames[reason] ?? 0) + 1;
+    this.#badFrames.inc({ reason });
+  }
+
+  snapshotGenerated(view: ViewName, bytes: number): void {
+    this.counts.snapshotsGenerated[view]++;
+    this.#snapshotsGenerated.inc({ view });
+    this.#snapshotBytes.set({ view }, bytes);
+  }
+
+  snapshotReused(view: ViewName): void {
+    this.counts.snapshotsReused[view]++;
+    this.#snapshotsReused.inc({ view });
+  }
+
+  snapshotCompressed(view: ViewName, bytes: number): void {
+    this.counts.snapshotsCompressed[view]++;
+    this.#snapshotCompressedBytes.set({ view }, bytes);
+  }
+
+  snapshotSent(view: ViewName, seconds: number): void {
+    this.#snapshotSend.observe({ view }, seconds);
+  }
+
+  framesEncoded(view: ViewName, n: number): void {
+    if (n <= 0) return;
+    this.counts.framesEncoded[view] += n;
+    this.#framesEncoded.inc({ view }, n);
+  }
+
+  framesSent(view: ViewName, n: number): void {
+    if (n <= 0) return;
+    this.counts.framesSent[view] += n;
+    this.#framesSent.inc({ view }, n);
+  }
+
+  updates(view: ViewName, n: number): void {
+    if (n <= 0) return;
+    this.counts.updates[view] += n;
+    this.#updates.inc({ view }, n);
+  }
+
+  updateSkipped(): void {
+    this.counts.updatesSkipped++;
+    this.#updatesSkipped.inc();
+  }
+
+  pong(rttSeconds: number | undefined): void {
+    this.counts.pongs++;
+    if (rttSeconds !== undefined) this.#pingLatency.observe(rttSeconds);
+  }
+
+  fanout(view: ViewName, seconds: number): void {
+    this.#fanout.observe({ view }, seconds);
+  }
+
+  laggingStarted(): void {
+    this.counts.laggingStarted++;
+  }
+
+  caughtUp(): void {
+    this.counts.catchUps++;
+  }
+}

@@ -1,0 +1,95 @@
+import { randomBytes } from "node:crypto";
+import { FEATURES } from "../../../proto/version.js";
+import type { Feature } from "../../../proto/version.js";
+import { FanoutOptionError } from "./errors.js";
+
+/** The WebSocket port tabby listens on by default (Typha's port). */
+export const DEFAULT_FANOUT_PORT = 5473;
+
+/** Tuning of the fan-out server. Every field is optional; the default and unit are in its comment. */
+export interface FanoutOptions {
+  /** Largest message a client may send, in bytes. A larger one closes the connection with 1009. Default 1 MiB. */
+  readonly maxInboundFrameBytes?: number;
+  /** A connection must send a valid hello within this many ms, or it is closed with 4003. Default 10,000. */
+  readonly handshakeTimeoutMs?: number;
+  /** Connections (handshaking ones included) beyond this are closed with 4010 at accept. Default 10,000. */
+  readonly maxConnections?: number;
+  /**
+   * Changes are batched for this many ms before one frame per view is encoded and sent (longer while the
+   * previous fan-out is still being written). Default 10.
+   */
+  readonly flushWindowMs?: number;
+  /** A snapshot younger than this many ms is reused for new sessions (then caught up). Default 1000. */
+  readonly snapshotReuseMs?: number;
+  /**
+   * A session whose socket holds this many unsent bytes (in user space) stops receiving live frames until
+   * it drains, then is caught up with coalesced changes. Default 1 MiB.
+   */
+  readonly softBufferedBytes?: number;
+  /** While sending a snapshot, wait for the socket to drain whenever it holds more than this. Default 1 MiB. */
+  readonly snapshotHighWaterBytes?: number;
+  /** A session that stays behind longer than this many ms is closed with 4005. Default 30,000. */
+  readonly maxLagMs?: number;
+  /** A ping goes to every session this often, in ms. Default 10,000. */
+  readonly pingIntervalMs?: number;
+  /** A session that sent no pong for this many ms is closed with 4011. Must exceed pingIntervalMs. Default 60,000. */
+  readonly pongTimeoutMs?: number;
+  /** A fan-out yields to the event loop (setImmediate) after this many sessions. Default 500. */
+  readonly fanoutSliceSessions?: number;
+  /** After the server sends a close frame, the peer has this many ms to answer before the socket is destroyed. Default 5000. */
+  readonly closeGraceMs?: number;
+  /** This server's id in welcomes and resume tokens. Default: 16 random hex chars, new per process. */
+  readonly serverId?: string;
+  /** Optional protocol features this server offers. Default: all of FEATURES. */
+  readonly features?: readonly Feature[];
+}
+
+export type ResolvedFanoutOptions = { readonly [K in keyof FanoutOptions]-?: NonNullable<FanoutOptions[K]> };
+
+const KNOWN_FEATURES: ReadonlySet<string> = new Set(Object.values(FEATURES));
+
+function integer(options: FanoutOptions, field: keyof FanoutOptions, fallback: number, min: number): number {
+  const value = options[field] ?? fallback;
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min) {
+    throw new FanoutOptionError(field, `must be an integer >= ${min}, got ${String(value)}`);
+  }
+  return value;
+}
+
+/** Fills in the defaults and validates every field; throws FanoutOptionError naming the first bad one. */
+export function resolveFanoutOptions(options: FanoutOptions = {}): ResolvedFanoutOptions {
+  const resolved = {
+    maxInboundFrameBytes: integer(options, "maxInboundFrameBytes", 1024 * 1024, 64),
+    handshakeTimeoutMs: integer(options, "handshakeTimeoutMs", 10_000, 1),
+    maxConnections: integer(options, "maxConnections", 10_000, 1),
+    flushWindowMs: integer(options, "flushWindowMs", 10, 0),
+    snapshotReuseMs: integer(options, "snapshotReuseMs", 1000, 0),
+    softBufferedBytes: integer(options, "softBufferedBytes", 1024 * 1024, 1),
+    snapshotHighWaterBytes: integer(options, "snapshotHighWaterBytes", 1024 * 1024, 1),
+    maxLagMs: integer(options, "maxLagMs", 30_000, 1),
+    pingIntervalMs: integer(options, "pingIntervalMs", 10_000, 1),
+    pongTimeoutMs: integer(options, "pongTimeoutMs", 60_000, 1),
+    fanoutSliceSessions: integer(options, "fanoutSliceSessions", 500, 1),
+    closeGraceMs: integer(options, "closeGraceMs", 5000, 0),
+    serverId: options.serverId ?? randomBytes(8).toString("hex"),
+    features: options.features ?? Object.values(FEATURES),
+  };
+  if (resolved.pongTimeoutMs <= resolved.pingIntervalMs) {
+    throw new FanoutOptionError(
+      "pongTimeoutMs",
+      `must exceed pingIntervalMs (${resolved.pingIntervalMs}), got ${resolved.pongTimeoutMs}`,
+    );
+  }
+  if (
+    typeof resolved.serverId !== "string" ||
+    resolved.serverId.length === 0 ||
+    resolved.serverId.length > 128
+  ) {
+    throw new FanoutOptionError("serverId", "must be a string of 1 to 128 chars");
+  }
+  const unknown = resolved.features.find((f) => !KNOWN_FEATURES.has(f));
+  if (unknown !== undefined) {
+    throw new FanoutOptionError("features", `unknown feature "${String(unknown)}"`);
+  }
+  return resolved;
+}

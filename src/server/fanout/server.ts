@@ -1,0 +1,427 @@
+import { createServer } from "node:http";
+import type { IncomingMessage, Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
+import type { Logger } from "pino";
+import type { Registry } from "prom-client";
+import { WebSocketServer } from "ws";
+import type { RawData, WebSocket } from "ws";
+import { CloseCode } from "../../../proto/close-codes.js";
+import { VIEW_NAMES } from "../../../proto/messages.js";
+import type { HelloMessage, ResourceValue, ViewName } from "../../../proto/messages.js";
+import type { Hub } from "../../snapshot/hub.js";
+import { kindOfKey } from "../../snapshot/keys.js";
+import { viewsOfKind } from "../../snapshot/kinds.js";
+import type { UpstreamSink } from "../../snapshot/sink.js";
+import type { KindState } from "../../snapshot/sync-state.js";
+import { closeGradually } from "./drain.js";
+import type { GradualClose } from "./drain.js";
+import { FanoutError, FanoutErrorCode, FanoutOptionError, INTERNAL_ERROR_CLOSE_CODE } from "./errors.js";
+import { FanoutQueue } from "./fanout-queue.js";
+import { evaluateHello, readClientFrame } from "./handshake.js";
+import { LiveStream } from "./live-stream.js";
+import { FanoutMetrics } from "./metrics.js";
+import type { DropReason } from "./metrics.js";
+import { DEFAULT_FANOUT_PORT, resolveFanoutOptions } from "./options.js";
+import type { FanoutOptions, ResolvedFanoutOptions } from "./options.js";
+import { Session } from "./session.js";
+import { SessionStarter } from "./session-start.js";
+import { SnapshotSender } from "./snapshot-sender.js";
+import { buildStatusReport, laggingCount, viewEntryCount } from "./status-report.js";
+import type { StatusReport } from "./status-report.js";
+import { ViewStatusBoard } from "./view-status.js";
+
+export interface FanoutServerDeps {
+  readonly hub: Hub;
+  readonly logger: Logger;
+  /** Metrics are registered here (once: one FanoutServer per registry). */
+  readonly registry: Registry;
+  readonly options?: FanoutOptions;
+  /** Epoch ms; used for pings, keepalive and lag ages. Default Date.now. */
+  readonly clock?: () => number;
+}
+
+/**
+ * The WebSocket fan-out server: the datastore writes into it (UpstreamSink), it batches changes into one
+ * frame per view per flush window (encoded once, the same Buffer for every session) and serves sessions:
+ * handshake, snapshot or resume, live deltas, status, keepalive, lag handling, gradual drain.
+ */
+export class FanoutServer implements UpstreamSink {
+  readonly serverId: string;
+  readonly #hub: Hub;
+  readonly #logger: Logger;
+  readonly #options: ResolvedFanoutOptions;
+  readonly #clock: () => number;
+  readonly #metrics: FanoutMetrics;
+  readonly #board = new ViewStatusBoard();
+  readonly #queue: FanoutQueue;
+  readonly #live: LiveStream;
+  readonly #starter: SessionStarter;
+  readonly #wss: WebSocketServer;
+  readonly #sessions = new Set<Session>();
+  readonly #byView = new Map<ViewName, Set<Session>>(VIEW_NAMES.map((v) => [v, new Set<Session>()]));
+  readonly #pendingUpdates = new Map<ViewName, number>();
+  #nextSessionId = 0;
+  #http: Server | undefined;
+  #httpClosed: Promise<void> | undefined;
+  #flushTimer: NodeJS.Timeout | undefined;
+  #pingTimer: NodeJS.Timeout | undefined;
+  #drain: GradualClose | undefined;
+  #closing: Promise<void> | undefined;
+  #isDraining = false;
+  #isClosed = false;
+
+  constructor(deps: FanoutServerDeps) {
+    this.#options = resolveFanoutOptions(deps.options);
+    this.serverId = this.#options.serverId;
+    this.#hub = deps.hub;
+    this.#logger = deps.logger;
+    this.#clock = deps.clock ?? Date.now;
+    this.#metrics = new FanoutMetrics(deps.registry, {
+      activeConnections: () => this.#sessions.size,
+      streaming: (view) => this.#sessionsOf(view).size,
+      lagging: (view) => laggingCount(this.#sessionsOf(view)),
+      cacheSize: (view) => viewEntryCount(this.#hub, view),
+      revision: () => this.#hub.revision,
+    });
+    this.#queue = new FanoutQueue(this.#options.fanoutSliceSessions, (err) =>
+      this.#logger.error({ err }, "fan-out job failed"),
+    );
+    this.#live = new LiveStream({
+      hub: this.#hub,
+      queue: this.#queue,
+      metrics: this.#metrics,
+      board: this.#board,
+      clock: this.#clock,
+      sessionsOf: (view) => this.#sessionsOf(view),
+      closeSession: (s, code, reason, detail) => this.#closeSession(s, code, reason, detail),
+      softBufferedBytes: this.#options.softBufferedBytes,
+      maxLagMs: this.#options.maxLagMs,
+      pongTimeoutMs: this.#options.pongTimeoutMs,
+    });
+    this.#starter = new SessionStarter({
+      hub: this.#hub,
+      live: this.#live,
+      snapshots: new SnapshotSender({
+        logger: this.#logger,
+        metrics: this.#metrics,
+        highWaterBytes: this.#options.snapshotHighWaterBytes,
+      }),
+      metrics: this.#metrics,
+      logger: this.#logger,
+      clock: this.#clock,
+      serverId: this.serverId,
+      snapshotReuseMs: this.#options.snapshotReuseMs,
+      flushNow: () => this.flushNow(),
+      closeSession: (s, code, reason, detail) => this.#closeSession(s, code, reason, detail),
+    });
+    this.#wss = new WebSocketServer({
+      noServer: true,
+      perMessageDeflate: false,
+      maxPayload: this.#options.maxInboundFrameBytes,
+      clientTracking: false,
+    });
+  }
+
+  /** Opens the WebSocket listener on its own HTTP server (plain HTTP requests get 426). */
+  async listen(port: number = DEFAULT_FANOUT_PORT, host?: string): Promise<AddressInfo> {
+    if (this.#isClosed || this.#isDraining) throw new FanoutError(FanoutErrorCode.closed, "server is closed");
+    if (this.#http !== undefined)
+      throw new FanoutError(FanoutErrorCode.alreadyListening, "already listening");
+    const server = createServer((_req, res) => {
+      res.writeHead(426, { "content-type": "text/plain", upgrade: "websocket" });
+      res.end("tabby speaks WebSocket here\n");
+    });
+    server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) =>
+      this.handleUpgrade(req, socket, head),
+    );
+    server.on("clientError", (err, socket) => {
+      this.#logger.debug({ err }, "bad HTTP request on the WebSocket port");
+      socket.destroy();
+    });
+    this.#http = server;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(port, host, () => {
+          server.off("error", reject);
+          resolve();
+        });
+      });
+    } catch (err) {
+      this.#http = undefined;
+      throw new FanoutError(FanoutErrorCode.listen, `cannot listen on ${host ?? "*"}:${port}`, {
+        cause: err,
+      });
+    }
+    const address = server.address() as AddressInfo;
+    this.#logger.info(
+      { port: address.port, host: address.address, server: this.serverId },
+      "fan-out listening",
+    );
+    return address;
+  }
+
+  /** Takes over an HTTP upgrade (for a caller that runs its own HTTP server). */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (this.#isClosed) {
+      socket.destroy();
+      return;
+    }
+    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#onConnection(ws));
+  }
+
+  // ---- UpstreamSink ----
+
+  upsert(key: string, value: ResourceValue): void {
+    if (this.#hub.upsert(key, value)) this.#changed(key);
+    else this.#metrics.updateSkipped();
+  }
+
+  delete(key: string): void {
+    if (this.#hub.delete(key)) this.#changed(key);
+    else this.#metrics.updateSkipped();
+  }
+
+  /** A copy: the caller may upsert and delete while it walks the keys (a relist diff does). */
+  keysOfKind(kind: string): Iterable<string> {
+    return [...this.#hub.store.keysOfKind(kind)];
+  }
+
+  /** Records a kind's upstream state; views whose status changes get the new status after the pending deltas. */
+  setKindState(kind: string, state: KindState): void {
+    const changed = this.#board.setKindState(kind, state);
+    if (changed.length === 0) return;
+    this.flushNow();
+    for (const view of changed) this.#live.broadcastStatus(view);
+  }
+
+  /** Flushes pending changes now: one frame per view, queued to every in-step session. */
+  flushNow(): void {
+    if (this.#flushTimer !== undefined) clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
+    for (const [view, n] of this.#pendingUpdates) this.#metrics.updates(view, n);
+    this.#pendingUpdates.clear();
+    this.#live.flush();
+  }
+
+  // ---- health ----
+
+  /** Every view in sync, no kind stale, not draining. */
+  isReady(): boolean {
+    return this.notReadyReason() === undefined;
+  }
+
+  /** Why the server is not ready, or undefined when it is. */
+  notReadyReason(): string | undefined {
+    if (this.#isClosed) return "closed";
+    if (this.#isDraining) return "draining";
+    return this.#board.notReadyReason();
+  }
+
+  status(): StatusReport {
+    return buildStatusReport({
+      serverId: this.serverId,
+      hub: this.#hub,
+      nowMs: this.#clock(),
+      sessions: this.#sessions,
+      sessionsOf: (view) => this.#sessionsOf(view),
+      viewStatus: (view) => this.#board.current(view).status,
+      kinds: this.#board.kinds,
+      counts: this.#metrics.counts,
+      notReadyReason: this.notReadyReason(),
+      isDraining: this.#isDraining,
+    });
+  }
+
+  // ---- shutdown ----
+
+  /**
+   * Readiness goes false, the listener closes, and the sessions are closed with shuttingDown one at a
+   * time, spread evenly over drainMs. Resolves when all of them have closed.
+   */
+  drain(drainMs: number): Promise<void> {
+    if (!Number.isFinite(drainMs) || drainMs < 0) {
+      throw new FanoutOptionError("drainMs", `must be a non-negative number, got ${drainMs}`);
+    }
+    if (this.#drain !== undefined) return this.#drain.done;
+    this.#isDraining = true;
+    void this.#stopListening();
+    const sessions = [...this.#sessions];
+    this.#logger.info({ sessions: sessions.length, drainMs }, "draining fan-out sessions");
+    this.#drain = closeGradually(sessions, drainMs, (s) =>
+      this.#closeSession(s, CloseCode.shuttingDown, "shuttingDown", "server shutting down"),
+    );
+    return this.#drain.done;
+  }
+
+  /** Terminates every session and the listener now. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    this.#isClosed = true;
+    this.#isDraining = true;
+    if (this.#flushTimer !== undefined) clearTimeout(this.#flushTimer);
+    if (this.#pingTimer !== undefined) clearInterval(this.#pingTimer);
+    this.#flushTimer = undefined;
+    this.#pingTimer = undefined;
+    this.#drain?.cancel();
+    this.#queue.close();
+    const closed = [...this.#sessions].map((s) => {
+      s.terminate();
+      return s.closed;
+    });
+    this.#wss.close();
+    const httpClosed = this.#stopListening();
+    this.#http?.closeAllConnections();
+    await Promise.all([...closed, httpClosed]);
+  }
+
+  #stopListening(): Promise<void> {
+    const server = this.#http;
+    if (server === undefined) return Promise.resolve();
+    this.#httpClosed ??= new Promise<void>((resolve) =>
+      server.close((err) => {
+        if (err !== undefined) this.#logger.debug({ err }, "fan-out listener was not running");
+        resolve();
+      }),
+    );
+    return this.#httpClosed;
+  }
+
+  // ---- sessions ----
+
+  #sessionsOf(view: ViewName): Set<Session> {
+    return this.#byView.get(view) as Set<Session>;
+  }
+
+  #changed(key: string): void {
+    for (const view of viewsOfKind(kindOfKey(key))) {
+      this.#pendingUpdates.set(view, (this.#pendingUpdates.get(view) ?? 0) + 1);
+    }
+    this.#scheduleFlush();
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushTimer !== undefined || this.#isClosed) return;
+    this.#flushTimer = setTimeout(() => {
+      this.#flushTimer = undefined;
+      // While the previous fan-out is still being written, let changes accumulate: the next batch is
+      // bigger (coalesced per key) and the job queue stays short.
+      if (this.#queue.length > 0) this.#scheduleFlush();
+      else this.flushNow();
+    }, this.#options.flushWindowMs);
+  }
+
+  #onConnection(ws: WebSocket): void {
+    if (this.#isClosed) {
+      ws.terminate();
+      return;
+    }
+    this.#metrics.accepted();
+    const s = new Session(++this.#nextSessionId, ws, this.#clock());
+    this.#sessions.add(s);
+    ws.on("message", (data: RawData, isBinary: boolean) => this.#onMessage(s, data, isBinary));
+    ws.on("error", (err: Error) => this.#onSocketError(s, err));
+    ws.once("close", (code: number) => this.#onClose(s, code));
+    this.#pingTimer ??= setInterval(() => this.#live.ping(), this.#options.pingIntervalMs);
+    if (this.#isDraining) {
+      this.#closeSession(s, CloseCode.shuttingDown, "shuttingDown", "server shutting down");
+    } else if (this.#sessions.size > this.#options.maxConnections) {
+      this.#closeSession(
+        s,
+        CloseCode.tooManyConnections,
+        "tooManyConnections",
+        `server at its limit of ${this.#options.maxConnections} connections`,
+      );
+    } else {
+      s.armHandshakeTimer(this.#options.handshakeTimeoutMs, () =>
+        this.#closeSession(
+          s,
+          CloseCode.handshakeTimeout,
+          "handshakeTimeout",
+          `no hello within ${this.#options.handshakeTimeoutMs} ms`,
+        ),
+      );
+    }
+  }
+
+  #onMessage(s: Session, data: RawData, isBinary: boolean): void {
+    if (s.closeCode !== undefined || s.phase === "closed") return;
+    const read = readClientFrame(data, isBinary);
+    if (!read.ok) {
+      this.#metrics.badFrame(read.reason);
+      this.#closeSession(s, CloseCode.badFrame, "badFrame", read.detail);
+      return;
+    }
+    const message = read.message;
+    if (s.phase === "handshake" && message.t === "hello") {
+      try {
+        this.#onHello(s, message);
+      } catch (err) {
+        this.#logger.error({ err, session: s.id }, "session start failed");
+        this.#closeSession(s, INTERNAL_ERROR_CLOSE_CODE, "internalError", "internal error");
+      }
+    } else if (s.phase !== "handshake" && message.t === "pong") {
+      const nowMs = this.#clock();
+      s.lastPongAtMs = nowMs;
+      const rttMs = nowMs - message.ts;
+      this.#metrics.pong(rttMs >= 0 && rttMs <= this.#options.pongTimeoutMs ? rttMs / 1000 : undefined);
+    } else {
+      this.#metrics.badFrame("out-of-order");
+      this.#closeSession(s, CloseCode.badFrame, "badFrame", `unexpected ${message.t} message`);
+    }
+  }
+
+  #onHello(s: Session, hello: HelloMessage): void {
+    s.clearHandshakeTimer();
+    if (this.#isDraining) {
+      this.#closeSession(s, CloseCode.shuttingDown, "shuttingDown", "server shutting down");
+      return;
+    }
+    const verdict = evaluateHello(hello, this.#options.features);
+    if (!verdict.ok) {
+      this.#closeSession(s, verdict.code, verdict.reason, verdict.detail);
+      return;
+    }
+    s.view = verdict.view;
+    s.node = verdict.node;
+    s.features = new Set(verdict.features);
+    s.clientName = verdict.clientName;
+    s.phase = "syncing";
+    s.lastPongAtMs = this.#clock();
+    this.#sessionsOf(verdict.view).add(s);
+    this.#starter.start(s, verdict);
+  }
+
+  #closeSession(s: Session, code: number, reason: DropReason, detail: string): void {
+    if (s.closeCode !== undefined || s.phase === "closed") return;
+    this.#metrics.dropped(reason);
+    this.#logger.debug({ session: s.id, view: s.view, node: s.node, code, detail }, "closing session");
+    s.close(code, detail, this.#options.closeGraceMs);
+  }
+
+  #onSocketError(s: Session, err: Error): void {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH") {
+      this.#metrics.badFrame("too-large");
+      if (s.closeCode === undefined) this.#metrics.dropped("messageTooBig");
+      s.closeCode ??= CloseCode.messageTooBig;
+    } else if (code?.startsWith("WS_ERR_") === true) {
+      this.#metrics.badFrame("ws-protocol");
+      if (s.closeCode === undefined) this.#metrics.dropped("badFrame");
+      s.closeCode ??= CloseCode.badFrame;
+    }
+    this.#logger.debug({ err, session: s.id }, "session socket error");
+  }
+
+  #onClose(s: Session, code: number): void {
+    s.markClosed();
+    this.#sessions.delete(s);
+    if (s.view !== undefined) this.#sessionsOf(s.view).delete(s);
+    this.#logger.debug({ session: s.id, view: s.view, code, client: s.clientName }, "session closed");
+  }
+}

@@ -1,0 +1,85 @@
+import { performance } from "node:perf_hooks";
+import type { Logger } from "pino";
+import { encodeMessage } from "../../../proto/codec.js";
+import { FEATURES } from "../../../proto/version.js";
+import type { Hub } from "../../snapshot/hub.js";
+import { INTERNAL_ERROR_CLOSE_CODE } from "./errors.js";
+import type { HelloAccepted } from "./handshake.js";
+import type { LiveStream } from "./live-stream.js";
+import type { DropReason, FanoutMetrics } from "./metrics.js";
+import type { Session } from "./session.js";
+import type { SnapshotSender } from "./snapshot-sender.js";
+
+export interface SessionStarterDeps {
+  readonly hub: Hub;
+  readonly live: LiveStream;
+  readonly snapshots: SnapshotSender;
+  readonly metrics: FanoutMetrics;
+  readonly logger: Logger;
+  readonly clock: () => number;
+  readonly serverId: string;
+  readonly snapshotReuseMs: number;
+  readonly flushNow: () => void;
+  readonly closeSession: (session: Session, code: number, reason: DropReason, detail: string) => void;
+}
+
+/**
+ * Starts an accepted session: welcome, then either the deltas since the client's resume token (when this
+ * server issued it and the log still covers it) or a snapshot (shared, possibly reused, possibly
+ * compressed) followed by the catch-up from the snapshot's revision. The session is live afterwards.
+ */
+export class SessionStarter {
+  readonly #deps: SessionStarterDeps;
+
+  constructor(deps: SessionStarterDeps) {
+    this.#deps = deps;
+  }
+
+  start(s: Session, verdict: HelloAccepted): void {
+    const { hub, serverId } = this.#deps;
+    const resume = verdict.resume;
+    if (resume !== undefined && resume.server === serverId && hub.canResume(verdict.view, resume.revision)) {
+      s.send(this.#welcome(verdict, "resume"));
+      this.#deps.live.goLive(s, resume.revision);
+      return;
+    }
+    this.#startSnapshot(s, verdict);
+  }
+
+  #startSnapshot(s: Session, verdict: HelloAccepted): void {
+    const { hub, metrics, logger } = this.#deps;
+    const view = verdict.view;
+    this.#deps.flushNow();
+    const builtBefore = hub.counters.snapshotsBuilt[view];
+    const snapshot = hub.snapshot(view, this.#deps.clock(), this.#deps.snapshotReuseMs);
+    if (hub.counters.snapshotsBuilt[view] !== builtBefore) metrics.snapshotGenerated(view, snapshot.bytes);
+    else metrics.snapshotReused(view);
+    const frames = hub.sessionFrames(snapshot, s.node);
+    s.send(this.#welcome(verdict, "snapshot"));
+    const startedAt = performance.now();
+    const isCompressed = s.features.has(FEATURES.deflateSnapshot);
+    this.#deps.snapshots.send(s, snapshot, frames, isCompressed).then(
+      (isSent) => {
+        if (!isSent || s.phase !== "syncing" || s.closeCode !== undefined) return;
+        metrics.snapshotSent(view, (performance.now() - startedAt) / 1000);
+        this.#deps.live.goLive(s, snapshot.revision);
+      },
+      (err: unknown) => {
+        logger.error({ err, session: s.id, view }, "snapshot send failed");
+        this.#deps.closeSession(s, INTERNAL_ERROR_CLOSE_CODE, "internalError", "internal error");
+      },
+    );
+  }
+
+  #welcome(verdict: HelloAccepted, mode: "resume" | "snapshot"): Buffer {
+    return encodeMessage({
+      t: "welcome",
+      version: verdict.version,
+      server: this.#deps.serverId,
+      view: verdict.view,
+      mode,
+      revision: this.#deps.hub.revision,
+      features: verdict.features,
+    });
+  }
+}

@@ -1,0 +1,83 @@
+import { promisify } from "node:util";
+import { deflateRaw } from "node:zlib";
+import type { Logger } from "pino";
+import { encodeMessage } from "../../../proto/codec.js";
+import { assembleEntryArray } from "../../../proto/frame-builder.js";
+import type { EncodedSnapshot, SessionSnapshotFrames } from "../../snapshot/hub.js";
+import type { FanoutMetrics } from "./metrics.js";
+import type { Session } from "./session.js";
+
+const deflateRawAsync = promisify(deflateRaw);
+
+export interface SnapshotSenderDeps {
+  readonly logger: Logger;
+  readonly metrics: FanoutMetrics;
+  /** Wait for the socket to drain whenever more than this many bytes are queued in user space. */
+  readonly highWaterBytes: number;
+}
+
+/**
+ * Streams a shared encoded snapshot to one session, never queueing more than about one chunk above the
+ * high-water mark in the socket's user-space buffer. With "deflate-snapshot", the chunk frames carry `z`
+ * (raw deflate of the chunk's entry array), compressed once per snapshot on the zlib thread pool and
+ * shared by every session that takes the same snapshot.
+ */
+export class SnapshotSender {
+  readonly #deps: SnapshotSenderDeps;
+  readonly #compressed = new WeakMap<EncodedSnapshot, readonly Promise<Buffer>[]>();
+
+  constructor(deps: SnapshotSenderDeps) {
+    this.#deps = deps;
+  }
+
+  /**
+   * Sends begin, the shared chunks, the node's chunk and end, then waits until all of it is written to
+   * the kernel. Resolves false if the session closed on the way.
+   */
+  async send(
+    session: Session,
+    snapshot: EncodedSnapshot,
+    frames: SessionSnapshotFrames,
+    isCompressed: boolean,
+  ): Promise<boolean> {
+    const compressed = isCompressed ? this.compressedChunks(snapshot) : undefined;
+    session.send(frames.begin);
+    for (let i = 0; i < snapshot.chunks.length; i++) {
+      const frame = compressed === undefined ? snapshot.chunks[i] : await compressed[i];
+      if (session.isClosed || frame === undefined) return false;
+      session.send(frame);
+      if (session.bufferedAmount > this.#deps.highWaterBytes) await session.whenDrained();
+    }
+    if (session.isClosed) return false;
+    if (frames.nodeChunk !== null) session.send(frames.nodeChunk);
+    session.send(frames.end);
+    await session.whenDrained();
+    return !session.isClosed;
+  }
+
+  /** The snapshot's chunk frames with `z`, compressed once (in the background) and cached with it. */
+  compressedChunks(snapshot: EncodedSnapshot): readonly Promise<Buffer>[] {
+    const cached = this.#compressed.get(snapshot);
+    if (cached !== undefined) return cached;
+    const frames = snapshot.chunkEntries.map((entries, index) =>
+      deflateRawAsync(assembleEntryArray(entries)).then(
+        (z) => encodeMessage({ t: "snap-chunk", index, z }),
+        (err: unknown) => {
+          this.#deps.logger.warn(
+            { err, view: snapshot.view, index },
+            "snapshot chunk compression failed; sending it uncompressed",
+          );
+          return snapshot.chunks[index] as Buffer;
+        },
+      ),
+    );
+    this.#compressed.set(snapshot, frames);
+    void Promise.all(frames).then((done) =>
+      this.#deps.metrics.snapshotCompressed(
+        snapshot.view,
+        done.reduce((n, f) => n + f.byteLength, 0),
+      ),
+    );
+    return frames;
+  }
+}

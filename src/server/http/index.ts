@@ -1,0 +1,4 @@
+export { HttpServerError, HttpServerErrorCode } from "./errors.js";
+export type { HttpServerErrorCodeValue } from "./errors.js";
+export { DEFAULT_HEALTH_PORT, DEFAULT_METRICS_PORT, startHttpServers } from "./server.js";
+export type { HttpServers, HttpServersDeps } from "./server.js";
