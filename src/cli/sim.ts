@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError } from "commander";
-import { ChurnGenerator, seedCluster } from "../sim/churn.js";
-import { startSimulator, writeKubeconfig } from "../sim/index.js";
+import { runSim } from "../sim/run.js";
+import { createLogger } from "./logger.js";
 import { reportReady } from "./ipc.js";
 
 function whole(min: number) {
@@ -44,40 +44,28 @@ export function simCommand(): Command {
       },
       "v1",
     )
-    .action(async (opts: SimCommandOptions) => {
-      const sim = await startSimulator({
+    .option("--log-level <level>", "log level", "info")
+    .action(async (opts: SimCommandOptions & { logLevel: string }) => {
+      const abort = new AbortController();
+      const stop = (): void => abort.abort();
+      process.once("SIGINT", stop);
+      process.once("SIGTERM", stop);
+      // A parent (demo, load test) that goes away takes the simulator with it.
+      if (typeof process.send === "function") process.once("disconnect", stop);
+      await runSim({
         host: opts.host,
         port: opts.port,
         historyLimit: opts.historyLimit,
         endpointSliceVersion: opts.endpointSliceVersion,
+        nodes: opts.nodes,
+        podsPerNode: opts.podsPerNode,
+        churnPerSecond: opts.churn,
+        seed: opts.seed,
+        signal: abort.signal,
+        logger: createLogger(opts.logLevel, "tabby-sim"),
+        ...(opts.kubeconfigOut !== undefined && { kubeconfigPath: opts.kubeconfigOut }),
+        onReady: ({ url, kubeconfigPath, sim }) =>
+          reportReady("sim", { url, port: sim.port, kubeconfig: kubeconfigPath }),
       });
-      const abort = new AbortController();
-      try {
-        const seeded = seedCluster(sim, {
-          nodes: opts.nodes,
-          podsPerNode: opts.podsPerNode,
-          seed: opts.seed,
-        });
-        const kubeconfig = await writeKubeconfig(sim.kubeconfigYaml(), opts.kubeconfigOut);
-        const churn =
-          opts.churn > 0
-            ? new ChurnGenerator(sim, { ratePerSecond: opts.churn, seed: opts.seed, signal: abort.signal })
-            : undefined;
-        churn?.start();
-        const objects = Object.values(seeded.counts).reduce((a, b) => a + b, 0);
-        console.error(
-          `tabby sim: ${sim.url} (${opts.nodes} nodes, ${objects} objects, churn ${opts.churn}/s); kubeconfig ${kubeconfig}`,
-        );
-        reportReady("sim", { url: sim.url, port: sim.port, kubeconfig, objects });
-        await new Promise<void>((resolve) => {
-          process.once("SIGINT", () => resolve());
-          process.once("SIGTERM", () => resolve());
-          if (typeof process.send === "function") process.once("disconnect", () => resolve());
-        });
-        abort.abort();
-      } finally {
-        abort.abort();
-        await sim.close();
-      }
     });
 }

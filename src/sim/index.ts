@@ -1,0 +1,10 @@
+export { startSimulator, isLoopbackHost } from "./simulator.js";
+export type { Simulator, SimulatorOptions, SimulatorFaults, SimulatorStats } from "./simulator.js";
+export type { KubeObject, ObjectMeta, WatchEventType } from "./types.js";
+export { SimError, SimErrorCode, type SimErrorCodeValue, type KubeStatus } from "./errors.js";
+export type { ResourceDef, EndpointSliceVersion } from "./resources.js";
+export { defaultCrdsDir, loadCrds } from "./crds.js";
+export { kubeConfigFor, kubeconfigYamlFor, writeKubeconfig, SIM_TOKEN } from "./kubeconfig.js";
+export { ChurnGenerator, seedCluster, CHANGED_AT_ANNOTATION } from "./churn.js";
+export type { ChurnOptions, ChurnStats, ChurnChange, SeedOptions, SeedResult } from "./churn.js";
+export { runSim, type RunSimOptions } from "./run.js";
