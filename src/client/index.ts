@@ -1,0 +1,24 @@
+/** tabby's client library: a mirror of one view, kept current over WebSockets. */
+export { TabbyClient } from "./tabby-client.js";
+export type { ClientStats } from "./stats.js";
+export type { ClientEventMap, ClientEventName } from "./client-events.js";
+export type { ClientState, ClientStatus } from "./status.js";
+export type { Update } from "./mirror.js";
+export { Mirror } from "./mirror.js";
+export { Backoff } from "./backoff.js";
+export { CLIENT_VERSION, NOOP_LOGGER, isServerAddress } from "./options.js";
+export type { ClientLogger, ClientTlsOptions, ServerDiscovery, TabbyClientOptions } from "./options.js";
+export {
+  ClientClosedError,
+  ClientConnectError,
+  ClientDiscoveryError,
+  ClientErrorCode,
+  ClientListenerError,
+  ClientOptionsError,
+  ClientProtocolError,
+  ClientRejectedError,
+  ClientTimeoutError,
+  TabbyClientError,
+} from "./errors.js";
+export type { ClientErrorCodeValue, TimeoutKind } from "./errors.js";
+export type { ResourceValue, ViewName } from "../../proto/messages.js";

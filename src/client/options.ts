@@ -1,0 +1,210 @@
+import type { SecureContextOptions } from "node:tls";
+import { VIEW_NAMES } from "../../proto/messages.js";
+import type { ViewName } from "../../proto/messages.js";
+import { VIEWS } from "../snapshot/kinds.js";
+import { ClientOptionsError } from "./errors.js";
+
+/**
+ * The logger the client writes to: the four levels of pino's API (`logger.warn(obj, msg)`), so a pino
+ * Logger can be passed as is. The default logs nothing.
+ */
+export interface ClientLogger {
+  debug(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+const noop = (): void => undefined;
+export const NOOP_LOGGER: ClientLogger = Object.freeze({ debug: noop, info: noop, warn: noop, error: noop });
+
+/** Returns the addresses to try, re-run before each connection attempt. Should honour `signal`. */
+export type ServerDiscovery = (signal: AbortSignal) => Promise<readonly string[]>;
+
+/** TLS settings for `wss://` servers (passed to the socket as is). */
+export type ClientTlsOptions = Pick<SecureContextOptions, "ca" | "cert" | "key" | "passphrase"> & {
+  readonly rejectUnauthorized?: boolean;
+  readonly servername?: string;
+};
+
+export interface TabbyClientOptions {
+  /** `ws://host:port` (or `wss://`) addresses, or a function that discovers them before each attempt. */
+  readonly servers: readonly string[] | ServerDiscovery;
+  /** The view to mirror. */
+  readonly view: ViewName;
+  /** The node the agent runs on. Required for views with node-scoped kinds (`bgp`, `node-status`). */
+  readonly nodeName?: string;
+  /** Sent in the hello. Default "tabby-client". */
+  readonly clientName?: string;
+  /** Sent in the hello. Default the library's version. */
+  readonly clientVersion?: string;
+  /** Default: logs nothing. */
+  readonly logger?: ClientLogger;
+  /** Aborting it closes the client. */
+  readonly signal?: AbortSignal;
+  /** From starting an attempt to the server's welcome (and the time discovery may take). Default 10,000 ms. */
+  readonly connectTimeoutMs?: number;
+  /** Watchdog: no frame at all (pings included) within this long => reconnect. Default 30,000 ms. */
+  readonly readTimeoutMs?: number;
+  /** First reconnect delay (jittered ×0.5–1.5). Default 200 ms. */
+  readonly backoffInitialMs?: number;
+  /** Largest reconnect delay; the delay doubles per failed attempt up to this. Default 10,000 ms. */
+  readonly backoffMaxMs?: number;
+  /**
+   * Keep a mirror of the view (default true). False is "lite" mode: no mirror, snapshot chunks are
+   * counted but not decoded, deltas are still emitted as updates (every change). For load tests.
+   */
+  readonly mirror?: boolean;
+  /** Bearer token sent in the hello. */
+  readonly token?: string;
+  /** TLS settings for `wss://` addresses. */
+  readonly tls?: ClientTlsOptions;
+  /** Largest frame accepted, and largest inflated snapshot chunk. Default 64 MiB. */
+  readonly maxFrameBytes?: number;
+  /** How long close() waits for the server's close frame before dropping the socket. Default 2,000 ms. */
+  readonly closeTimeoutMs?: number;
+  /** Random source in [0, 1) for backoff jitter and server choice (tests). Default Math.random. */
+  readonly random?: () => number;
+}
+
+/** The library's version, sent as the default `clientVersion`. */
+export const CLIENT_VERSION = "0.1.0";
+
+export interface ResolvedClientOptions {
+  readonly servers: readonly string[] | ServerDiscovery;
+  readonly view: ViewName;
+  readonly nodeName: string | undefined;
+  readonly clientName: string;
+  readonly clientVersion: string;
+  readonly logger: ClientLogger;
+  readonly signal: AbortSignal | undefined;
+  readonly connectTimeoutMs: number;
+  readonly readTimeoutMs: number;
+  readonly backoffInitialMs: number;
+  readonly backoffMaxMs: number;
+  readonly isMirror: boolean;
+  readonly token: string | undefined;
+  readonly tls: ClientTlsOptions | undefined;
+  readonly maxFrameBytes: number;
+  readonly closeTimeoutMs: number;
+  readonly random: () => number;
+}
+
+/** setTimeout's limit. */
+const MAX_DELAY_MS = 2_147_483_647;
+
+/** True for a `ws://` or `wss://` URL with a host. */
+export function isServerAddress(value: unknown): value is string {
+  if (typeof value !== "string" || value.length > 2048) return false;
+  try {
+    const url = new URL(value);
+    return (url.protocol === "ws:" || url.protocol === "wss:") && url.hostname !== "";
+  } catch {
+    return false;
+  }
+}
+
+function duration(value: unknown, field: string, fallback: number, min = 1): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > MAX_DELAY_MS) {
+    throw new ClientOptionsError(field, `an integer number of milliseconds in [${min}, ${MAX_DELAY_MS}]`);
+  }
+  return value;
+}
+
+function text(value: unknown, field: string, maxLength: number): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "string" || value === "" || value.length > maxLength) {
+    throw new ClientOptionsError(field, `a non-empty string of at most ${maxLength} chars`);
+  }
+  return value;
+}
+
+function isLogger(value: unknown): value is ClientLogger {
+  if (value === null || typeof value !== "object") return false;
+  const l = value as Record<string, unknown>;
+  return ["debug", "info", "warn", "error"].every((level) => typeof l[level] === "function");
+}
+
+/** Validates the options and fills in the defaults. Throws ClientOptionsError naming the first bad field. */
+export function resolveOptions(options: TabbyClientOptions): ResolvedClientOptions {
+  if (options === null || typeof options !== "object") {
+    throw new ClientOptionsError("options", "an object");
+  }
+  const o = options as unknown as Record<string, unknown>;
+
+  const servers = o.servers;
+  if (typeof servers !== "function") {
+    if (!Array.isArray(servers) || servers.length === 0 || servers.length > 1000) {
+      throw new ClientOptionsError("servers", "a non-empty array of ws:// URLs or a discovery function");
+    }
+    servers.forEach((s, i) => {
+      if (!isServerAddress(s)) throw new ClientOptionsError(`servers[${i}]`, "a ws:// or wss:// URL");
+    });
+  }
+
+  const view = o.view;
+  if (typeof view !== "string" || !(VIEW_NAMES as readonly string[]).includes(view)) {
+    throw new ClientOptionsError("view", `one of ${VIEW_NAMES.join(", ")}`);
+  }
+  const nodeName = text(o.nodeName, "nodeName", 253);
+  if (nodeName === undefined && VIEWS[view as ViewName].nodeScopedKinds.size > 0) {
+    throw new ClientOptionsError("nodeName", `set for view "${view}" (it has node-scoped kinds)`);
+  }
+
+  const logger = o.logger;
+  if (logger !== undefined && !isLogger(logger)) {
+    throw new ClientOptionsError("logger", "an object with debug, info, warn and error methods");
+  }
+  const signal = o.signal;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw new ClientOptionsError("signal", "an AbortSignal");
+  }
+  const mirror = o.mirror;
+  if (mirror !== undefined && typeof mirror !== "boolean") {
+    throw new ClientOptionsError("mirror", "a boolean");
+  }
+  const tls = o.tls;
+  if (tls !== undefined && (tls === null || typeof tls !== "object")) {
+    throw new ClientOptionsError("tls", "an object");
+  }
+  const random = o.random;
+  if (random !== undefined && typeof random !== "function") {
+    throw new ClientOptionsError("random", "a function returning a number in [0, 1)");
+  }
+
+  const backoffInitialMs = duration(o.backoffInitialMs, "backoffInitialMs", 200);
+  const backoffMaxMs = duration(o.backoffMaxMs, "backoffMaxMs", Math.max(10_000, backoffInitialMs));
+  if (backoffMaxMs < backoffInitialMs) {
+    throw new ClientOptionsError("backoffMaxMs", "at least backoffInitialMs");
+  }
+  const maxFrameBytes = o.maxFrameBytes ?? 64 * 1024 * 1024;
+  if (
+    typeof maxFrameBytes !== "number" ||
+    !Number.isInteger(maxFrameBytes) ||
+    maxFrameBytes < 1024 ||
+    maxFrameBytes > 256 * 1024 * 1024
+  ) {
+    throw new ClientOptionsError("maxFrameBytes", "an integer number of bytes in [1024, 268435456]");
+  }
+
+  return {
+    servers: servers as readonly string[] | ServerDiscovery,
+    view: view as ViewName,
+    nodeName,
+    clientName: text(o.clientName, "clientName", 128) ?? "tabby-client",
+    clientVersion: text(o.clientVersion, "clientVersion", 128) ?? CLIENT_VERSION,
+    logger: logger ?? NOOP_LOGGER,
+    signal,
+    connectTimeoutMs: duration(o.connectTimeoutMs, "connectTimeoutMs", 10_000),
+    readTimeoutMs: duration(o.readTimeoutMs, "readTimeoutMs", 30_000),
+    backoffInitialMs,
+    backoffMaxMs,
+    isMirror: mirror ?? true,
+    token: text(o.token, "token", 8192),
+    tls: tls,
+    maxFrameBytes,
+    closeTimeoutMs: duration(o.closeTimeoutMs, "closeTimeoutMs", 2_000),
+    random: (random as (() => number) | undefined) ?? Math.random,
+  };
+}

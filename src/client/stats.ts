@@ -1,0 +1,41 @@
+/** Counters of a client's work since it was created. */
+export interface ClientStats {
+  /** Complete snapshots received. */
+  readonly snapshots: number;
+  /** Sessions that resumed from the client's revision (no snapshot). */
+  readonly resumes: number;
+  /** Connection attempts after the first. */
+  readonly reconnects: number;
+  /** Frames received, and their bytes. */
+  readonly frames: number;
+  readonly bytes: number;
+  /** Delta frames received. */
+  readonly deltas: number;
+  /** Updates emitted to the application. */
+  readonly updates: number;
+  /** Errors reported (emitted, or logged when there was no error listener). */
+  readonly errors: number;
+}
+
+export type MutableClientStats = { -readonly [K in keyof ClientStats]: ClientStats[K] };
+
+export function newClientStats(): MutableClientStats {
+  return { snapshots: 0, resumes: 0, reconnects: 0, frames: 0, bytes: 0, deltas: 0, updates: 0, errors: 0 };
+}
+
+/** A promise with its resolve and reject (Promise.withResolvers is Node 22+). */
+export interface Deferred<T> {
+  readonly promise: Promise<T>;
+  resolve(value: T): void;
+  reject(err: unknown): void;
+}
+
+export function deferred<T>(): Deferred<T> {
+  let resolve!: (value: T) => void;
+  let reject!: (err: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}

@@ -1,0 +1,405 @@
+import type { DeltasMessage, ResourceValue, StatusMessage, WelcomeMessage } from "../../proto/messages.js";
+import { kindOfKey } from "../snapshot/keys.js";
+import { Backoff } from "./backoff.js";
+import { ClientEvents } from "./client-events.js";
+import type { ClientEventMap, ClientEventName } from "./client-events.js";
+import { Connection } from "./connection.js";
+import type { SessionEnd } from "./connection.js";
+import { resolveServers } from "./discovery.js";
+import { buildHello } from "./hello.js";
+import {
+  ClientClosedError,
+  ClientConnectError,
+  ClientListenerError,
+  ClientProtocolError,
+  ClientRejectedError,
+  ClientDiscoveryError,
+  TabbyClientError,
+} from "./errors.js";
+import { Mirror } from "./mirror.js";
+import type { Update } from "./mirror.js";
+import { resolveOptions } from "./options.js";
+import type { ClientLogger, ResolvedClientOptions, TabbyClientOptions } from "./options.js";
+import { planReconnect } from "./reconnect-policy.js";
+import { ServerPicker } from "./server-picker.js";
+import type { SnapshotResult } from "./snapshot-assembler.js";
+import { deferred, newClientStats } from "./stats.js";
+import type { ClientStats, Deferred } from "./stats.js";
+import { isSameStatus, sessionStatus } from "./status.js";
+import type { ClientStatus, SessionView } from "./status.js";
+
+interface Session extends SessionView {
+  hasBaseline: boolean;
+  serverId: string | undefined;
+  serverStatus: StatusMessage | undefined;
+}
+
+/**
+ * A mirror of one tabby view, kept current over a WebSocket to one of the servers. Emits `updates` (only
+ * real changes, batched), `status` and `error`. Reconnects with jittered backoff across the servers, resumes
+ * where it can and otherwise diffs the new snapshot against its mirror, so that failover shows the
+ * application no churn. Never reads the environment, never exits the process, logs only to its logger.
+ */
+export class TabbyClient {
+  readonly #o: ResolvedClientOptions;
+  readonly #log: ClientLogger;
+  readonly #events = new ClientEvents();
+  readonly #mirror: Mirror | undefined;
+  readonly #backoff: Backoff;
+  readonly #picker: ServerPicker;
+  readonly #stats = newClientStats();
+  /** The revision of the mirror, and the server it belongs to (together: the resume token). */
+  #revision = 0;
+  #serverId: string | undefined;
+  /** False after a protocol error: the next session starts from a snapshot (diffed against the mirror). */
+  #hasResumeToken = false;
+  #status: ClientStatus = { state: "disconnected" };
+  #isStarted = false;
+  #isClosed = false;
+  #isSynced = false;
+  #attempts = 0;
+  #servers: readonly string[] = [];
+  #connection: Connection | undefined;
+  #session: Session | undefined;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #discovery: AbortController | undefined;
+  #synced: Deferred<void> | undefined;
+  readonly #closed = deferred<TabbyClientError | undefined>();
+  #closing: Promise<void> | undefined;
+  #closeReason: TabbyClientError | undefined;
+  readonly #onAbort = (): void => void this.close();
+
+  constructor(options: TabbyClientOptions) {
+    this.#o = resolveOptions(options);
+    this.#log = this.#o.logger;
+    this.#mirror = this.#o.isMirror ? new Mirror() : undefined;
+    this.#backoff = new Backoff({
+      initialMs: this.#o.backoffInitialMs,
+      maxMs: this.#o.backoffMaxMs,
+      random: this.#o.random,
+    });
+    this.#picker = new ServerPicker(this.#o.random);
+    const signal = this.#o.signal;
+    if (signal?.aborted === true) void this.close();
+    else signal?.addEventListener("abort", this.#onAbort, { once: true });
+  }
+
+  /** Starts connecting (on the next tick). Idempotent; throws ERR_CLIENT_CLOSED after close(). */
+  start(): void {
+    if (this.#isClosed) throw new ClientClosedError("start() on a closed client");
+    if (this.#isStarted) return;
+    this.#isStarted = true;
+    this.#schedule(0, {});
+  }
+
+  /** `updates`: a batch of real changes; `status`: a new ClientStatus; `error`: a TabbyClientError. */
+  on<E extends ClientEventName>(event: E, listener: (arg: ClientEventMap[E]) => void): this {
+    this.#events.on(event, listener);
+    return this;
+  }
+
+  once<E extends ClientEventName>(event: E, listener: (arg: ClientEventMap[E]) => void): this {
+    this.#events.once(event, listener);
+    return this;
+  }
+
+  off<E extends ClientEventName>(event: E, listener: (arg: ClientEventMap[E]) => void): this {
+    this.#events.off(event, listener);
+    return this;
+  }
+
+  /** The mirrored value of a key (`Kind/name` or `Kind/namespace/name`); always undefined in lite mode. */
+  get(key: string): ResourceValue | undefined {
+    return this.#mirror?.get(key);
+  }
+
+  /** The mirrored values of one kind (a fresh array); empty in lite mode. */
+  list(kind: string): ResourceValue[] {
+    return this.#mirror?.list(kind) ?? [];
+  }
+
+  /** The mirrored keys of one kind, or all of them; empty in lite mode. */
+  keys(kind?: string): string[] {
+    return this.#mirror?.keys(kind) ?? [];
+  }
+
+  /** Entries in the mirror (0 in lite mode). */
+  get size(): number {
+    return this.#mirror?.size ?? 0;
+  }
+
+  /** The server revision the mirror is at (0 before the first snapshot). */
+  get revision(): number {
+    return this.#revision;
+  }
+
+  /** The id of the server whose revision `revision` is; undefined before the first snapshot. */
+  get serverId(): string | undefined {
+    return this.#serverId;
+  }
+
+  get status(): ClientStatus {
+    return this.#status;
+  }
+
+  get isInSync(): boolean {
+    return this.#status.state === "in-sync";
+  }
+
+  get stats(): ClientStats {
+    return { ...this.#stats };
+  }
+
+  /** Resolves at the first in-sync; rejects with ERR_CLIENT_CLOSED if the client closes first. */
+  synced(): Promise<void> {
+    if (this.#isSynced) return Promise.resolve();
+    if (this.#isClosed) return Promise.reject(this.#closedError());
+    this.#synced ??= deferred<void>();
+    return this.#synced.promise;
+  }
+
+  /** Resolves when the client has stopped for good: undefined after close(), else the reason. */
+  closed(): Promise<TabbyClientError | undefined> {
+    return this.#closed.promise;
+  }
+
+  /** Stops for good: closes the session, clears every timer. Idempotent. */
+  close(): Promise<void> {
+    return this.#shutdown(undefined);
+  }
+
+  // ---- connecting ----
+
+  #schedule(delayMs: number, hints: { prefer?: string; avoid?: string }): void {
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      this.#attempt(hints).catch((err: unknown) => this.#attemptFailed(err));
+    }, delayMs);
+  }
+
+  /** An attempt that failed before it had a session (discovery, or the socket could not be created). */
+  #attemptFailed(err: unknown): void {
+    if (this.#isClosed) return;
+    this.#connection = undefined;
+    this.#session = undefined;
+    const error =
+      err instanceof TabbyClientError ? err : new ClientConnectError("cannot connect", { cause: err });
+    const retryInMs = this.#backoff.next();
+    this.#setStatus({ state: "disconnected", reason: error.message, error, retryInMs });
+    this.#reportError(error);
+    this.#schedule(retryInMs, {});
+  }
+
+  async #attempt(hints: { prefer?: string; avoid?: string }): Promise<void> {
+    if (this.#isClosed) return;
+    if (this.#attempts++ > 0) this.#stats.reconnects++;
+    if (typeof this.#o.servers === "function") {
+      const controller = new AbortController();
+      this.#discovery = controller;
+      try {
+        this.#servers = await resolveServers(
+          this.#o.servers,
+          controller.signal,
+          this.#o.connectTimeoutMs,
+          this.#log,
+        );
+      } finally {
+        this.#discovery = undefined;
+      }
+      if (this.#isClosed) return;
+    } else {
+      this.#servers = this.#o.servers;
+    }
+    const server = this.#picker.pick(this.#servers, hints);
+    if (server === undefined) {
+      // Only when every server rejected the client (discovery never returns an empty list).
+      const reason = this.#closeReason ?? new ClientDiscoveryError("no usable server address");
+      this.#log.error({ servers: this.#servers }, "every server rejected the client");
+      void this.#shutdown(reason);
+      return;
+    }
+    this.#connect(server);
+  }
+
+  #connect(server: string): void {
+    const session: Session = { server, serverId: undefined, hasBaseline: false, serverStatus: undefined };
+    this.#session = session;
+    this.#setStatus({ state: "connecting", server });
+    const connection: Connection = new Connection({
+      url: server,
+      hello: buildHello(
+        this.#o,
+        this.#serverId !== undefined && this.#hasResumeToken
+          ? { server: this.#serverId, revision: this.#revision }
+          : undefined,
+      ),
+      isMirror: this.#mirror !== undefined,
+      connectTimeoutMs: this.#o.connectTimeoutMs,
+      readTimeoutMs: this.#o.readTimeoutMs,
+      maxFrameBytes: this.#o.maxFrameBytes,
+      closeTimeoutMs: this.#o.closeTimeoutMs,
+      tls: this.#o.tls,
+      logger: this.#log,
+      events: {
+        frame: (bytes) => {
+          this.#stats.frames++;
+          this.#stats.bytes += bytes;
+        },
+        welcome: (m) => this.#onWelcome(session, m),
+        snapshotBegin: (m) =>
+          this.#log.debug({ server, revision: m.revision, count: m.count }, "snapshot begins"),
+        snapshot: (result) => this.#onSnapshot(session, result),
+        deltas: (m) => this.#onDeltas(m),
+        status: (m) => {
+          session.serverStatus = m;
+          this.#refreshStatus();
+        },
+        move: (m) => this.#log.info({ server, ...m }, "server asked the client to move"),
+        end: (end) => this.#onEnd(connection, end),
+      },
+    });
+    this.#connection = connection;
+  }
+
+  // ---- session events ----
+
+  #onWelcome(session: Session, m: WelcomeMessage): void {
+    session.serverId = m.server;
+    if (m.mode === "resume") {
+      this.#stats.resumes++;
+      session.hasBaseline = true;
+    }
+    this.#log.debug({ server: session.server, serverId: m.server, mode: m.mode }, "welcome");
+    this.#refreshStatus();
+  }
+
+  #onSnapshot(session: Session, result: SnapshotResult): void {
+    this.#stats.snapshots++;
+    const updates =
+      this.#mirror !== undefined && result.entries !== null ? this.#mirror.replace(result.entries) : [];
+    this.#revision = result.revision;
+    this.#serverId = session.serverId;
+    this.#hasResumeToken = true;
+    session.hasBaseline = true;
+    this.#emitUpdates(updates);
+    this.#refreshStatus();
+  }
+
+  #onDeltas(m: DeltasMessage): void {
+    this.#stats.deltas++;
+    this.#revision = m.to;
+    const updates =
+      this.#mirror !== undefined
+        ? this.#mirror.apply(m.changes)
+        : m.changes.map((c) => ({ key: c.k, kind: kindOfKey(c.k), value: c.v }));
+    this.#emitUpdates(updates);
+  }
+
+  #onEnd(connection: Connection, end: SessionEnd): void {
+    if (connection !== this.#connection) return;
+    this.#connection = undefined;
+    this.#session = undefined;
+    if (this.#isClosed) return;
+    if (end.hadBaseline) {
+      this.#backoff.reset();
+      this.#picker.newRound();
+    }
+    // A server that sent an invalid frame may have sent wrong data before it: resync with a snapshot.
+    if (end.isLocal && end.error instanceof ClientProtocolError) this.#hasResumeToken = false;
+    const status = {
+      state: "disconnected" as const,
+      server: end.server,
+      ...(end.serverId !== undefined && { serverId: end.serverId }),
+      closeCode: end.closeCode,
+      reason: end.reason,
+      ...(end.error !== undefined && { error: end.error }),
+    };
+    if (end.error instanceof ClientRejectedError) {
+      this.#picker.reject(end.server);
+      this.#closeReason = end.error;
+      if (this.#picker.isAllRejected(this.#servers)) {
+        this.#log.error({ server: end.server, closeCode: end.closeCode }, "every server rejected the client");
+        this.#setStatus(status);
+        this.#reportError(end.error);
+        void this.#shutdown(end.error);
+        return;
+      }
+    }
+    const { retryInMs, hints } = planReconnect(end, () => this.#backoff.next(), Date.now());
+    this.#log.info(
+      { server: end.server, closeCode: end.closeCode, reason: end.reason, retryInMs },
+      "disconnected",
+    );
+    this.#setStatus({ ...status, retryInMs });
+    if (end.error !== undefined) this.#reportError(end.error);
+    this.#schedule(retryInMs, hints);
+  }
+
+  // ---- state and events ----
+
+  #refreshStatus(): void {
+    if (this.#session !== undefined) this.#setStatus(sessionStatus(this.#session));
+  }
+
+  #setStatus(next: ClientStatus): void {
+    if (isSameStatus(this.#status, next)) return;
+    this.#status = next;
+    if (next.state === "in-sync" && !this.#isSynced) {
+      this.#isSynced = true;
+      this.#synced?.resolve();
+    }
+    this.#emit("status", next);
+  }
+
+  #emitUpdates(updates: readonly Update[]): void {
+    if (updates.length === 0) return;
+    this.#stats.updates += updates.length;
+    this.#emit("updates", updates);
+  }
+
+  #reportError(error: TabbyClientError): void {
+    this.#stats.errors++;
+    if (this.#events.listenerCount("error") > 0) {
+      this.#emit("error", error);
+    } else {
+      this.#log.warn(
+        { err: error, code: error.code, server: error.server },
+        "client error (no error listener)",
+      );
+    }
+  }
+
+  #emit<E extends ClientEventName>(event: E, arg: ClientEventMap[E]): void {
+    for (const err of this.#events.emit(event, arg)) {
+      this.#log.error({ err, event }, "an event listener threw");
+      if (event !== "error") this.#reportError(new ClientListenerError(event, err));
+    }
+  }
+
+  #closedError(): ClientClosedError {
+    return new ClientClosedError("the client closed before it was in sync", { cause: this.#closeReason });
+  }
+
+  #shutdown(reason: TabbyClientError | undefined): Promise<void> {
+    if (this.#closing !== undefined) return this.#closing;
+    this.#isClosed = true;
+    this.#closeReason ??= reason;
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+    this.#discovery?.abort();
+    this.#o.signal?.removeEventListener("abort", this.#onAbort);
+    const connection = this.#connection;
+    this.#connection = undefined;
+    this.#session = undefined;
+    this.#closing = (async () => {
+      if (connection !== undefined) await connection.close();
+      this.#setStatus({
+        state: "closed",
+        ...(reason !== undefined && { reason: reason.message, error: reason }),
+      });
+      this.#synced?.reject(this.#closedError());
+      this.#closed.resolve(reason);
+    })();
+    return this.#closing;
+  }
+}

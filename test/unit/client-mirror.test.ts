@@ -1,0 +1,68 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import type { ResourceValue } from "../../proto/messages.js";
+import { Mirror } from "../../src/client/mirror.js";
+
+const key = fc
+  .tuple(fc.constantFrom("IPPool", "Node", "NetworkPolicy"), fc.constantFrom("a", "b", "c", "d", "e", "f"))
+  .map(([kind, name]) => (kind === "NetworkPolicy" ? `${kind}/ns/${name}` : `${kind}/${name}`));
+const value: fc.Arbitrary<ResourceValue> = fc.record({
+  spec: fc.record({
+    n: fc.integer({ min: 0, max: 2 }),
+    tags: fc.array(fc.constantFrom("x", "y"), { maxLength: 2 }),
+  }),
+});
+const state = fc.dictionary(key, value, { maxKeys: 12 });
+
+function load(entries: Record<string, ResourceValue>): Mirror {
+  const m = new Mirror();
+  m.replace(new Map(Object.entries(entries)));
+  return m;
+}
+
+describe("Mirror", () => {
+  it("replace() yields exactly the diff: applied to the old state it gives the new one, with no no-ops", () => {
+    fc.assert(
+      fc.property(state, state, (before, after) => {
+        const mirror = load(before);
+        const updates = mirror.replace(new Map(Object.entries(after)));
+        // The mirror now holds `after`.
+        expect(Object.fromEntries(mirror.keys().map((k) => [k, mirror.get(k)]))).toEqual(after);
+        // Each update is real, and the keys that did not change produced none.
+        const changed = new Set<string>();
+        for (const u of updates) {
+          expect(changed.has(u.key)).toBe(false);
+          changed.add(u.key);
+          expect(u.kind).toBe(u.key.split("/")[0]);
+          if (u.value === null) expect(before[u.key] !== undefined && after[u.key] === undefined).toBe(true);
+          else expect(u.value).toEqual(after[u.key]);
+          expect(before[u.key]).not.toEqual(after[u.key]);
+        }
+        for (const k of new Set([...Object.keys(before), ...Object.keys(after)])) {
+          const isSame = JSON.stringify(before[k]) === JSON.stringify(after[k]);
+          expect(changed.has(k)).toBe(!isSame);
+        }
+        // Replaying the same state is silent.
+        expect(mirror.replace(new Map(Object.entries(after)))).toEqual([]);
+      }),
+    );
+  });
+
+  it("apply() skips deletes of absent keys and identical upserts, and keeps the kind index", () => {
+    const mirror = load({ "IPPool/a": { spec: { cidr: "10.0.0.0/16", mode: "x" } } });
+    expect(
+      mirror.apply([
+        { k: "IPPool/zzz", v: null },
+        { k: "IPPool/a", v: { spec: { mode: "x", cidr: "10.0.0.0/16" } } },
+        { k: "NetworkPolicy/ns/p", v: { spec: {} } },
+      ]),
+    ).toEqual([{ key: "NetworkPolicy/ns/p", kind: "NetworkPolicy", value: { spec: {} } }]);
+    expect(mirror.list("NetworkPolicy")).toEqual([{ spec: {} }]);
+    expect(mirror.apply([{ k: "NetworkPolicy/ns/p", v: null }])).toEqual([
+      { key: "NetworkPolicy/ns/p", kind: "NetworkPolicy", value: null },
+    ]);
+    expect(mirror.list("NetworkPolicy")).toEqual([]);
+    expect(mirror.kinds()).toEqual(["IPPool"]);
+    expect(mirror.size).toBe(1);
+  });
+});
