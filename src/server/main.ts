@@ -5,11 +5,15 @@ import { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { collectDefaultMetrics, Registry } from "prom-client";
 import { Hub } from "../snapshot/hub.js";
+import { ALL_KINDS, viewsOfKind } from "../snapshot/kinds.js";
 import { ConfigError } from "./config.js";
 import type { ServeConfig } from "./config.js";
 import { Datastore } from "./datastore/index.js";
 import { FanoutServer } from "./fanout/index.js";
 import { startHttpServers } from "./http/index.js";
+
+/** The Calico kinds at least one view includes: the ones worth watching. */
+export const SERVED_KINDS: readonly string[] = ALL_KINDS.filter((kind) => viewsOfKind(kind).length > 0);
 
 export interface RunningServer {
   readonly serverId: string;
@@ -105,6 +109,9 @@ export async function runServer(config: ServeConfig, deps: ServerDeps): Promise<
       watchdogMs: config.watchdogMs,
       staleAfterMs: config.staleAfterMs,
       missingCrdRecheckMs: config.missingCrdRecheckMs,
+      // Kinds no view serves (IPAMHandle: one object per pod, IPAMConfig, IPReservation,
+      // KubeControllersConfiguration) would only cost memory and API load.
+      kinds: SERVED_KINDS,
     },
   });
   let http: Awaited<ReturnType<typeof startHttpServers>> | undefined;

@@ -1,0 +1,16 @@
+export { Datastore } from "./datastore.js";
+export type { DatastoreDeps, DatastoreOptions } from "./datastore.js";
+export {
+  DatastoreDecodeError,
+  DatastoreError,
+  DatastoreGoneError,
+  DatastoreListError,
+  DatastoreWatchdogError,
+  DatastoreWatchError,
+  isDatastoreError,
+} from "./errors.js";
+export type { DatastoreErrorCode } from "./errors.js";
+export { convert, crdPlural, findResource, RESOURCES, resourceId, resourcesForKinds } from "./registry.js";
+export type { ConvertResult, KubeMetadata, KubeObject, UpstreamResource } from "./types.js";
+export { CALICO_API_VERSION, CHANGED_AT_ANNOTATION } from "./convert/common.js";
+export { vethNameForPod } from "./convert/pod.js";

@@ -1,0 +1,253 @@
+import http from "node:http";
+import type { IncomingMessage } from "node:http";
+import https from "node:https";
+import type { KubeConfig } from "@kubernetes/client-node";
+import {
+  DatastoreDecodeError,
+  DatastoreError,
+  DatastoreGoneError,
+  DatastoreListError,
+  DatastoreWatchError,
+} from "./errors.js";
+import type { DatastoreErrorDetails } from "./errors.js";
+import { linkedController } from "./timing.js";
+import type { KubeObject } from "./types.js";
+
+export interface KubeHttpOptions {
+  /** Deadline for one list page, headers and body, in ms. */
+  readonly requestTimeoutMs: number;
+  /** Largest list page body accepted, in bytes. */
+  readonly maxListBytes: number;
+}
+
+export interface ListPage {
+  readonly items: readonly KubeObject[];
+  readonly resourceVersion: string;
+  /** The continue token; undefined on the last page. */
+  readonly continueToken: string | undefined;
+}
+
+type Op = "list" | "watch";
+
+/** How much of an error response body is read (a Status object), in bytes. */
+const MAX_ERROR_BODY_BYTES = 64 * 1024;
+
+function errorFor(op: Op, message: string, details: DatastoreErrorDetails): DatastoreError {
+  if (details.status === 410) return new DatastoreGoneError(message, details);
+  return op === "list" ? new DatastoreListError(message, details) : new DatastoreWatchError(message, details);
+}
+
+function retryAfterMs(header: string | undefined): number | undefined {
+  if (header === undefined) return undefined;
+  const seconds = Number(header);
+  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
+  const at = Date.parse(header);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+}
+
+async function readBody(res: IncomingMessage, maxBytes: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of res as AsyncIterable<Buffer>) {
+    total += chunk.byteLength;
+    if (total > maxBytes) {
+      res.destroy();
+      throw new RangeError(`response body larger than ${maxBytes} bytes`);
+    }
+    parts.push(chunk);
+  }
+  return Buffer.concat(parts);
+}
+
+/**
+ * The HTTP(S) client for the Kubernetes API: plain node:http/https requests through ONE keep-alive agent
+ * (never an agent per request), authenticated by `kubeConfig.applyToHTTPSOptions` (kubeconfig file,
+ * in-cluster service account, token, client certificates, exec/auth plugins).
+ */
+export class KubeHttp {
+  readonly #kubeConfig: KubeConfig;
+  readonly #base: URL;
+  readonly #isHttps: boolean;
+  readonly #options: KubeHttpOptions;
+  readonly #agent: http.Agent;
+  readonly #usesProxy: boolean;
+  /** With a proxy, client-node's proxy agent (created on the first request) is kept and shared. */
+  #proxyAgent: http.Agent | undefined;
+
+  constructor(kubeConfig: KubeConfig, options: KubeHttpOptions) {
+    const cluster = kubeConfig.getCurrentCluster();
+    if (cluster === null) throw new TypeError("kubeConfig: no current cluster");
+    this.#kubeConfig = kubeConfig;
+    this.#base = new URL(cluster.server);
+    this.#isHttps = this.#base.protocol === "https:";
+    if (!this.#isHttps && this.#base.protocol !== "http:") {
+      throw new TypeError(`kubeConfig: unsupported server URL "${cluster.server}"`);
+    }
+    this.#options = options;
+    this.#usesProxy = cluster.proxyUrl !== undefined && cluster.proxyUrl !== "";
+    const agentOptions = { keepAlive: true, scheduling: "lifo" as const };
+    this.#agent = this.#isHttps ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
+  }
+
+  /** Sockets the shared agent holds: in use plus idle. */
+  socketCount(): number {
+    let n = 0;
+    for (const list of Object.values(this.#agent.sockets)) n += list?.length ?? 0;
+    for (const list of Object.values(this.#agent.freeSockets)) n += list?.length ?? 0;
+    return n;
+  }
+
+  /** Destroys every socket of the shared agent; resolves once they have all closed. */
+  async destroy(): Promise<void> {
+    const sockets = [this.#agent, this.#proxyAgent].flatMap((agent) =>
+      agent === undefined
+        ? []
+        : [...Object.values(agent.sockets), ...Object.values(agent.freeSockets)].flatMap((l) => l ?? []),
+    );
+    // A socket still in the agent's lists has not emitted 'close' yet (the agent drops it right there),
+    // even when it is already destroyed: a net.Socket emits 'close' once its handle has closed.
+    const closed = sockets.map((s) => new Promise<void>((resolve) => s.once("close", () => resolve())));
+    this.#agent.destroy();
+    this.#proxyAgent?.destroy();
+    await Promise.all(closed);
+  }
+
+  /** Lists one page. Throws DatastoreListError (or DatastoreGoneError on 410, DatastoreDecodeError). */
+  async list(
+    path: string,
+    query: Record<string, string>,
+    signal: AbortSignal,
+    resource: string,
+  ): Promise<ListPage> {
+    const { controller, dispose } = linkedController(signal);
+    const timer = setTimeout(
+      () => controller.abort(new DatastoreListError("list request timed out", { resource })),
+      this.#options.requestTimeoutMs,
+    );
+    try {
+      const res = await this.#request("list", path, query, controller.signal, resource);
+      let body: Buffer;
+      try {
+        body = await readBody(res, this.#options.maxListBytes);
+      } catch (cause) {
+        throw this.#wrap("list", "list response broke off", cause, controller.signal, resource);
+      }
+      return parseListPage(body, resource);
+    } finally {
+      clearTimeout(timer);
+      dispose();
+    }
+  }
+
+  /**
+   * Opens a watch; resolves with the response once a 200 arrived (the caller reads and ends it). Throws
+   * DatastoreWatchError (or DatastoreGoneError on 410).
+   */
+  watch(
+    path: string,
+    query: Record<string, string>,
+    signal: AbortSignal,
+    resource: string,
+  ): Promise<IncomingMessage> {
+    return this.#request("watch", path, query, signal, resource);
+  }
+
+  #wrap(op: Op, message: string, cause: unknown, signal: AbortSignal, resource: string): DatastoreError {
+    if (signal.aborted && signal.reason instanceof DatastoreError) return signal.reason;
+    if (cause instanceof DatastoreError) return cause;
+    return errorFor(op, `${message}: ${cause instanceof Error ? cause.message : String(cause)}`, {
+      resource,
+      cause,
+    });
+  }
+
+  async #request(
+    op: Op,
+    path: string,
+    query: Record<string, string>,
+    signal: AbortSignal,
+    resource: string,
+  ): Promise<IncomingMessage> {
+    const opts: https.RequestOptions = {};
+    try {
+      await this.#kubeConfig.applyToHTTPSOptions(opts);
+    } catch (cause) {
+      throw this.#wrap(op, "cannot apply kubeconfig credentials", cause, signal, resource);
+    }
+    // applyToHTTPSOptions sets a fresh agent on every call (client-node #2893); use the shared one.
+    if (this.#usesProxy) {
+      this.#proxyAgent ??= opts.agent instanceof http.Agent ? opts.agent : undefined;
+      opts.agent = this.#proxyAgent ?? this.#agent;
+    } else {
+      opts.agent = this.#agent;
+    }
+    const basePath = this.#base.pathname.replace(/\/+$/, "");
+    const search = new URLSearchParams(query).toString();
+    const hostname = this.#base.hostname.replace(/^\[(.*)\]$/, "$1");
+    const requestOptions: https.RequestOptions = {
+      ...opts,
+      protocol: this.#base.protocol,
+      hostname,
+      port: this.#base.port === "" ? (this.#isHttps ? 443 : 80) : Number(this.#base.port),
+      method: "GET",
+      path: `${basePath}${path}${search === "" ? "" : `?${search}`}`,
+      headers: { ...(opts.headers ?? {}), Accept: "application/json", "User-Agent": "tabby-datastore" },
+      signal,
+    };
+    let res: IncomingMessage;
+    try {
+      res = await new Promise<IncomingMessage>((resolve, reject) => {
+        const req = (this.#isHttps ? https : http).request(requestOptions, resolve);
+        req.on("error", reject);
+        req.end();
+      });
+    } catch (cause) {
+      throw this.#wrap(op, `${op} request failed`, cause, signal, resource);
+    }
+    const status = res.statusCode ?? 0;
+    if (status >= 200 && status < 300) return res;
+    let message = `${op} ${path}: HTTP ${status}`;
+    try {
+      const body = await readBody(res, MAX_ERROR_BODY_BYTES);
+      const parsed = JSON.parse(body.toString("utf8")) as { message?: unknown };
+      if (typeof parsed.message === "string") message += `: ${parsed.message.slice(0, 500)}`;
+    } catch (cause) {
+      // The status code says what matters; an unreadable body only loses the server's message.
+      message += ` (body unreadable: ${cause instanceof Error ? cause.message : String(cause)})`;
+    }
+    const header = res.headers["retry-after"];
+    const details: DatastoreErrorDetails = { resource, status };
+    const after = retryAfterMs(header);
+    throw errorFor(op, message, after === undefined ? details : { ...details, retryAfterMs: after });
+  }
+}
+
+function parseListPage(body: Buffer, resource: string): ListPage {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString("utf8"));
+  } catch (cause) {
+    throw new DatastoreDecodeError("list response is not valid JSON", { resource, cause });
+  }
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
+    throw new DatastoreDecodeError("list response is not an object", { resource });
+  }
+  const { items, metadata } = parsed as Record<string, unknown>;
+  if (items !== null && items !== undefined && !Array.isArray(items)) {
+    throw new DatastoreDecodeError("list response items is not an array", { resource });
+  }
+  const meta = (metadata ?? {}) as Record<string, unknown>;
+  const rv = meta.resourceVersion;
+  if (typeof rv !== "string" || rv === "") {
+    throw new DatastoreDecodeError("list response has no resourceVersion", { resource });
+  }
+  const cont = meta.continue;
+  const objects = ((items ?? []) as unknown[]).filter(
+    (i): i is KubeObject => i !== null && typeof i === "object" && !Array.isArray(i),
+  );
+  return {
+    items: objects,
+    resourceVersion: rv,
+    continueToken: typeof cont === "string" && cont !== "" ? cont : undefined,
+  };
+}

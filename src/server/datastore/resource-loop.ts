@@ -1,0 +1,351 @@
+import type { Logger } from "pino";
+import type { UpstreamSink } from "../../snapshot/sink.js";
+import {
+  DatastoreDecodeError,
+  DatastoreError,
+  DatastoreGoneError,
+  DatastoreListError,
+  DatastoreWatchdogError,
+  DatastoreWatchError,
+} from "./errors.js";
+import type { KubeHttp } from "./kube-http.js";
+import type { DatastoreMetrics, EventType, RestartReason } from "./metrics.js";
+import { resourceId } from "./registry.js";
+import type { SyncTracker } from "./sync-tracker.js";
+import { Backoff, linkedController, sleep } from "./timing.js";
+import type { KubeObject, UpstreamResource } from "./types.js";
+import { WatchDecoder } from "./watch-decoder.js";
+import type { WatchEvent } from "./watch-decoder.js";
+
+/** Resolved datastore options, as one loop uses them. */
+export interface LoopOptions {
+  readonly pageSize: number;
+  readonly watchTimeoutSeconds: number;
+  readonly watchdogMs: number;
+  readonly backoffInitialMs: number;
+  readonly backoffMaxMs: number;
+  readonly missingCrdRecheckMs: number;
+  readonly maxEventBytes: number;
+  /** A watch that ends cleanly sooner than this, having seen no event, is retried after a backoff. */
+  readonly minWatchMs: number;
+}
+
+export interface LoopDeps {
+  readonly resource: UpstreamResource;
+  readonly http: KubeHttp;
+  readonly sink: UpstreamSink;
+  readonly tracker: SyncTracker;
+  readonly metrics: DatastoreMetrics;
+  readonly logger: Logger;
+  readonly clock: () => number;
+  readonly random: () => number;
+  readonly options: LoopOptions;
+  readonly signal: AbortSignal;
+  /** Something arrived from upstream for this resource (list page, event, bookmark). */
+  onActivity(): void;
+  /** A watch request opened (+1) or ended (-1). */
+  onWatch(delta: 1 | -1): void;
+}
+
+type WatchEnd = { readonly sawEvents: boolean; readonly durationMs: number };
+
+/**
+ * One supervised list-watch of one upstream resource, run until the signal aborts. Never gives up:
+ * paged list → watch from the list's resourceVersion → re-watch from the last one seen; relist on 410;
+ * jittered exponential backoff on errors; a watchdog restarts a silent watch; a resource that is not
+ * installed (404, optional resources) counts as empty and is checked again every missingCrdRecheckMs.
+ */
+export class ResourceLoop {
+  readonly #d: LoopDeps;
+  readonly #kind: string;
+  readonly #id: string;
+  readonly #backoff: Backoff;
+  readonly #log: Logger;
+  /** The version that answered the last list (EndpointSlice may fall back to v1beta1). */
+  #version: string;
+  #lists = 0;
+  #failures = 0;
+  /** 410s since the last watch event. */
+  #goneStreak = 0;
+  #lastActivityMs: number;
+  /** The resourceVersion to watch from (the last one seen); undefined: list first. */
+  #rv: string | undefined;
+
+  constructor(deps: LoopDeps) {
+    this.#d = deps;
+    this.#kind = deps.resource.kinds[0] ?? deps.resource.plural;
+    this.#id = resourceId(deps.resource);
+    this.#backoff = new Backoff(deps.options.backoffInitialMs, deps.options.backoffMaxMs, deps.random);
+    this.#log = deps.logger.child({ resource: this.#id });
+    this.#version = deps.resource.versions[0] ?? "v1";
+    this.#lastActivityMs = deps.clock();
+  }
+
+  async run(): Promise<void> {
+    const { signal } = this.#d;
+    while (!signal.aborted) {
+      try {
+        if (this.#rv === undefined) {
+          this.#rv = await this.#list();
+          if (this.#rv === undefined) {
+            await sleep(this.#d.options.missingCrdRecheckMs, signal);
+            continue;
+          }
+        }
+        const end = await this.#watch(this.#rv);
+        this.#restart("closed");
+        if (!end.sawEvents && end.durationMs < this.#d.options.minWatchMs) {
+          await sleep(this.#backoff.next(), signal);
+        }
+      } catch (err) {
+        if (signal.aborted) break;
+        const isListing = this.#rv === undefined;
+        if (err instanceof DatastoreGoneError) {
+          this.#d.metrics.gone.inc({ kind: this.#kind });
+          if (!isListing) this.#restart("gone");
+          this.#log.debug(
+            { code: err.code, status: err.status },
+            "upstream resourceVersion expired, relisting",
+          );
+          this.#rv = undefined;
+          // Relist at once, unless 410s come back to back (the server compacts faster than we list).
+          if (++this.#goneStreak > 1) await sleep(this.#backoff.next(), signal);
+          continue;
+        }
+        if (err instanceof DatastoreWatchError && err.status === 404 && this.#d.resource.isOptional) {
+          // The CRD went away under the watch: the relist finds out and empties the kind.
+          this.#restart("missing");
+          this.#rv = undefined;
+          await sleep(this.#backoff.next(), signal);
+          continue;
+        }
+        this.#fail(err, !isListing);
+        const wait = this.#backoff.next();
+        const asked = err instanceof DatastoreError ? (err.retryAfterMs ?? 0) : 0;
+        await sleep(Math.max(wait, Math.min(asked, this.#d.options.backoffMaxMs)), signal);
+      }
+    }
+  }
+
+  #restart(reason: RestartReason): void {
+    this.#d.metrics.restarts.inc({ kind: this.#kind, reason });
+  }
+
+  #fail(err: unknown, isWatch: boolean): void {
+    const code = err instanceof DatastoreError ? err.code : "ERR_UNKNOWN";
+    const status = err instanceof DatastoreError ? err.status : undefined;
+    const message = err instanceof Error ? err.message : String(err);
+    if (isWatch) {
+      const reason: RestartReason =
+        err instanceof DatastoreWatchdogError
+          ? "watchdog"
+          : err instanceof DatastoreDecodeError
+            ? "decode"
+            : "error";
+      this.#restart(reason);
+    }
+    const isSilence = err instanceof DatastoreWatchdogError;
+    this.#d.tracker.failing(this.#d.resource, `${code}: ${message}`, {
+      sinceMs: isSilence ? this.#lastActivityMs : this.#d.clock(),
+      isSilence,
+    });
+    this.#failures++;
+    const fields = { code, status, err: message, attempt: this.#backoff.attempt };
+    if (this.#failures === 1) this.#log.warn(fields, "upstream list/watch failed, retrying with backoff");
+    else this.#log.debug(fields, "upstream list/watch failed again");
+  }
+
+  #recovered(): void {
+    this.#backoff.reset();
+    if (this.#failures > 0) {
+      this.#log.info({ failures: this.#failures }, "upstream list/watch recovered");
+      this.#failures = 0;
+    }
+  }
+
+  #activity(): void {
+    this.#lastActivityMs = this.#d.clock();
+    this.#d.onActivity();
+  }
+
+  #path(version: string): string {
+    const r = this.#d.resource;
+    const prefix = r.group === "" ? `/api/${version}` : `/apis/${r.group}/${version}`;
+    return `${prefix}/${r.plural}`;
+  }
+
+  /** A full paged list, applied to the sink and diffed against it. Undefined: the resource is not installed. */
+  async #list(): Promise<string | undefined> {
+    const r = this.#d.resource;
+    for (const version of r.versions) {
+      const seen = new Set<string>();
+      let rv: string | undefined;
+      let continueToken: string | undefined;
+      try {
+        do {
+          const query: Record<string, string> = { limit: String(this.#d.options.pageSize) };
+          if (continueToken !== undefined) query.continue = continueToken;
+          const page = await this.#d.http.list(this.#path(version), query, this.#d.signal, this.#id);
+          this.#activity();
+          for (const item of page.items) this.#apply(item, seen);
+          rv = page.resourceVersion;
+          continueToken = page.continueToken;
+        } while (continueToken !== undefined);
+      } catch (err) {
+        if (err instanceof DatastoreError && err.status === 404 && continueToken === undefined) continue;
+        throw err;
+      }
+      this.#deleteUnseen(seen);
+      this.#version = version;
+      if (this.#lists++ > 0) this.#d.metrics.relists.inc({ kind: this.#kind });
+      this.#d.tracker.listed(r);
+      this.#recovered();
+      return rv;
+    }
+    if (!r.isOptional) {
+      throw new DatastoreListError(`${this.#id} is not served (404)`, { resource: this.#id, status: 404 });
+    }
+    // Not installed: empty and in sync; whatever was held for it is gone.
+    this.#deleteUnseen(new Set());
+    this.#activity();
+    this.#d.tracker.listed(r);
+    this.#recovered();
+    this.#log.debug({ recheckMs: this.#d.options.missingCrdRecheckMs }, "upstream resource not installed");
+    return undefined;
+  }
+
+  /** Deletes the held keys this resource owns that the last list did not produce. */
+  #deleteUnseen(seen: ReadonlySet<string>): void {
+    const r = this.#d.resource;
+    for (const kind of r.kinds) {
+      const stale: string[] = [];
+      for (const key of this.#d.sink.keysOfKind(kind)) {
+        if (!seen.has(key) && r.keyPrefixes.some((p) => key.startsWith(p))) stale.push(key);
+      }
+      for (const key of stale) this.#d.sink.delete(key);
+    }
+  }
+
+  /** Applies one object (list item, ADDED or MODIFIED): upsert, or delete when it maps to no value. */
+  #apply(obj: KubeObject, seen?: Set<string>): void {
+    let result;
+    try {
+      result = this.#d.resource.convert(obj);
+    } catch (err) {
+      this.#invalid(obj, err);
+      return;
+    }
+    if (result === null) {
+      this.#invalid(obj, undefined);
+      return;
+    }
+    if (result.value === null) {
+      this.#d.sink.delete(result.key);
+      return;
+    }
+    seen?.add(result.key);
+    this.#d.sink.upsert(result.key, result.value);
+  }
+
+  #invalid(obj: KubeObject, err: unknown): void {
+    this.#d.metrics.invalidObjects.inc({ kind: this.#kind });
+    this.#log.debug(
+      {
+        name: obj.metadata?.name,
+        namespace: obj.metadata?.namespace,
+        err: err instanceof Error ? err.message : err,
+      },
+      "upstream object not converted",
+    );
+  }
+
+  async #watch(fromRv: string): Promise<WatchEnd> {
+    const { options, signal } = this.#d;
+    const { controller, dispose } = linkedController(signal);
+    const startedMs = this.#d.clock();
+    let watchdog: NodeJS.Timeout | undefined;
+    const arm = (): void => {
+      if (watchdog !== undefined) clearTimeout(watchdog);
+      watchdog = setTimeout(() => {
+        controller.abort(
+          new DatastoreWatchdogError(`watch saw nothing for ${options.watchdogMs} ms`, {
+            resource: this.#id,
+          }),
+        );
+      }, options.watchdogMs);
+    };
+    const t = options.watchTimeoutSeconds;
+    const query = {
+      watch: "1",
+      resourceVersion: fromRv,
+      allowWatchBookmarks: "true",
+      timeoutSeconds: String(t + Math.floor(this.#d.random() * t)),
+    };
+    let sawEvents = false;
+    let isOpen = false;
+    arm();
+    try {
+      const res = await this.#d.http.watch(this.#path(this.#version), query, controller.signal, this.#id);
+      isOpen = true;
+      this.#d.onWatch(1);
+      this.#d.tracker.healthy(this.#d.resource, "established");
+      const decoder = new WatchDecoder(this.#id, options.maxEventBytes);
+      const onEvent = (event: WatchEvent): void => {
+        sawEvents = true;
+        this.#event(event);
+      };
+      try {
+        for await (const chunk of res as AsyncIterable<Buffer>) {
+          arm();
+          this.#activity();
+          decoder.push(chunk, onEvent);
+        }
+        decoder.end(onEvent);
+      } finally {
+        if (!res.complete) res.destroy();
+      }
+      return { sawEvents, durationMs: this.#d.clock() - startedMs };
+    } catch (err) {
+      if (controller.signal.aborted && controller.signal.reason instanceof DatastoreError) {
+        throw controller.signal.reason;
+      }
+      if (err instanceof DatastoreError) throw err;
+      throw new DatastoreWatchError(`watch broke off: ${err instanceof Error ? err.message : String(err)}`, {
+        resource: this.#id,
+        cause: err,
+      });
+    } finally {
+      if (watchdog !== undefined) clearTimeout(watchdog);
+      if (isOpen) this.#d.onWatch(-1);
+      dispose();
+    }
+  }
+
+  /** Applies one watch event and moves the resourceVersion to its. Throws on ERROR events. */
+  #event(event: WatchEvent): void {
+    const type = event.type.toLowerCase() as EventType;
+    this.#d.metrics.events.inc({ kind: this.#kind, type });
+    const obj = event.object;
+    if (event.type === "ERROR") {
+      const code = typeof obj.code === "number" ? obj.code : undefined;
+      const message = `watch ERROR event: ${typeof obj.message === "string" ? obj.message.slice(0, 300) : "no message"}`;
+      if (code === 410) throw new DatastoreGoneError(message, { resource: this.#id, status: 410 });
+      throw new DatastoreWatchError(
+        message,
+        code === undefined ? { resource: this.#id } : { resource: this.#id, status: code },
+      );
+    }
+    this.#d.tracker.healthy(this.#d.resource, "data");
+    this.#goneStreak = 0;
+    this.#recovered();
+    if (event.type === "DELETED") {
+      const key = this.#d.resource.keyOf(obj);
+      if (key === null) this.#invalid(obj, undefined);
+      else this.#d.sink.delete(key);
+    } else if (event.type !== "BOOKMARK") {
+      this.#apply(obj);
+    }
+    const rv = obj.metadata?.resourceVersion;
+    if (typeof rv === "string" && rv !== "") this.#rv = rv;
+  }
+}

@@ -1,0 +1,117 @@
+import { describe, expect, it } from "vitest";
+import { convert } from "../../src/server/datastore/index.js";
+import type { KubeObject } from "../../src/server/datastore/index.js";
+
+const namespace: KubeObject = {
+  apiVersion: "v1",
+  kind: "Namespace",
+  metadata: {
+    name: "payments",
+    uid: "0b6f3a5e-6a43-4d4e-a5c9-0d7d3f4e1b22",
+    resourceVersion: "1200",
+    creationTimestamp: "2024-04-01T09:00:00Z",
+    labels: { "kubernetes.io/metadata.name": "payments", team: "billing" },
+    annotations: {
+      "kubectl.kubernetes.io/last-applied-configuration": "{}",
+      "tabby.dev/changed-at": "1714557600123",
+    },
+    managedFields: [{ manager: "kubectl" }],
+  },
+  spec: { finalizers: ["kubernetes"] },
+  status: { phase: "Active" },
+};
+
+const serviceAccount: KubeObject = {
+  apiVersion: "v1",
+  kind: "ServiceAccount",
+  metadata: {
+    name: "api",
+    namespace: "payments",
+    uid: "7c1d2e3f-1111-4a2b-8c3d-4e5f60718293",
+    resourceVersion: "1301",
+    creationTimestamp: "2024-04-01T09:01:00Z",
+    labels: { role: "frontend" },
+    managedFields: [{ manager: "kubectl" }],
+  },
+  secrets: [{ name: "api-token-x" }],
+};
+
+const cases: { name: string; resource: string; obj: KubeObject; want: unknown }[] = [
+  {
+    name: "Namespace → Profile/kns.<ns> with pcns. labels and allow-all rules",
+    resource: "namespaces",
+    obj: namespace,
+    want: {
+      key: "Profile/kns.payments",
+      value: {
+        kind: "Profile",
+        apiVersion: "projectcalico.org/v3",
+        metadata: {
+          name: "kns.payments",
+          uid: "0b6f3a5e-6a43-4d4e-a5c9-0d7d3f4e1b22",
+          resourceVersion: "1200",
+          creationTimestamp: "2024-04-01T09:00:00Z",
+          annotations: { "tabby.dev/changed-at": "1714557600123" },
+        },
+        spec: {
+          ingress: [{ action: "Allow" }],
+          egress: [{ action: "Allow" }],
+          labelsToApply: {
+            "pcns.kubernetes.io/metadata.name": "payments",
+            "pcns.team": "billing",
+            "pcns.projectcalico.org/name": "payments",
+          },
+        },
+      },
+    },
+  },
+  {
+    name: "ServiceAccount → Profile/ksa.<ns>.<sa> with pcsa. labels",
+    resource: "serviceaccounts",
+    obj: serviceAccount,
+    want: {
+      key: "Profile/ksa.payments.api",
+      value: {
+        kind: "Profile",
+        apiVersion: "projectcalico.org/v3",
+        metadata: {
+          name: "ksa.payments.api",
+          uid: "7c1d2e3f-1111-4a2b-8c3d-4e5f60718293",
+          resourceVersion: "1301",
+          creationTimestamp: "2024-04-01T09:01:00Z",
+        },
+        spec: { labelsToApply: { "pcsa.role": "frontend", "pcsa.projectcalico.org/name": "api" } },
+      },
+    },
+  },
+  {
+    name: "a namespace without labels still gets the name label",
+    resource: "namespaces",
+    obj: { metadata: { name: "empty", uid: "u", resourceVersion: "1" } },
+    want: {
+      key: "Profile/kns.empty",
+      value: {
+        kind: "Profile",
+        apiVersion: "projectcalico.org/v3",
+        metadata: { name: "kns.empty", uid: "u", resourceVersion: "1" },
+        spec: {
+          ingress: [{ action: "Allow" }],
+          egress: [{ action: "Allow" }],
+          labelsToApply: { "pcns.projectcalico.org/name": "empty" },
+        },
+      },
+    },
+  },
+  {
+    name: "a service account without namespace is ignored",
+    resource: "serviceaccounts",
+    obj: { metadata: { name: "x" } },
+    want: null,
+  },
+];
+
+describe("Namespace and ServiceAccount → Profile", () => {
+  it.each(cases)("$name", ({ resource, obj, want }) => {
+    expect(convert(resource, obj)).toEqual(want);
+  });
+});

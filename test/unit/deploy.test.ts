@@ -1,0 +1,48 @@
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { parseAllDocuments } from "yaml";
+import { RESOURCES } from "../../src/server/datastore/index.js";
+import { loadServeConfig } from "../../src/server/config.js";
+
+interface Rule {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+}
+interface Doc {
+  kind: string;
+  rules?: Rule[];
+  spec?: {
+    template?: {
+      spec: {
+        terminationGracePeriodSeconds: number;
+        containers: { env: { name: string; value: string }[] }[];
+      };
+    };
+  };
+}
+
+describe("deploy/tabby.yaml", () => {
+  const docs = parseAllDocuments(
+    readFileSync(new URL("../../deploy/tabby.yaml", import.meta.url), "utf8"),
+  ).map((d) => d.toJS() as Doc);
+
+  it("lets the server list and watch every upstream resource, and nothing more", () => {
+    const role = docs.find((d) => d.kind === "ClusterRole");
+    const granted = new Set<string>();
+    for (const rule of role?.rules ?? []) {
+      expect(rule.verbs.sort()).toEqual(["list", "watch"]);
+      for (const g of rule.apiGroups) for (const r of rule.resources) granted.add(`${g}/${r}`);
+    }
+    const needed = new Set(RESOURCES.map((r) => `${r.group}/${r.plural}`));
+    expect([...granted].sort()).toEqual([...needed].sort());
+  });
+
+  it("drains within the termination grace period, with settings the server accepts", () => {
+    const deployment = docs.find((d) => d.kind === "Deployment")!;
+    const pod = deployment.spec!.template!.spec;
+    const env = Object.fromEntries(pod.containers[0]!.env.map((e) => [e.name, e.value]));
+    const config = loadServeConfig({}, env);
+    expect(config.drainMs).toBeLessThan(pod.terminationGracePeriodSeconds * 1000);
+  });
+});
