@@ -10,6 +10,7 @@ export default tseslint.config(
       "results/",
       "coverage/",
       "bin/",
+      ".scratch/",
       "eslint.config.js",
       "prettier.config.js",
     ],

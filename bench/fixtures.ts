@@ -1,6 +1,5 @@
 import type { ResourceValue } from "../proto/messages.js";
 import { convert, RESOURCES, resourceId } from "../src/server/datastore/index.js";
-import type { KubeObject } from "../src/server/datastore/index.js";
 import { seedCluster } from "../src/sim/seed.js";
 import { startSimulator } from "../src/sim/index.js";
 
@@ -21,7 +20,7 @@ export async function realisticCluster(nodes: number, podsPerNode: number): Prom
     const byKind: Record<string, number> = {};
     for (const resource of RESOURCES) {
       for (const obj of sim.list(resourceId(resource))) {
-        const result = convert(resourceId(resource), obj as KubeObject);
+        const result = convert(resourceId(resource), obj);
         if (result === null || result.value === null) continue;
         entries.push([result.key, result.value]);
         const kind = result.key.slice(0, result.key.indexOf("/"));

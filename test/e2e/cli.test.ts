@@ -10,7 +10,6 @@ import { CloseCode } from "../../proto/close-codes.js";
 import { spawnTabby } from "../../src/cli/ipc.js";
 import type { TabbyChild } from "../../src/cli/ipc.js";
 import { convert, RESOURCES, resourceId } from "../../src/server/datastore/index.js";
-import type { KubeObject } from "../../src/server/datastore/index.js";
 import { seedCluster } from "../../src/sim/churn.js";
 import { startSimulator } from "../../src/sim/index.js";
 import type { Simulator } from "../../src/sim/index.js";
@@ -65,7 +64,7 @@ function expectedView(sim: Simulator, view: keyof typeof VIEWS, node?: string): 
   const def = VIEWS[view];
   for (const resource of RESOURCES) {
     for (const obj of sim.list(resourceId(resource))) {
-      const r = convert(resourceId(resource), obj as KubeObject);
+      const r = convert(resourceId(resource), obj);
       if (r === null || r.value === null) continue;
       const kind = kindOfKey(r.key);
       if (!def.kinds.has(kind as never)) continue;
@@ -206,7 +205,20 @@ describe("tabby demo (npm start)", () => {
   it("runs simulator, server and agents, gets every agent in sync, and stops by itself", async () => {
     const { stdout } = await run(
       process.execPath,
-      ["--import", "tsx", "src/cli/main.ts", "demo", "--nodes", "10", "--pods-per-node", "3", "--agents", "4", "--duration", "6"],
+      [
+        "--import",
+        "tsx",
+        "src/cli/main.ts",
+        "demo",
+        "--nodes",
+        "10",
+        "--pods-per-node",
+        "3",
+        "--agents",
+        "4",
+        "--duration",
+        "6",
+      ],
       { timeout: 90_000 },
     );
     expect(stdout).toMatch(/tabby +ws:\/\/127\.0\.0\.1:\d+/);
