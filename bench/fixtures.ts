@@ -1,5 +1,6 @@
 import type { ResourceValue } from "../proto/messages.js";
 import { convert, RESOURCES, resourceId } from "../src/server/datastore/index.js";
+import { SERVED_KINDS } from "../src/server/main.js";
 import { seedCluster } from "../src/sim/seed.js";
 import { startSimulator } from "../src/sim/index.js";
 
@@ -18,7 +19,8 @@ export async function realisticCluster(nodes: number, podsPerNode: number): Prom
     seedCluster(sim, { nodes, podsPerNode });
     const entries: [string, ResourceValue][] = [];
     const byKind: Record<string, number> = {};
-    for (const resource of RESOURCES) {
+    // Only the kinds the server watches (those some view serves), as `tabby serve` stores them.
+    for (const resource of RESOURCES.filter((r) => r.kinds.some((k) => SERVED_KINDS.includes(k)))) {
       for (const obj of sim.list(resourceId(resource))) {
         const result = convert(resourceId(resource), obj);
         if (result === null || result.value === null) continue;
