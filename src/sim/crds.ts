@@ -8,8 +8,8 @@ import { resourceDef, type ResourceDef } from "./resources.js";
 import { isJsonObject, type JsonObject } from "./types.js";
 
 /**
- * `../shared/calico/crds` resolved from the repository root (the nearest directory above this file that
- * holds a package.json, so it works from `src/sim/` and from `dist/src/sim/`).
+ * `calico/crds` in the repository root (the nearest directory above this file that holds a package.json,
+ * so it works from `src/sim/` and from `dist/src/sim/`).
  */
 export function defaultCrdsDir(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
@@ -18,7 +18,7 @@ export function defaultCrdsDir(): string {
     if (parent === dir) break;
     dir = parent;
   }
-  return resolve(dir, "../shared/calico/crds");
+  return resolve(dir, "calico/crds");
 }
 
 const cache = new Map<string, Promise<readonly ResourceDef[]>>();

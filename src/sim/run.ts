@@ -1,4 +1,6 @@
 import { once } from "node:events";
+import { rm } from "node:fs/promises";
+import { dirname } from "node:path";
 import { pino, type Logger } from "pino";
 import { ChurnGenerator, seedCluster } from "./churn.js";
 import { writeKubeconfig } from "./kubeconfig.js";
@@ -33,6 +35,7 @@ export async function runSim(options: RunSimOptions): Promise<void> {
   const sim = await startSimulator({ ...options, logger });
   let churn: ChurnGenerator | undefined;
   let statsTimer: NodeJS.Timeout | undefined;
+  let tempDir: string | undefined;
   try {
     const started = performance.now();
     const seeded = seedCluster(sim, {
@@ -47,6 +50,8 @@ export async function runSim(options: RunSimOptions): Promise<void> {
       "sim: cluster seeded",
     );
     const kubeconfigPath = await writeKubeconfig(sim.kubeconfigYaml(), options.kubeconfigPath);
+    // A kubeconfig this run put in a temporary directory goes with it.
+    if (options.kubeconfigPath === undefined) tempDir = dirname(kubeconfigPath);
     logger.info({ url: sim.url, kubeconfig: kubeconfigPath }, "sim: serving the Kubernetes API");
     if (options.churnPerSecond > 0) {
       churn = new ChurnGenerator(sim, {
@@ -76,6 +81,7 @@ export async function runSim(options: RunSimOptions): Promise<void> {
     if (statsTimer !== undefined) clearInterval(statsTimer);
     churn?.stop();
     await sim.close();
+    if (tempDir !== undefined) await rm(tempDir, { recursive: true, force: true });
     logger.info("sim: stopped");
   }
 }

@@ -18,7 +18,7 @@ export interface SimulatorOptions {
   host?: string;
   /** Default 0 (ephemeral). */
   port?: number;
-  /** Directory of CRD manifests; default `../shared/calico/crds` resolved from the repository root. */
+  /** Directory of CRD manifests; default `calico/crds` in the repository root. */
   crdsDir?: string;
   /** CRD plurals (e.g. "ippools") installed at start; default "all". */
   installedCrds?: "all" | readonly string[];

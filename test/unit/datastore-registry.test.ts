@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { findResource, RESOURCES, resourceId, resourcesForKinds } from "../../src/server/datastore/index.js";
 import { ALL_KINDS, CRD_KINDS, NAMESPACED_KINDS, viewsOfKind } from "../../src/snapshot/kinds.js";
 
-const CRD_DIR = join(import.meta.dirname, "../../../shared/calico/crds");
+const CRD_DIR = join(import.meta.dirname, "../../calico/crds");
 
 function manifests(): { kind: string; plural: string; isNamespaced: boolean; group: string }[] {
   return readdirSync(CRD_DIR)
