@@ -1,20 +1,12 @@
-import { Command, InvalidArgumentError } from "commander";
+import { Command } from "commander";
 import hdr from "hdr-histogram-js";
 import { TabbyClient } from "../client/index.js";
 import type { Update } from "../client/index.js";
+import { loopbackServeArgs, wholeNumber } from "./args.js";
 import { spawnTabby } from "./ipc.js";
 import type { TabbyChild } from "./ipc.js";
 
 const CHANGED_AT = "tabby.dev/changed-at";
-
-function whole(min: number) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isSafeInteger(n) || n < min)
-      throw new InvalidArgumentError(`must be a whole number >= ${min}`);
-    return n;
-  };
-}
 
 export interface DemoOptions {
   readonly nodes: number;
@@ -60,25 +52,7 @@ export async function runDemo(options: DemoOptions, signal: AbortSignal): Promis
     ]);
     children.push(sim);
     const kubeconfig = String(sim.ready.kubeconfig);
-    const server = await spawnTabby([
-      "serve",
-      "--kubeconfig",
-      kubeconfig,
-      "--host",
-      "127.0.0.1",
-      "--http-host",
-      "127.0.0.1",
-      "--port",
-      "0",
-      "--health-port",
-      "0",
-      "--metrics-port",
-      "0",
-      "--drain-ms",
-      "1000",
-      "--log-level",
-      "warn",
-    ]);
+    const server = await spawnTabby(loopbackServeArgs(kubeconfig));
     children.push(server);
     const wsUrl = `ws://127.0.0.1:${String(server.ready.port)}`;
     const health = `http://127.0.0.1:${String(server.ready.healthPort)}`;
@@ -139,11 +113,11 @@ export async function runDemo(options: DemoOptions, signal: AbortSignal): Promis
 export function demoCommand(): Command {
   return new Command("demo")
     .description("Run a simulated cluster, a tabby server and a few agents, with a live summary.")
-    .option("--nodes <n>", "simulated nodes", whole(1), 100)
-    .option("--pods-per-node <n>", "pods per node", whole(0), 10)
-    .option("--churn <n>", "changes per second in the simulated cluster", whole(0), 20)
-    .option("--agents <n>", "agents (clients) to run", whole(1), 8)
-    .option("--duration <s>", "stop after this many seconds (0: until Ctrl-C)", whole(0), 0)
+    .option("--nodes <n>", "simulated nodes", wholeNumber(1), 100)
+    .option("--pods-per-node <n>", "pods per node", wholeNumber(0), 10)
+    .option("--churn <n>", "changes per second in the simulated cluster", wholeNumber(0), 20)
+    .option("--agents <n>", "agents (clients) to run", wholeNumber(1), 8)
+    .option("--duration <s>", "stop after this many seconds (0: until Ctrl-C)", wholeNumber(0), 0)
     .action(async (opts: DemoOptions) => {
       const abort = new AbortController();
       const stop = (): void => abort.abort();

@@ -1,16 +1,8 @@
 import { Command, InvalidArgumentError } from "commander";
 import { runSim } from "../sim/run.js";
+import { wholeNumber } from "./args.js";
 import { createLogger } from "./logger.js";
 import { reportReady } from "./ipc.js";
-
-function whole(min: number) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isSafeInteger(n) || n < min)
-      throw new InvalidArgumentError(`must be a whole number >= ${min}`);
-    return n;
-  };
-}
 
 interface SimCommandOptions {
   nodes: number;
@@ -27,14 +19,14 @@ interface SimCommandOptions {
 export function simCommand(): Command {
   return new Command("sim")
     .description("Run a Kubernetes API simulator with a seeded, churning Calico cluster (loopback only).")
-    .option("--nodes <n>", "nodes in the simulated cluster", whole(0), 100)
-    .option("--pods-per-node <n>", "pods per node", whole(0), 30)
-    .option("--churn <n>", "changes per second (0: none)", whole(0), 0)
-    .option("--port <port>", "port to listen on (0: any free port)", whole(0), 6443)
+    .option("--nodes <n>", "nodes in the simulated cluster", wholeNumber(0), 100)
+    .option("--pods-per-node <n>", "pods per node", wholeNumber(0), 30)
+    .option("--churn <n>", "changes per second (0: none)", wholeNumber(0), 0)
+    .option("--port <port>", "port to listen on (0: any free port)", wholeNumber(0), 6443)
     .option("--host <addr>", "loopback address to bind", "127.0.0.1")
-    .option("--seed <n>", "seed of the cluster and of the churn", whole(0), 1)
+    .option("--seed <n>", "seed of the cluster and of the churn", wholeNumber(0), 1)
     .option("--kubeconfig-out <path>", "where to write a kubeconfig for the simulator (default: a temp file)")
-    .option("--history-limit <n>", "watch events kept for resuming (older: 410 Gone)", whole(1), 10_000)
+    .option("--history-limit <n>", "watch events kept for resuming (older: 410 Gone)", wholeNumber(1), 10_000)
     .option(
       "--endpoint-slice-version <v>",
       "discovery.k8s.io version served: v1 or v1beta1",

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { encodeMessage, decodeServerMessage } from "../../proto/codec.js";
 import { CloseCode } from "../../proto/close-codes.js";
+import { loopbackServeArgs } from "../../src/cli/args.js";
 import { spawnTabby } from "../../src/cli/ipc.js";
 import type { TabbyChild } from "../../src/cli/ipc.js";
 import { convert, RESOURCES, resourceId } from "../../src/server/datastore/index.js";
@@ -36,24 +37,7 @@ async function simWithKubeconfig(): Promise<{ sim: Simulator; kubeconfig: string
 }
 
 async function serve(kubeconfig: string, extra: string[] = []): Promise<TabbyChild> {
-  const child = await spawnTabby([
-    "serve",
-    "--kubeconfig",
-    kubeconfig,
-    "--host",
-    "127.0.0.1",
-    "--http-host",
-    "127.0.0.1",
-    "--port",
-    "0",
-    "--health-port",
-    "0",
-    "--metrics-port",
-    "0",
-    "--log-level",
-    "warn",
-    ...extra,
-  ]);
+  const child = await spawnTabby(loopbackServeArgs(kubeconfig, { extra }));
   cleanups.push(() => child.stop(5000));
   return child;
 }
