@@ -141,7 +141,7 @@ export const SERVE_SETTINGS = [
   {
     field: "snapshotCacheBytes",
     type: "int",
-    default: 256 * MiB,
+    default: 64 * MiB,
     min: 1 * MiB,
     max: 64 * 1024 * MiB,
     description: "bytes of encoded snapshots kept for reuse",

@@ -13,7 +13,7 @@ export interface HubOptions {
   readonly maxLogEntries?: number;
   /** Most encoded bytes each view's log keeps. Default 64 MiB. */
   readonly maxLogBytes?: number;
-  /** Bytes of encoded snapshots kept for reuse, all views together. Default 256 MiB. */
+  /** Bytes of encoded snapshots kept for reuse, all views together. Default 64 MiB. */
   readonly snapshotCacheBytes?: number;
   /** Target size of one snapshot chunk frame, in bytes. Default 256 KiB. */
   readonly snapshotChunkBytes?: number;
@@ -97,7 +97,7 @@ export class Hub {
     const maxBytes = options.maxLogBytes ?? 64 * 1024 * 1024;
     this.#logs = perView(() => new ChangeLog({ maxEntries, maxBytes }));
     this.#snapshots = new LRUCache<string, EncodedSnapshot>({
-      maxSize: options.snapshotCacheBytes ?? 256 * 1024 * 1024,
+      maxSize: options.snapshotCacheBytes ?? 64 * 1024 * 1024,
       sizeCalculation: (s) => Math.max(1, s.bytes),
     });
     this.#chunkBytes = options.snapshotChunkBytes ?? 256 * 1024;
@@ -154,7 +154,15 @@ export class Hub {
       for (const view of viewsOfKind(change.kind)) {
         const log = this.#logs[view];
         if (!isNodeScoped(view, change.kind)) {
-          log.append({ ...change, node: undefined, prevNode: undefined, prevEncoded: undefined });
+          // Built field by field: a log entry must not keep the change's value object alive.
+          log.append({
+            revision: change.revision,
+            key: change.key,
+            encoded: change.encoded,
+            node: undefined,
+            prevNode: undefined,
+            prevEncoded: undefined,
+          });
           setLast(
             getOrMake(shared, view, () => new Map<string, Buffer>()),
             change.key,
@@ -164,7 +172,14 @@ export class Hub {
         }
         const prevEncoded =
           change.prevNode === undefined ? undefined : encodeEntry({ k: change.key, v: null });
-        log.append({ ...change, prevEncoded });
+        log.append({
+          revision: change.revision,
+          key: change.key,
+          encoded: change.encoded,
+          node: change.node,
+          prevNode: change.prevNode,
+          prevEncoded,
+        });
         const byNode = getOrMake(nodes, view, () => new Map<string, Map<string, Buffer>>());
         if (change.node !== undefined)
           setLast(

@@ -1,5 +1,6 @@
 import { encodeEntry } from "../../proto/frame-builder.js";
-import type { ResourceValue } from "../../proto/messages.js";
+import { decodeValue } from "../../proto/codec.js";
+import type { Entry, ResourceValue } from "../../proto/messages.js";
 import { sameResource } from "./deep-equal.js";
 import { kindOfKey } from "./keys.js";
 import { nodeOf } from "./kinds.js";
@@ -7,7 +8,6 @@ import { nodeOf } from "./kinds.js";
 export interface StoreEntry {
   readonly key: string;
   readonly kind: string;
-  readonly value: ResourceValue;
   /** The server-wide revision of the change that last set this entry. */
   readonly revision: number;
   /** The owning node, for node-scoped kinds. */
@@ -34,7 +34,8 @@ export interface Change {
 /**
  * The current state: key → {value, revision}. Every real change gets the next server-wide revision; an
  * upsert whose value equals the current one (ignoring resourceVersion) is skipped and counted.
- * Pure: no I/O, no timers.
+ * Values are kept only in their encoded form (a third of the memory of the objects); the previous value
+ * is decoded only when an upsert's encoding differs from it. Pure: no I/O, no timers.
  */
 export class Store {
   readonly #entries = new Map<string, StoreEntry>();
@@ -84,18 +85,27 @@ export class Store {
     return this.#byKind.get(kind)?.size ?? 0;
   }
 
+  /** The current value of a key, decoded (for tools and tests; the hot paths use `encoded`). */
+  valueOf(key: string): ResourceValue | undefined {
+    const entry = this.#entries.get(key);
+    return entry === undefined ? undefined : decodeStored(entry.encoded);
+  }
+
   /** Sets a value. Returns the change, or null when the value is unchanged (skipped). */
   upsert(key: string, value: ResourceValue): Change | null {
     const prev = this.#entries.get(key);
-    if (prev !== undefined && sameResource(prev.value, value)) {
+    const encoded = encodeEntry({ k: key, v: value });
+    if (
+      prev !== undefined &&
+      (prev.encoded.equals(encoded) || sameResource(decodeStored(prev.encoded), value))
+    ) {
       this.#skipped++;
       return null;
     }
     const kind = prev?.kind ?? kindOfKey(key);
     const node = nodeOf(kind, value);
     const revision = ++this.#revision;
-    const encoded = encodeEntry({ k: key, v: value });
-    const entry: StoreEntry = { key, kind, value, revision, node, encoded };
+    const entry: StoreEntry = { key, kind, revision, node, encoded };
     this.#entries.set(key, entry);
     let ofKind = this.#byKind.get(kind);
     if (ofKind === undefined) {
@@ -141,4 +151,9 @@ export class Store {
     ofNode.delete(key);
     if (ofNode.size === 0) this.#byNode.delete(node);
   }
+}
+
+/** The value of an entry encoded by this store (`{k, v}` with v a map). */
+function decodeStored(encoded: Buffer): ResourceValue {
+  return (decodeValue(encoded) as Entry).v as ResourceValue;
 }

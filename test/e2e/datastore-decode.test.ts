@@ -82,13 +82,13 @@ describe("Datastore: undecodable watch stream", () => {
 
     await vi.waitFor(
       () => {
-        const b = sink.hub.store.get("IPPool/b")?.value;
+        const b = sink.hub.store.valueOf("IPPool/b");
         expect(b?.spec).toEqual({ cidr: "10.3.0.0/16" });
       },
       { timeout: 5000, interval: 10 },
     );
     expect(srv.watchRvs).toEqual(["10", "11"]);
-    expect(sink.hub.store.get("IPPool/a")?.value.spec).toEqual({ cidr: "10.1.0.0/16" });
+    expect(sink.hub.store.valueOf("IPPool/a")?.spec).toEqual({ cidr: "10.1.0.0/16" });
     const restarts = await registry.getSingleMetric("tabby_upstream_watch_restarts_total")!.get();
     expect(restarts.values).toContainEqual({ labels: { kind: "IPPool", reason: "decode" }, value: 1 });
     expect(sink.state("IPPool")).toBe("in-sync");

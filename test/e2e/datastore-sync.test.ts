@@ -61,7 +61,7 @@ describe("Datastore: list, watch, convert", () => {
       datastore: { kinds: ["KubernetesEndpointSlice"] },
     });
     await h.converged();
-    const value = h.sink.hub.store.get("KubernetesEndpointSlice/payments/api-1")?.value;
+    const value = h.sink.hub.store.valueOf("KubernetesEndpointSlice/payments/api-1");
     expect(value?.spec).toEqual({
       addressType: "IPv4",
       endpoints: [{ addresses: ["10.0.0.1"], nodeName: "node-0" }],

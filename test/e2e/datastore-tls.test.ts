@@ -169,7 +169,7 @@ describe("Datastore over TLS with a client certificate", () => {
     ds.start();
 
     await vi.waitFor(() => expect(watches).toBe(2), { timeout: 5000, interval: 10 });
-    expect(sink.hub.store.get("IPPool/tls-pool")?.value.spec).toEqual({ cidr: "10.9.0.0/16" });
+    expect(sink.hub.store.valueOf("IPPool/tls-pool")?.spec).toEqual({ cidr: "10.9.0.0/16" });
     expect(sink.state("IPPool")).toBe("in-sync");
     expect(new Set(seenClients)).toEqual(new Set(["tabby-test-client"]));
     expect(seenClients.length).toBe(3); // list, watch, watch

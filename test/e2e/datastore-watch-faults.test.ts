@@ -52,7 +52,7 @@ describe("Datastore: dropped and stalled watches", () => {
     expect(await h.metric("tabby_upstream_stale", { kind: "Node" })).toBe(1);
     // The change made while stalled has not arrived.
     expect(
-      (h.sink.hub.store.get("Node/node-0")?.value.metadata as { labels: object }).labels,
+      (h.sink.hub.store.valueOf("Node/node-0")?.metadata as { labels: object }).labels,
     ).not.toHaveProperty("stalled");
 
     h.sim.faults.stallWatches(false);

@@ -95,7 +95,7 @@ export function expectedView(hub: Hub, view: ViewName, node?: string): Map<strin
   for (const kind of def.kinds) {
     for (const e of hub.store.entriesOfKind(kind)) {
       if (def.nodeScopedKinds.has(kind) && e.node !== node) continue;
-      out.set(e.key, e.value);
+      out.set(e.key, hub.store.valueOf(e.key)!);
     }
   }
   return out;

@@ -189,7 +189,7 @@ describe("Datastore against kube-apiserver 1.20 (watch cache on)", () => {
 
     await waitForSinkToMatchApi(cluster, sink.hub, RESOURCES);
     expectDeletedOnce(sink, deletedWhileDown);
-    const editedValue = sink.hub.store.get(keyOf(edited))?.value as ResourceValue & {
+    const editedValue = sink.hub.store.valueOf(keyOf(edited)) as ResourceValue & {
       spec: { nets: string[] };
     };
     expect(editedValue.spec.nets).toEqual(["198.51.100.0/24"]);

@@ -46,7 +46,8 @@ export class HubSink implements UpstreamSink {
   /** Every held entry of these kinds, key → value. */
   entries(kinds: Iterable<string>): Map<string, ResourceValue> {
     const out = new Map<string, ResourceValue>();
-    for (const kind of kinds) for (const e of this.hub.store.entriesOfKind(kind)) out.set(e.key, e.value);
+    for (const kind of kinds)
+      for (const e of this.hub.store.entriesOfKind(kind)) out.set(e.key, this.hub.store.valueOf(e.key)!);
     return out;
   }
 

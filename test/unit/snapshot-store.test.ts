@@ -47,7 +47,7 @@ describe("Store", () => {
     expect(s.upsert("IPPool/p", pool("10.0.0.0/16", "1"))).toBeNull();
     expect(s.upsert("IPPool/p", pool("10.0.0.0/16", "7"))).toBeNull();
     expect([s.revision, s.skipped]).toEqual([1, 2]);
-    expect(s.get("IPPool/p")?.value).toEqual(pool("10.0.0.0/16", "1"));
+    expect(s.valueOf("IPPool/p")).toEqual(pool("10.0.0.0/16", "1"));
     expect(s.upsert("IPPool/p", pool("10.9.0.0/16", "8"))?.revision).toBe(2);
   });
 

@@ -65,10 +65,10 @@ export function diffHub(
     }
   }
   for (const [key, value] of expected) {
-    const entry = hub.store.get(key);
-    if (entry === undefined) diffs.push(`missing in sink: ${key}`);
-    else if (!sameResource(entry.value, value))
-      diffs.push(`differs: ${key}\n  sink: ${JSON.stringify(entry.value)}\n  api:  ${JSON.stringify(value)}`);
+    const held = hub.store.valueOf(key);
+    if (held === undefined) diffs.push(`missing in sink: ${key}`);
+    else if (!sameResource(held, value))
+      diffs.push(`differs: ${key}\n  sink: ${JSON.stringify(held)}\n  api:  ${JSON.stringify(value)}`);
   }
   return diffs;
 }
