@@ -20,6 +20,14 @@ export function encodeMessage(message: ServerMessage | ClientMessage): Buffer {
   return Buffer.from(packr.pack(message));
 }
 
+/**
+ * Packs a value into msgpackr's shared scratch buffer: the result is only valid until the next pack.
+ * Copy it before keeping it.
+ */
+export function packValue(value: unknown): Uint8Array {
+  return packr.pack(value);
+}
+
 /** Encodes any msgpack value (used for entries and entry arrays that frames are assembled from). */
 export function encodeValue(value: unknown): Buffer {
   return Buffer.from(packr.pack(value));

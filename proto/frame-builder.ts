@@ -1,4 +1,4 @@
-import { encodeValue } from "./codec.js";
+import { encodeValue, packValue } from "./codec.js";
 import type { Entry } from "./messages.js";
 
 /**
@@ -7,9 +7,16 @@ import type { Entry } from "./messages.js";
  * concatenations of those encodings. The output decodes with any msgpack decoder like a normally packed map.
  */
 
-/** Encodes one entry `{k, v}` on its own, ready to be assembled into frames. */
+/**
+ * Encodes one entry `{k, v}` on its own, ready to be assembled into frames. Entries are kept for a long
+ * time (store, change logs), so each gets its own exact-size memory: a pooled Buffer would pin a shared
+ * 8 KiB slab for as long as any entry in it lives.
+ */
 export function encodeEntry(entry: Entry): Buffer {
-  return encodeValue(entry);
+  const packed = packValue(entry);
+  const own = Buffer.allocUnsafeSlow(packed.byteLength);
+  own.set(packed);
+  return own;
 }
 
 const KEY_CACHE = new Map<string, Buffer>();
