@@ -9,14 +9,7 @@ import {
 } from "../../loadtest/options.js";
 import type { RawLoadtestOptions } from "../../loadtest/options.js";
 import { runLoadtest } from "../../loadtest/run.js";
-
-function whole(min: number) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(`must be a whole number >= ${min}`);
-    return n;
-  };
-}
+import { wholeNumber } from "./args.js";
 
 function wrap<T>(parse: (v: string) => T): (v: string) => T {
   return (v) => {
@@ -35,11 +28,14 @@ interface LoadtestFlags {
   agents?: number;
   churn?: number[];
   duration?: number;
+  referenceChurn?: number;
   workers?: number;
   scenario?: ReturnType<typeof parseScenarios>;
   out?: string;
   cpuProf?: boolean;
+  cpuProfAgents?: boolean;
   fullAgents?: number;
+  sampleAgents?: number;
   slowPercent?: number;
   syncTimeout?: number;
   progress?: boolean;
@@ -53,24 +49,48 @@ export function loadtestCommand(): Command {
     .description(
       "Run the load test: a simulated cluster, a tabby server and many agents in worker processes; writes report.json, summary.md and SVG charts.",
     )
-    .option("--nodes <n>", "simulated nodes (default 1000)", whole(1))
-    .option("--pods-per-node <n>", "pods per node (default 30)", whole(1))
-    .option("--agents <n>", "agent connections (default 1000)", whole(1))
-    .option("--churn <rates>", "steady churn rates, changes/s, comma-separated (default 100,1000,5000)", wrap(parseChurnRates))
-    .option("--duration <s>", "seconds of churn per measured scenario (default 30)", whole(1))
-    .option("--workers <n>", "agent worker processes (default 4)", whole(1))
+    .option("--nodes <n>", "simulated nodes (default 1000)", wholeNumber(1))
+    .option("--pods-per-node <n>", "pods per node (default 30)", wholeNumber(1))
+    .option("--agents <n>", "agent connections (default 1000)", wholeNumber(1))
+    .option(
+      "--churn <rates>",
+      "steady churn rates, changes/s, comma-separated (default 100,1000,5000)",
+      wrap(parseChurnRates),
+    )
+    .option(
+      "--reference-churn <n>",
+      "churn rate of slow-agents and reconnect-storm (default: the --churn rate closest to 1000)",
+      wholeNumber(1),
+    )
+    .option("--duration <s>", "seconds of churn per measured scenario (default 30)", wholeNumber(1))
+    .option("--workers <n>", "agent worker processes (default 8)", wholeNumber(1))
     .addOption(
-      new Option("--scenario <list>", `"all" or a comma-separated list of: ${SCENARIOS.join(", ")} (default all)`).argParser(
-        wrap(parseScenarios),
-      ),
+      new Option(
+        "--scenario <list>",
+        `"all" or a comma-separated list of: ${SCENARIOS.join(", ")} (default all)`,
+      ).argParser(wrap(parseScenarios)),
     )
     .option("--out <dir>", "results folder (default results/<timestamp>)")
     .option("--cpu-prof", "run the server with --cpu-prof (profiles in <out>/profiles)")
-    .option("--full-agents <n>", "agents with a full, verified mirror (default max(2, 1% of agents))", whole(1))
+    .option("--cpu-prof-agents", "run the agent workers with --cpu-prof too (profiles in <out>/profiles)")
+    .option(
+      "--full-agents <n>",
+      "agents with a full, verified mirror (default max(2, 1% of agents))",
+      wholeNumber(1),
+    )
+    .option(
+      "--sample-agents <n>",
+      "lite agents that decode every change, for latency; the other lite agents skim (default max(1, 1%))",
+      wholeNumber(0),
+    )
     .option("--slow-percent <p>", "percentage of agents that stop reading in slow-agents (default 5)", Number)
-    .option("--sync-timeout <s>", "limit of every wait for agents to sync and mirrors to match (default 120)", whole(1))
-    .option("--flush-window-ms <ms>", "the server's flush window (default: the server's)", whole(0))
-    .option("--seed <n>", "PRNG seed of the cluster and the churn (default 1)", whole(0))
+    .option(
+      "--sync-timeout <s>",
+      "limit of every wait for agents to sync and mirrors to match (default 120)",
+      wholeNumber(1),
+    )
+    .option("--flush-window-ms <ms>", "the server's flush window (default: the server's)", wholeNumber(0))
+    .option("--seed <n>", "PRNG seed of the cluster and the churn (default 1)", wholeNumber(0))
     .option("--no-progress", "no progress bar")
     .action(async (flags: LoadtestFlags) => {
       const raw: RawLoadtestOptions = {
@@ -79,11 +99,14 @@ export function loadtestCommand(): Command {
         ...(flags.agents !== undefined && { agents: flags.agents }),
         ...(flags.churn !== undefined && { churnRates: flags.churn }),
         ...(flags.duration !== undefined && { durationSeconds: flags.duration }),
+        ...(flags.referenceChurn !== undefined && { referenceChurn: flags.referenceChurn }),
         ...(flags.workers !== undefined && { workers: flags.workers }),
         ...(flags.scenario !== undefined && { scenarios: flags.scenario }),
         ...(flags.out !== undefined && { outDir: flags.out }),
         ...(flags.cpuProf !== undefined && { isCpuProfiled: flags.cpuProf }),
+        ...(flags.cpuProfAgents !== undefined && { isAgentCpuProfiled: flags.cpuProfAgents }),
         ...(flags.fullAgents !== undefined && { fullAgents: flags.fullAgents }),
+        ...(flags.sampleAgents !== undefined && { sampleAgents: flags.sampleAgents }),
         ...(flags.slowPercent !== undefined && { slowPercent: flags.slowPercent }),
         ...(flags.syncTimeout !== undefined && { syncTimeoutSeconds: flags.syncTimeout }),
         ...(flags.flushWindowMs !== undefined && { flushWindowMs: flags.flushWindowMs }),

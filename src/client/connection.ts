@@ -21,6 +21,7 @@ import {
   ClientTimeoutError,
   TabbyClientError,
 } from "./errors.js";
+import { skimDeltas } from "./delta-skimmer.js";
 import type { ClientLogger, ClientTlsOptions } from "./options.js";
 import { SnapshotAssembler, SnapshotAssemblyError } from "./snapshot-assembler.js";
 import type { SnapshotResult } from "./snapshot-assembler.js";
@@ -60,6 +61,8 @@ export interface ConnectionOptions {
   readonly url: string;
   readonly hello: HelloMessage;
   readonly isMirror: boolean;
+  /** False: delta frames are skimmed for their revisions, their changes not decoded (default true). */
+  readonly isDecodingDeltas?: boolean;
   readonly connectTimeoutMs: number;
   readonly readTimeoutMs: number;
   readonly maxFrameBytes: number;
@@ -178,14 +181,20 @@ export class Connection {
     this.#o.events.frame(frame.byteLength);
     if (!isBinary) return this.#protocolError("a text frame (the protocol uses binary frames)");
     let message: ServerMessage;
-    try {
-      message = decodeServerMessage(frame);
-    } catch (err) {
-      if (err instanceof ProtoError && err.code === ProtoErrorCode.unknownType) {
-        this.#o.logger.debug({ server: this.#o.url, err }, "ignoring a message of an unknown type");
-        return;
+    // Skimming: a frame that is not a well-formed deltas map is decoded (and validated) normally.
+    const skimmed = this.#o.isDecodingDeltas === false ? skimDeltas(frame) : undefined;
+    if (skimmed !== undefined) {
+      message = { t: "deltas", from: skimmed.from, to: skimmed.to, changes: [] };
+    } else {
+      try {
+        message = decodeServerMessage(frame);
+      } catch (err) {
+        if (err instanceof ProtoError && err.code === ProtoErrorCode.unknownType) {
+          this.#o.logger.debug({ server: this.#o.url, err }, "ignoring a message of an unknown type");
+          return;
+        }
+        return this.#protocolError("an invalid frame", err);
       }
-      return this.#protocolError("an invalid frame", err);
     }
     if (message.t === "ping") {
       this.#send({ t: "pong", ts: message.ts });

@@ -55,6 +55,13 @@ export interface TabbyClientOptions {
    * counted but not decoded, deltas are still emitted as updates (every change). For load tests.
    */
   readonly mirror?: boolean;
+  /**
+   * Decode the changes of delta frames (default true). False, only with `mirror: false`: delta frames
+   * are skimmed for their revisions, their changes are neither decoded nor validated, and no `updates`
+   * are emitted (stats.deltas still counts the frames). For load-test agents that discard what they
+   * receive, as Typha's load clients do: decoding every value is most of a lite client's CPU.
+   */
+  readonly decodeDeltas?: boolean;
   /** Bearer token sent in the hello. */
   readonly token?: string;
   /** TLS settings for `wss://` addresses. */
@@ -83,6 +90,7 @@ export interface ResolvedClientOptions {
   readonly backoffInitialMs: number;
   readonly backoffMaxMs: number;
   readonly isMirror: boolean;
+  readonly isDecodingDeltas: boolean;
   readonly token: string | undefined;
   readonly tls: ClientTlsOptions | undefined;
   readonly maxFrameBytes: number;
@@ -164,6 +172,13 @@ export function resolveOptions(options: TabbyClientOptions): ResolvedClientOptio
   if (mirror !== undefined && typeof mirror !== "boolean") {
     throw new ClientOptionsError("mirror", "a boolean");
   }
+  const decodeDeltas = o.decodeDeltas;
+  if (decodeDeltas !== undefined && typeof decodeDeltas !== "boolean") {
+    throw new ClientOptionsError("decodeDeltas", "a boolean");
+  }
+  if (decodeDeltas === false && mirror !== false) {
+    throw new ClientOptionsError("decodeDeltas", "true (or unset) unless mirror is false");
+  }
   const tls = o.tls;
   if (tls !== undefined && (tls === null || typeof tls !== "object")) {
     throw new ClientOptionsError("tls", "an object");
@@ -201,6 +216,7 @@ export function resolveOptions(options: TabbyClientOptions): ResolvedClientOptio
     backoffInitialMs,
     backoffMaxMs,
     isMirror: mirror ?? true,
+    isDecodingDeltas: decodeDeltas ?? true,
     token: text(o.token, "token", 8192),
     tls: tls,
     maxFrameBytes,

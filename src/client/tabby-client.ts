@@ -234,6 +234,7 @@ export class TabbyClient {
           : undefined,
       ),
       isMirror: this.#mirror !== undefined,
+      isDecodingDeltas: this.#o.isDecodingDeltas,
       connectTimeoutMs: this.#o.connectTimeoutMs,
       readTimeoutMs: this.#o.readTimeoutMs,
       maxFrameBytes: this.#o.maxFrameBytes,

@@ -1,0 +1,242 @@
+import type { Histogram } from "hdr-histogram-js";
+import { ClientTimeoutError, TabbyClient } from "../src/client/index.js";
+import type { ClientState, ClientStatus, TabbyClientError, Update } from "../src/client/index.js";
+import { CHANGED_AT_ANNOTATION } from "../src/server/datastore/index.js";
+import { diffMirror, expectedFor, resourceVersionOf } from "./digest.js";
+import { encodeHistogram, newLatencyHistogram } from "./histogram.js";
+import type { AgentSpec, StateDigest, VerifyResult, WindowStats, WorkerProgress } from "./protocol.js";
+
+interface Agent {
+  readonly spec: AgentSpec;
+  readonly client: TabbyClient;
+  state: ClientState;
+  serverId: string | undefined;
+  /** When the agent last became in sync (epoch ms). */
+  inSyncSinceMs: number;
+}
+
+type Counters = {
+  bytes: number;
+  frames: number;
+  deltas: number;
+  snapshots: number;
+  resumes: number;
+  reconnects: number;
+  errors: number;
+};
+
+/** The change stamp (epoch ms) the churn generator put on a value, if any. */
+export function changeStampOf(value: Update["value"]): number | undefined {
+  const meta = value?.metadata;
+  if (meta === null || typeof meta !== "object") return undefined;
+  const annotations = (meta as { annotations?: unknown }).annotations;
+  if (annotations === null || typeof annotations !== "object") return undefined;
+  const stamp = (annotations as Record<string, unknown>)[CHANGED_AT_ANNOTATION];
+  if (typeof stamp !== "string") return undefined;
+  const ms = Number(stamp);
+  return Number.isFinite(ms) ? ms : undefined;
+}
+
+/**
+ * The agents of one worker process: many TabbyClient instances (most in lite mode), their in-sync state,
+ * the latency of every stamped update they receive while in sync, and, for the full ones, verification of
+ * their mirror against the simulator's state.
+ */
+export class AgentPool {
+  readonly #agents: Agent[] = [];
+  readonly #abort = new AbortController();
+  #histogram: Histogram = newLatencyHistogram();
+  #isRecording = false;
+  #windowStartMs = Date.now();
+  #updates = 0;
+  #felixUpdates = 0;
+  #errorCodes: Record<string, number> = {};
+  #latencyCount = 0;
+  #base: Counters = zeroCounters();
+  #expected: StateDigest | undefined;
+  readonly #expectedCache = new Map<string, Map<string, string>>();
+  #closing: Promise<void> | undefined;
+
+  start(servers: readonly string[], specs: readonly AgentSpec[], backoffMaxMs: number): number {
+    for (const spec of specs) {
+      const client = new TabbyClient({
+        servers,
+        view: spec.view,
+        nodeName: spec.nodeName,
+        clientName: "tabby-loadtest",
+        mirror: spec.mode === "full",
+        decodeDeltas: spec.mode !== "skim",
+        signal: this.#abort.signal,
+        backoffMaxMs,
+      });
+      const agent: Agent = { spec, client, state: "disconnected", serverId: undefined, inSyncSinceMs: 0 };
+      client.on("status", (s: ClientStatus) => this.#onStatus(agent, s));
+      client.on("updates", (batch: readonly Update[]) => this.#onUpdates(agent, batch));
+      // Errors (disconnects during the reconnect storm, timeouts under load...) are counted by code.
+      client.on("error", (err: TabbyClientError) => {
+        const key = err instanceof ClientTimeoutError ? `${err.code} (${err.timeout})` : err.code;
+        this.#errorCodes[key] = (this.#errorCodes[key] ?? 0) + 1;
+      });
+      this.#agents.push(agent);
+    }
+    // Every connection attempt starts on the next tick: all of them at once (the connect storm).
+    for (const a of this.#agents) a.client.start();
+    return specs.length;
+  }
+
+  /**
+   * In-sync counts. An agent counts as in sync "on expected" when it is in sync with the server
+   * `expectServerId` (any, when null) and its revision has reached `minRevision`.
+   */
+  progress(expectServerId: string | null, minRevision = 0): WorkerProgress {
+    let inSync = 0;
+    let onExpected = 0;
+    let disconnected = 0;
+    let lastSinceMs = 0;
+    for (const a of this.#agents) {
+      if (a.state === "in-sync") {
+        inSync++;
+        const isExpected = expectServerId === null || a.serverId === expectServerId;
+        if (isExpected && a.client.revision >= minRevision) {
+          onExpected++;
+          lastSinceMs = Math.max(lastSinceMs, a.inSyncSinceMs);
+        }
+      } else if (a.state === "disconnected") {
+        disconnected++;
+      }
+    }
+    const total = this.#agents.length;
+    return {
+      total,
+      inSync,
+      inSyncOnExpected: onExpected,
+      allInSyncAtMs: total > 0 && onExpected === total ? lastSinceMs : null,
+      disconnected,
+      updates: this.#updates,
+      latencyCount: this.#latencyCount,
+    };
+  }
+
+  /** Starts a new measurement window. */
+  window(isRecording: boolean): number {
+    this.#histogram.destroy();
+    this.#histogram = newLatencyHistogram();
+    this.#isRecording = isRecording;
+    this.#windowStartMs = Date.now();
+    this.#updates = 0;
+    this.#felixUpdates = 0;
+    this.#errorCodes = {};
+    this.#latencyCount = 0;
+    this.#base = this.#counters();
+    return this.#windowStartMs;
+  }
+
+  collect(): WindowStats {
+    const c = this.#counters();
+    return {
+      histogram: encodeHistogram(this.#histogram),
+      latencyCount: this.#latencyCount,
+      updates: this.#updates,
+      decodingFelixAgents: this.#agents.filter((a) => a.spec.mode !== "skim" && a.spec.view === "felix")
+        .length,
+      decodingFelixUpdates: this.#felixUpdates,
+      bytes: c.bytes - this.#base.bytes,
+      frames: c.frames - this.#base.frames,
+      deltas: c.deltas - this.#base.deltas,
+      snapshots: c.snapshots - this.#base.snapshots,
+      resumes: c.resumes - this.#base.resumes,
+      reconnects: c.reconnects - this.#base.reconnects,
+      errors: c.errors - this.#base.errors,
+      errorCodes: { ...this.#errorCodes },
+      windowStartMs: this.#windowStartMs,
+      nowMs: Date.now(),
+    };
+  }
+
+  expect(digest: StateDigest): number {
+    this.#expected = digest;
+    this.#expectedCache.clear();
+    return this.#agents.filter((a) => a.spec.mode === "full").length;
+  }
+
+  /** Compares every full agent's mirror (keys and resourceVersions) with the expected state. */
+  verify(): VerifyResult {
+    const digest = this.#expected;
+    if (digest === undefined) throw new Error("verify before expect");
+    let checked = 0;
+    let matched = 0;
+    let mismatches = 0;
+    const samples: string[] = [];
+    for (const a of this.#agents) {
+      if (a.spec.mode !== "full") continue;
+      checked++;
+      const cacheKey = a.spec.view === "felix" ? "felix" : `bgp/${a.spec.nodeName}`;
+      let expected = this.#expectedCache.get(cacheKey);
+      if (expected === undefined) {
+        expected = expectedFor(digest, a.spec.view, a.spec.nodeName);
+        this.#expectedCache.set(cacheKey, expected);
+      }
+      const client = a.client;
+      const actual = client.keys().map((k): [string, string] => {
+        const v = client.get(k);
+        return [k, v === undefined ? "" : resourceVersionOf(v)];
+      });
+      const diff = diffMirror(expected, actual);
+      if (diff.mismatches === 0) matched++;
+      mismatches += diff.mismatches;
+      for (const s of diff.samples) {
+        if (samples.length < 10)
+          samples.push(`agent ${a.spec.index} (${a.spec.view} ${a.spec.nodeName}): ${s}`);
+      }
+    }
+    return { checked, matched, mismatches, samples };
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#abort.abort();
+      await Promise.all(this.#agents.map((a) => a.client.close()));
+      this.#histogram.destroy();
+    })();
+    return this.#closing;
+  }
+
+  #onStatus(agent: Agent, s: ClientStatus): void {
+    if (s.state === "in-sync" && agent.state !== "in-sync") agent.inSyncSinceMs = Date.now();
+    agent.state = s.state;
+    if (s.serverId !== undefined) agent.serverId = s.serverId;
+  }
+
+  #onUpdates(agent: Agent, batch: readonly Update[]): void {
+    this.#updates += batch.length;
+    if (agent.spec.view === "felix") this.#felixUpdates += batch.length;
+    // Only deltas received in sync measure propagation; a resync's snapshot carries old stamps.
+    if (!this.#isRecording || agent.state !== "in-sync") return;
+    const now = Date.now();
+    for (const u of batch) {
+      const stamp = changeStampOf(u.value);
+      if (stamp === undefined) continue;
+      this.#histogram.recordValue(Math.max(0, now - stamp));
+      this.#latencyCount++;
+    }
+  }
+
+  #counters(): Counters {
+    const c = zeroCounters();
+    for (const a of this.#agents) {
+      const s = a.client.stats;
+      c.bytes += s.bytes;
+      c.frames += s.frames;
+      c.deltas += s.deltas;
+      c.snapshots += s.snapshots;
+      c.resumes += s.resumes;
+      c.reconnects += s.reconnects;
+      c.errors += s.errors;
+    }
+    return c;
+  }
+}
+
+function zeroCounters(): Counters {
+  return { bytes: 0, frames: 0, deltas: 0, snapshots: 0, resumes: 0, reconnects: 0, errors: 0 };
+}

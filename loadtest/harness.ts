@@ -1,0 +1,444 @@
+import { mkdir, writeFile } from "node:fs/promises";
+import { get } from "node:http";
+import { join, resolve } from "node:path";
+import type { TabbyChild, spawnTabby } from "../src/cli/ipc.js";
+import { ApiWatchProbe } from "./api-probe.js";
+import { ChildPeer } from "./ipc.js";
+import type { LoadtestOptions } from "./options.js";
+import { ProcSampler } from "./proc-stats.js";
+import { serverSpawner } from "./server-entry.js";
+import type { ServerRuntime } from "./server-entry.js";
+import type { AgentSpec, BaselineOps, SimOps, SimProcessArgs, SimReady, WorkerOps } from "./protocol.js";
+
+/** Server facts from its ready message. */
+export interface ServerInfo {
+  readonly pid: number;
+  readonly port: number;
+  readonly healthPort: number;
+  readonly metricsPort: number;
+  readonly serverId: string;
+}
+
+/** The part of the server's /status the load test reads. */
+export interface ServerStatus {
+  readonly server: string;
+  readonly revision: number;
+  readonly ready: boolean;
+  readonly upstreamWatches?: number;
+  readonly connections?: { readonly active: number };
+  readonly views?: Readonly<
+    Record<string, { readonly lastChangeRevision: number; readonly lagging: number }>
+  >;
+  readonly counters?: {
+    readonly dropped?: Readonly<Record<string, number>>;
+    readonly laggingStarted?: number;
+    readonly catchUps?: number;
+  };
+}
+
+export class LoadtestError extends Error {
+  override readonly name = "LoadtestError";
+  readonly code: "ERR_LOADTEST_TIMEOUT" | "ERR_LOADTEST_ABORTED" | "ERR_LOADTEST_SERVER";
+  constructor(code: LoadtestError["code"], message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
+/** Labels of the processes the sampler watches. */
+export const SERVER = "server";
+export const SIM = "sim";
+/** Every agent worker process, summed. */
+export const AGENTS = "agents";
+
+const READY_TIMEOUT_MS = 120_000;
+
+/** Resolves after `ms`, or rejects with ERR_LOADTEST_ABORTED when `signal` aborts first. */
+export function delay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolveDelay, reject) => {
+    if (signal.aborted) {
+      reject(new LoadtestError("ERR_LOADTEST_ABORTED", "aborted"));
+      return;
+    }
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(new LoadtestError("ERR_LOADTEST_ABORTED", "aborted"));
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolveDelay();
+    }, ms);
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+function getJson(url: string, timeoutMs: number): Promise<{ status: number; body: unknown }> {
+  return new Promise((resolveGet, reject) => {
+    const req = get(url, { timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => {
+        const text = Buffer.concat(chunks).toString();
+        let body: unknown = text;
+        try {
+          body = JSON.parse(text);
+        } catch {
+          body = text; // /readyz answers plain text
+        }
+        resolveGet({ status: res.statusCode ?? 0, body });
+      });
+      res.on("error", reject);
+    });
+    req.on("timeout", () => req.destroy(new Error(`GET ${url} timed out`)));
+    req.on("error", reject);
+  });
+}
+
+/**
+ * The processes of a load test run: the simulator, the tabby server, the agent workers (one of them for the
+ * agents that go slow), baseline workers, and a sampler of the server's and simulator's CPU and RSS. Every
+ * child is killed by its PID in close(), which is idempotent and also runs on failure.
+ */
+export class Harness {
+  readonly options: LoadtestOptions;
+  readonly signal: AbortSignal;
+  readonly sampler = new ProcSampler(500);
+  readonly outDir: string;
+  #sim: ChildPeer<SimOps> | undefined;
+  #probe: ApiWatchProbe | undefined;
+  #simReady: SimReady | undefined;
+  #kubeconfigPath: string | undefined;
+  #server: TabbyChild | undefined;
+  #serverInfo: ServerInfo | undefined;
+  #workers: ChildPeer<WorkerOps>[] = [];
+  #slowWorker: ChildPeer<WorkerOps> | undefined;
+  #baselineWorkers: ChildPeer<BaselineOps>[] = [];
+  #agentSpecs: AgentSpec[][] = [];
+  #slowSpecs: AgentSpec[] = [];
+  #closing: Promise<void> | undefined;
+  readonly #profileDir: string;
+  #spawner: { spawn: typeof spawnTabby; runtime: ServerRuntime } | undefined;
+  #slowWorkerAnswers = 0;
+
+  constructor(options: LoadtestOptions, signal: AbortSignal) {
+    this.options = options;
+    this.signal = signal;
+    this.outDir = resolve(options.outDir);
+    this.#profileDir = join(this.outDir, "profiles");
+  }
+
+  get sim(): ChildPeer<SimOps> {
+    if (this.#sim === undefined) throw new Error("the simulator is not started");
+    return this.#sim;
+  }
+
+  get simReady(): SimReady {
+    if (this.#simReady === undefined) throw new Error("the simulator is not started");
+    return this.#simReady;
+  }
+
+  /** A direct watch of pods on the simulator: the API side's share of the latency. */
+  get probe(): ApiWatchProbe {
+    if (this.#probe === undefined) throw new Error("the simulator is not started");
+    return this.#probe;
+  }
+
+  get server(): ServerInfo {
+    if (this.#serverInfo === undefined) throw new Error("the server is not started");
+    return this.#serverInfo;
+  }
+
+  get hasServer(): boolean {
+    return this.#server !== undefined;
+  }
+
+  /** Workers of the agents that keep reading. */
+  get workers(): readonly ChildPeer<WorkerOps>[] {
+    return this.#workers;
+  }
+
+  get slowWorker(): ChildPeer<WorkerOps> | undefined {
+    return this.#slowWorker;
+  }
+
+  /** Every agent worker, the slow one included. */
+  get allWorkers(): readonly ChildPeer<WorkerOps>[] {
+    return this.#slowWorker === undefined ? this.#workers : [...this.#workers, this.#slowWorker];
+  }
+
+  /** Progress polls a worker was too busy to answer in time (the machine is overloaded). */
+  get slowWorkerAnswers(): number {
+    return this.#slowWorkerAnswers;
+  }
+
+  noteSlowWorker(): void {
+    this.#slowWorkerAnswers++;
+  }
+
+  /** How the server ran (undefined before it started). */
+  get serverRuntime(): ServerRuntime | undefined {
+    return this.#spawner?.runtime;
+  }
+
+  get profileDir(): string | undefined {
+    return this.options.isCpuProfiled || this.options.isAgentCpuProfiled ? this.#profileDir : undefined;
+  }
+
+  /** The agents each regular worker holds, and those of the slow worker. */
+  get agentSpecs(): {
+    readonly regular: readonly (readonly AgentSpec[])[];
+    readonly slow: readonly AgentSpec[];
+  } {
+    return { regular: this.#agentSpecs, slow: this.#slowSpecs };
+  }
+
+  async startSim(): Promise<SimReady> {
+    const args: SimProcessArgs = {
+      nodes: this.options.nodes,
+      podsPerNode: this.options.podsPerNode,
+      seed: this.options.seed,
+      historyLimit: 50_000,
+    };
+    const sim = new ChildPeer<SimOps>("simulator", "sim-process.ts", [JSON.stringify(args)], {
+      readyTimeoutMs: READY_TIMEOUT_MS,
+    });
+    this.#sim = sim;
+    const ready = (await sim.ready) as unknown as SimReady;
+    this.#simReady = ready;
+    this.#kubeconfigPath = join(this.outDir, "sim.kubeconfig");
+    await writeFile(this.#kubeconfigPath, ready.kubeconfigYaml, { mode: 0o600 });
+    if (sim.pid !== undefined) this.sampler.watch(SIM, sim.pid);
+    this.sampler.start();
+    this.#probe = new ApiWatchProbe(ready.url, ready.token);
+    this.#probe.start();
+    return ready;
+  }
+
+  /** Starts `tabby serve` against the simulator (on `port`, 0 = any) and waits until it is ready. */
+  async startServer(port = 0): Promise<ServerInfo> {
+    if (this.#kubeconfigPath === undefined) throw new Error("start the simulator first");
+    const args = [
+      "serve",
+      "--kubeconfig",
+      this.#kubeconfigPath,
+      "--host",
+      "127.0.0.1",
+      "--http-host",
+      "127.0.0.1",
+      "--port",
+      String(port),
+      "--health-port",
+      "0",
+      "--metrics-port",
+      "0",
+      "--drain-ms",
+      "1000",
+      "--log-level",
+      "warn",
+      ...(this.options.flushWindowMs === undefined
+        ? []
+        : ["--flush-window-ms", String(this.options.flushWindowMs)]),
+    ];
+    let execArgv: string[] = [];
+    if (this.options.isCpuProfiled) {
+      await mkdir(this.#profileDir, { recursive: true });
+      execArgv = ["--cpu-prof", "--cpu-prof-dir", this.#profileDir];
+    }
+    this.#spawner ??= await serverSpawner();
+    const child = await this.#spawner.spawn(args, { timeoutMs: READY_TIMEOUT_MS, execArgv });
+    this.#server = child;
+    const r = child.ready;
+    const info: ServerInfo = {
+      pid: r.pid,
+      port: Number(r.port),
+      healthPort: Number(r.healthPort),
+      metricsPort: Number(r.metricsPort),
+      serverId: String(r.serverId),
+    };
+    this.#serverInfo = info;
+    this.sampler.watch(SERVER, info.pid);
+    await this.waitServerReady(this.options.syncTimeoutSeconds * 1000);
+    return info;
+  }
+
+  /** Kills the server process now (SIGKILL: a crash, no drain). */
+  async killServer(): Promise<void> {
+    const server = this.#server;
+    this.#server = undefined;
+    if (server === undefined) return;
+    const exited = new Promise<void>((r) => {
+      if (server.process.exitCode !== null || server.process.signalCode !== null) r();
+      else server.process.once("exit", () => r());
+    });
+    server.process.kill("SIGKILL");
+    await exited;
+    this.sampler.unwatch(SERVER);
+  }
+
+  /** Stops the server gracefully (SIGTERM: drain, then exit; a CPU profile is written then). */
+  async stopServer(): Promise<void> {
+    const server = this.#server;
+    this.#server = undefined;
+    if (server === undefined) return;
+    await server.stop(15_000);
+    this.sampler.unwatch(SERVER);
+  }
+
+  async serverStatus(): Promise<ServerStatus> {
+    const { status, body } = await getJson(`http://127.0.0.1:${this.server.healthPort}/status`, 10_000);
+    if (status !== 200 || body === null || typeof body !== "object") {
+      throw new LoadtestError("ERR_LOADTEST_SERVER", `/status answered ${status}`);
+    }
+    return body as ServerStatus;
+  }
+
+  /** One sample value of the server's /metrics (first series of that name), or undefined. */
+  async serverMetric(name: string): Promise<number | undefined> {
+    const { status, body } = await getJson(`http://127.0.0.1:${this.server.metricsPort}/metrics`, 10_000);
+    if (status !== 200 || typeof body !== "string") return undefined;
+    const line = body.split("\n").find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+    const value = line === undefined ? NaN : Number(line.slice(line.lastIndexOf(" ") + 1));
+    return Number.isFinite(value) ? value : undefined;
+  }
+
+  async waitServerReady(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last = "";
+    while (Date.now() < deadline) {
+      try {
+        const { status, body } = await getJson(`http://127.0.0.1:${this.server.healthPort}/readyz`, 5000);
+        if (status === 200) return;
+        last = `${status} ${typeof body === "string" ? body : JSON.stringify(body)}`;
+      } catch (err) {
+        last = String(err);
+      }
+      await delay(200, this.signal);
+    }
+    throw new LoadtestError("ERR_LOADTEST_TIMEOUT", `server not ready within ${timeoutMs} ms: ${last}`);
+  }
+
+  /** Plans which agent runs where and spawns the agent workers (they wait for "start"). */
+  async startWorkers(): Promise<void> {
+    const o = this.options;
+    const nodeNames = this.simReady.nodeNames;
+    const slowCount = o.scenarios.includes("slow-agents")
+      ? Math.min(o.agents - o.fullAgents, Math.ceil((o.agents * o.slowPercent) / 100))
+      : 0;
+    const regularCount = o.agents - slowCount;
+    const workerCount = Math.max(1, Math.min(o.workers, regularCount));
+    // Full agents evenly spread over the regular ones, alternately felix and bgp.
+    const fullAt = new Map<number, "felix" | "bgp">();
+    for (let j = 0; j < o.fullAgents; j++) {
+      fullAt.set(Math.floor((j * regularCount) / o.fullAgents), j % 2 === 0 ? "felix" : "bgp");
+    }
+    // Lite agents that still decode every change (for latency), in between; the rest skim.
+    const sampleAt = new Set<number>();
+    for (let j = 0; j < o.sampleAgents; j++) {
+      const i = Math.floor(((j + 0.5) * regularCount) / o.sampleAgents);
+      if (!fullAt.has(i)) sampleAt.add(i);
+    }
+    const specs: AgentSpec[][] = Array.from({ length: workerCount }, () => []);
+    for (let i = 0; i < regularCount; i++) {
+      const full = fullAt.get(i);
+      specs[i % workerCount]?.push({
+        index: i,
+        view: full ?? "felix",
+        nodeName: nodeNames[i % nodeNames.length] ?? `node-${i}`,
+        mode: full !== undefined ? "full" : sampleAt.has(i) ? "decode" : "skim",
+      });
+    }
+    this.#agentSpecs = specs;
+    this.#slowSpecs = Array.from({ length: slowCount }, (_, k) => {
+      const i = regularCount + k;
+      return {
+        index: i,
+        view: "felix",
+        nodeName: nodeNames[i % nodeNames.length] ?? `node-${i}`,
+        mode: "skim",
+      };
+    });
+    const execArgv: string[] = [];
+    if (o.isAgentCpuProfiled) {
+      await mkdir(this.#profileDir, { recursive: true });
+      execArgv.push("--cpu-prof", "--cpu-prof-dir", this.#profileDir);
+    }
+    const spawnWorker = (role: string): ChildPeer<WorkerOps> =>
+      new ChildPeer<WorkerOps>(role, "agent-worker.ts", [], { readyTimeoutMs: READY_TIMEOUT_MS, execArgv });
+    this.#workers = specs.map((_, w) => spawnWorker(`agent worker ${w}`));
+    if (slowCount > 0) this.#slowWorker = spawnWorker("slow agent worker");
+    for (const w of this.allWorkers) if (w.pid !== undefined) this.sampler.watch(AGENTS, w.pid, true);
+    await Promise.all(this.allWorkers.map((w) => w.ready));
+  }
+
+  /** The nodes of the full bgp agents (their node-scoped BlockAffinity entries are verified). */
+  bgpNodes(): string[] {
+    return this.#agentSpecs
+      .flat()
+      .filter((s) => s.mode === "full" && s.view === "bgp")
+      .map((s) => s.nodeName);
+  }
+
+  /** Closes the agent workers (each closes its clients and exits), killing any that lingers. */
+  async stopWorkers(): Promise<void> {
+    const workers = this.allWorkers;
+    this.#workers = [];
+    this.#slowWorker = undefined;
+    this.sampler.unwatch(AGENTS);
+    for (const w of workers) if (w.pid !== undefined && w.isAlive) process.kill(w.pid, "SIGCONT");
+    await Promise.all(workers.map((w) => w.stop(10_000)));
+  }
+
+  async startBaselineWorkers(count: number): Promise<readonly ChildPeer<BaselineOps>[]> {
+    this.#baselineWorkers = Array.from(
+      { length: count },
+      (_, w) =>
+        new ChildPeer<BaselineOps>(`baseline worker ${w}`, "baseline-worker.ts", [], {
+          readyTimeoutMs: READY_TIMEOUT_MS,
+        }),
+    );
+    await Promise.all(this.#baselineWorkers.map((w) => w.ready));
+    for (const w of this.#baselineWorkers) if (w.pid !== undefined) this.sampler.watch(AGENTS, w.pid, true);
+    return this.#baselineWorkers;
+  }
+
+  async stopBaselineWorkers(): Promise<void> {
+    const workers = this.#baselineWorkers;
+    this.#baselineWorkers = [];
+    this.sampler.unwatch(AGENTS);
+    await Promise.all(workers.map((w) => w.stop(10_000)));
+  }
+
+  /** Stops everything: agents first, then the server (gracefully, so a CPU profile is written), then the rest. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.sampler.stop();
+      this.#probe?.close();
+      const results = await Promise.allSettled([this.stopWorkers(), this.stopBaselineWorkers()]);
+      results.push(...(await Promise.allSettled([this.stopServer()])));
+      results.push(...(await Promise.allSettled([this.#sim?.stop(10_000)])));
+      for (const r of results) {
+        if (r.status === "rejected") console.error(`loadtest: cleanup: ${String(r.reason)}`);
+      }
+    })();
+    return this.#closing;
+  }
+
+  /** Last resort on process exit: SIGKILL every child still running (synchronous). */
+  killAllNow(): void {
+    const pids = [
+      this.#sim?.pid,
+      this.#server?.process.pid,
+      ...this.allWorkers.map((w) => w.pid),
+      ...this.#baselineWorkers.map((w) => w.pid),
+    ];
+    for (const pid of pids) {
+      if (pid === undefined) continue;
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "ESRCH")
+          console.error(`loadtest: kill ${pid}: ${String(err)}`);
+      }
+    }
+  }
+}

@@ -1,0 +1,159 @@
+/** The requests the load test's parent sends to its children, and their answers (see ipc.ts). */
+
+/** `[key, metadata.resourceVersion]` pairs: what a view holds, for verification. */
+export type DigestEntries = readonly (readonly [string, string])[];
+
+/** The simulator's current state as tabby should serve it. */
+export interface StateDigest {
+  /** Keys of every kind some view serves: the size of tabby's store. */
+  readonly totalKeys: number;
+  readonly felix: DigestEntries;
+  /** The broadcast part of the bgp view (everything but BlockAffinity). */
+  readonly bgp: DigestEntries;
+  /** BlockAffinity entries of the bgp view, for the nodes asked for. */
+  readonly bgpByNode: Readonly<Record<string, DigestEntries>>;
+}
+
+export interface SimStats {
+  /** Changes the churn generator has made since the simulator started. */
+  readonly changes: number;
+  /** Changes the generator skipped because the simulator process could not keep up with the rate. */
+  readonly lagged: number;
+  readonly openWatches: number;
+  readonly resourceVersion: string;
+  readonly requestCounts: Readonly<Record<string, number>>;
+}
+
+export interface SimProcessArgs {
+  readonly nodes: number;
+  readonly podsPerNode: number;
+  readonly seed: number;
+  readonly historyLimit: number;
+}
+
+/** The simulator child's ready message. */
+export interface SimReady {
+  readonly url: string;
+  readonly kubeconfigYaml: string;
+  readonly token: string;
+  readonly nodeNames: readonly string[];
+  readonly objects: number;
+}
+
+export type SimOps = {
+  /** Sets the churn rate (0 stops it); answers the changes made so far. */
+  churn: { args: { ratePerSecond: number }; result: SimStats };
+  stats: { args: Record<string, never>; result: SimStats };
+  digest: { args: { bgpNodes: readonly string[] }; result: StateDigest };
+};
+
+/**
+ * How an agent runs: `full` keeps a mirror (verified at the end) and records latencies; `decode` is lite
+ * (no mirror) but decodes every change and records latencies; `skim` is lite and does not decode changes
+ * at all (`decodeDeltas: false`), like Typha's own load clients.
+ */
+export type AgentMode = "full" | "decode" | "skim";
+
+export interface AgentSpec {
+  readonly index: number;
+  readonly view: "felix" | "bgp";
+  readonly nodeName: string;
+  readonly mode: AgentMode;
+}
+
+export interface WorkerProgress {
+  readonly total: number;
+  readonly inSync: number;
+  /** Agents in sync with the expected server (any server when none is expected), at the revision asked for. */
+  readonly inSyncOnExpected: number;
+  /** When every agent was last seen getting in sync with the expected server; null until they all are. */
+  readonly allInSyncAtMs: number | null;
+  readonly disconnected: number;
+  /** Updates received in the current window. */
+  readonly updates: number;
+  /** Latencies recorded in the current window. */
+  readonly latencyCount: number;
+}
+
+export interface WindowStats {
+  /** HDR histogram of latencies (ms) in the window, compressed base64. */
+  readonly histogram: string;
+  readonly latencyCount: number;
+  readonly updates: number;
+  /** Felix agents that decode changes (full or decode mode), and the updates they received. */
+  readonly decodingFelixAgents: number;
+  readonly decodingFelixUpdates: number;
+  readonly bytes: number;
+  readonly frames: number;
+  readonly deltas: number;
+  readonly snapshots: number;
+  readonly resumes: number;
+  readonly reconnects: number;
+  readonly errors: number;
+  /** Errors the clients emitted in the window, by code (ERR_CLIENT_TIMEOUT, ...). */
+  readonly errorCodes: Readonly<Record<string, number>>;
+  readonly windowStartMs: number;
+  readonly nowMs: number;
+}
+
+export interface VerifyResult {
+  readonly checked: number;
+  readonly matched: number;
+  /** Entries missing, extra, or at another resourceVersion, over all checked agents. */
+  readonly mismatches: number;
+  /** The first few, as text. */
+  readonly samples: readonly string[];
+}
+
+export type WorkerOps = {
+  start: {
+    args: { servers: readonly string[]; agents: readonly AgentSpec[]; backoffMaxMs: number };
+    result: { started: number };
+  };
+  progress: { args: { expectServerId: string | null; minRevision?: number }; result: WorkerProgress };
+  /** Starts a new measurement window (counters and latency histogram from zero). */
+  window: { args: { isRecording: boolean }; result: { windowStartMs: number } };
+  collect: { args: Record<string, never>; result: WindowStats };
+  expect: { args: { digest: StateDigest }; result: { fullAgents: number } };
+  verify: { args: Record<string, never>; result: VerifyResult };
+};
+
+export interface BaselineResource {
+  /** Simulator resource id, e.g. "pods". */
+  readonly id: string;
+  /** Collection path, e.g. `/api/v1/pods`. */
+  readonly path: string;
+}
+
+export interface BaselineProgress {
+  readonly agents: number;
+  readonly watchesOpen: number;
+  readonly watchesFailed: number;
+  /** Agents that completed a full paged list of every resource. */
+  readonly listsDone: number;
+  /** Bytes of the full lists. */
+  readonly listBytes: number;
+  /** Bytes of the one-item lists (for the resourceVersion) of the other agents. */
+  readonly probeBytes: number;
+  /** Time the full lists took, summed over agents. */
+  readonly listSeconds: number;
+  readonly watchBytes: number;
+  readonly watchEvents: number;
+  readonly errors: readonly string[];
+}
+
+export type BaselineOps = {
+  start: {
+    args: {
+      url: string;
+      token: string;
+      agents: number;
+      resources: readonly BaselineResource[];
+      /** How many of the agents also do a full paged list first (the rest list with limit=1 for the RV). */
+      listAgents: number;
+      watchTimeoutSeconds: number;
+    };
+    result: { started: number };
+  };
+  progress: { args: Record<string, never>; result: BaselineProgress };
+};

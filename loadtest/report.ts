@@ -1,0 +1,192 @@
+import type { LatencySummary, PercentilePoint } from "./histogram.js";
+import type { ScenarioName } from "./options.js";
+
+/** Version of report.json's schema (docs/LOADTEST.md). Bumped only when a field changes meaning or goes. */
+export const REPORT_SCHEMA_VERSION = 1;
+
+/** Percentiles in ms; null when no latency was recorded (no churn in the scenario). */
+export interface LatencyMs {
+  readonly p50: number | null;
+  readonly p90: number | null;
+  readonly p99: number | null;
+  readonly max: number | null;
+  /** Latencies recorded (stamped updates received by agents in sync). */
+  readonly count: number;
+}
+
+/** What the agents' client libraries counted in the scenario's window. */
+export interface AgentCounters {
+  readonly updates: number;
+  readonly bytes: number;
+  readonly frames: number;
+  readonly deltas: number;
+  readonly snapshots: number;
+  readonly resumes: number;
+  readonly reconnects: number;
+  readonly errors: number;
+}
+
+/** One scenario run: the stable fields of report.json (see docs/LOADTEST.md) and scenario details. */
+export interface ScenarioResult {
+  readonly scenario: ScenarioName;
+  /** Unique within a report: the scenario, with the churn rate for churn runs (`churn-1000`). */
+  readonly name: string;
+  readonly agents: number;
+  readonly nodes: number;
+  /** Entries of the felix view for the seeded cluster: what each felix agent mirrors. */
+  readonly resources: number;
+  /** The churn rate asked of the simulator (0: none). */
+  readonly churnPerSecond: number;
+  /** The churn rate the simulator achieved. */
+  readonly achievedChurnPerSecond: number;
+  /** Length of the measured window (churn, or the storm until in sync). */
+  readonly durationSeconds: number;
+  /** True only if every sampled full mirror matched the simulator's state (baseline: every watch held). */
+  readonly verified: boolean;
+  /** Entries missing, extra or at another resourceVersion, over all sampled mirrors. */
+  readonly mismatches: number;
+  /** The first few mismatches, as text. */
+  readonly mismatchSamples: readonly string[];
+  /** Seconds until every agent was in sync: after connecting all at once, and after the server restarted. */
+  readonly inSyncSeconds: { readonly connectStorm: number | null; readonly reconnectStorm: number | null };
+  /** From the simulator's change stamp to the agent's update event. */
+  readonly latencyMs: LatencyMs;
+  /** Updates delivered to agents per second, summed over agents. */
+  readonly deliveredPerSecond: number;
+  /** Bytes the server sent to agents (what the agents received), and per second. */
+  readonly bytesSent: number;
+  readonly bytesSentPerSecond: number;
+  /** The tabby server process (null in the baseline, which has none). */
+  readonly serverRssBytesMax: number | null;
+  readonly serverCpuSecondsPerSecond: number | null;
+  /** The API server (the simulator process). */
+  readonly apiServerRssBytesMax: number;
+  readonly apiServerCpuSecondsPerSecond: number;
+  /** All agent worker processes together (they share the machine with the server). */
+  readonly agentsCpuSecondsPerSecond: number;
+  /** Watches held open on the API side: tabby's upstream watches, or the baseline agents' watches. */
+  readonly upstreamWatches: number;
+  /** Open watches the simulator counted at the end of the window (everyone's). */
+  readonly apiServerWatches: number;
+  readonly agentCounters: AgentCounters;
+  /** Percentile distribution of the latencies, for the chart. */
+  readonly latencyCurve: readonly PercentilePoint[];
+  /** Window, epoch ms. */
+  readonly startedAtMs: number;
+  readonly endedAtMs: number;
+  /** Scenario-specific figures (see docs/LOADTEST.md). */
+  readonly details: Readonly<Record<string, unknown>>;
+}
+
+export interface TargetCheck {
+  readonly name: string;
+  readonly target: string;
+  readonly value: string;
+  /** null: not measured in this run. */
+  readonly isMet: boolean | null;
+}
+
+export interface MachineInfo {
+  readonly nproc: number;
+  readonly cpuModel: string;
+  readonly node: string;
+  readonly platform: string;
+  readonly memTotalBytes: number;
+  /** 1-minute load average at the start and end of the run (other work on the machine shows here). */
+  readonly loadAverage: { readonly start: number; readonly end: number };
+}
+
+export interface LoadtestReport {
+  readonly schemaVersion: number;
+  readonly startedAt: string;
+  readonly finishedAt: string;
+  readonly command: string;
+  readonly machine: MachineInfo;
+  /**
+   * How the server ran: "compiled" (dist/, as in production) or "tsx" (from source; tsx's loader adds
+   * well over 100 MB of RSS to the process, so memory figures are not representative).
+   */
+  readonly serverRuntime: "compiled" | "tsx" | null;
+  readonly options: Readonly<Record<string, unknown>>;
+  /** True only if every scenario verified. */
+  readonly verified: boolean;
+  readonly scenarios: readonly ScenarioResult[];
+  readonly targets: readonly TargetCheck[];
+  /** Highest churn rate run whose p99 stayed within 250 ms (and that the simulator achieved within 10%). */
+  readonly maxChurnWithinP99_250ms: number | null;
+  /** Progress polls an agent worker was too busy to answer in time: a sign the machine was overloaded. */
+  readonly progressPollsMissed: number;
+  /** Files written next to report.json, and CPU profiles. */
+  readonly files: readonly string[];
+  /** Set when the run stopped early. */
+  readonly error?: string;
+}
+
+export function latencyMs(s: LatencySummary): LatencyMs {
+  return { p50: s.p50, p90: s.p90, p99: s.p99, max: s.max, count: s.count };
+}
+
+const MB = 1024 * 1024;
+
+/** The issue's targets (1000 agents, 1000 nodes x 30 pods, this machine), checked against a report. */
+export function checkTargets(scenarios: readonly ScenarioResult[], upstreamResources: number): TargetCheck[] {
+  const checks: TargetCheck[] = [];
+  const connect = scenarios.find((s) => s.scenario === "connect-storm");
+  const storm = connect?.inSyncSeconds.connectStorm ?? null;
+  checks.push({
+    name: "connect storm in sync",
+    target: "<= 10 s",
+    value: storm === null ? "not measured" : `${storm.toFixed(2)} s`,
+    isMet: storm === null ? null : storm <= 10,
+  });
+  const at1000 = scenarios.find((s) => s.scenario === "churn" && s.churnPerSecond === 1000);
+  const p99 = at1000?.latencyMs.p99 ?? null;
+  checks.push({
+    name: "p99 latency at 1000 changes/s",
+    target: "<= 100 ms",
+    value: p99 === null ? "not measured" : `${p99} ms`,
+    isMet: p99 === null ? null : p99 <= 100,
+  });
+  const tabby = scenarios.filter((s) => s.serverRssBytesMax !== null);
+  const rss = tabby.length === 0 ? null : Math.max(...tabby.map((s) => s.serverRssBytesMax ?? 0));
+  checks.push({
+    name: "server RSS",
+    target: "<= 300 MB",
+    value: rss === null ? "not measured" : `${(rss / MB).toFixed(1)} MB`,
+    isMet: rss === null ? null : rss <= 300 * MB,
+  });
+  // Judged on the server's heap + external memory (what it holds); RSS also keeps what the allocator
+  // has not returned after the storm's transient buffers, so it is shown next to it.
+  const idle = connect?.details.idleHeapAndExternalBytesPerConnection;
+  const idleRss = connect?.details.idleBytesPerConnection;
+  checks.push({
+    name: "idle memory per connection",
+    target: "<= 40 KB",
+    value:
+      typeof idle === "number"
+        ? `${(idle / 1024).toFixed(1)} KB heap+external` +
+          (typeof idleRss === "number" ? ` (${(idleRss / 1024).toFixed(1)} KB by RSS)` : "")
+        : "not measured",
+    isMet: typeof idle === "number" ? idle <= 40 * 1024 : null,
+  });
+  const watches = tabby.map((s) => s.upstreamWatches);
+  checks.push({
+    name: "upstream watches independent of agents",
+    target: `<= ${upstreamResources} (one per upstream resource)`,
+    value:
+      watches.length === 0 ? "not measured" : `${Math.max(...watches)} for ${tabby[0]?.agents ?? 0} agents`,
+    isMet: watches.length === 0 ? null : Math.max(...watches) <= upstreamResources,
+  });
+  return checks;
+}
+
+/** The highest churn rate run with p99 <= 250 ms that the simulator achieved within 10%. */
+export function maxChurnWithinP99(scenarios: readonly ScenarioResult[], limitMs = 250): number | null {
+  let best: number | null = null;
+  for (const s of scenarios) {
+    if (s.scenario !== "churn" || s.latencyMs.p99 === null || s.latencyMs.p99 > limitMs) continue;
+    if (s.achievedChurnPerSecond < 0.9 * s.churnPerSecond) continue;
+    if (best === null || s.churnPerSecond > best) best = s.churnPerSecond;
+  }
+  return best;
+}

@@ -1,0 +1,196 @@
+import { readFileSync } from "node:fs";
+import { mkdir, readdir, writeFile } from "node:fs/promises";
+import { availableParallelism, cpus, loadavg, totalmem } from "node:os";
+import { join, relative } from "node:path";
+import { RESOURCES } from "../src/server/datastore/index.js";
+import { latencyChart, resourceChart } from "./charts.js";
+import { Harness, SERVER, SIM } from "./harness.js";
+import type { LoadtestOptions } from "./options.js";
+import { hasTabbyScenario, referenceChurnRate } from "./options.js";
+import { Progress } from "./progress.js";
+import { REPORT_SCHEMA_VERSION, checkTargets, maxChurnWithinP99 } from "./report.js";
+import type { LoadtestReport, MachineInfo, ScenarioResult } from "./report.js";
+import { baseline } from "./scenarios/baseline.js";
+import type { ScenarioContext } from "./scenarios/common.js";
+import { connectStorm } from "./scenarios/connect-storm.js";
+import { reconnectStorm } from "./scenarios/reconnect-storm.js";
+import { slowAgents } from "./scenarios/slow-agents.js";
+import { steadyChurn } from "./scenarios/steady-churn.js";
+import { renderSummary } from "./summary.js";
+
+export function machineInfo(loadAtStart: number): MachineInfo {
+  let cpuModel = cpus()[0]?.model ?? "unknown";
+  try {
+    const m = /^model name\s*:\s*(.+)$/m.exec(readFileSync("/proc/cpuinfo", "utf8"));
+    if (m?.[1] !== undefined) cpuModel = m[1].trim();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+  return {
+    nproc: availableParallelism(),
+    cpuModel,
+    node: process.version,
+    platform: `${process.platform} ${process.arch}`,
+    memTotalBytes: totalmem(),
+    loadAverage: { start: loadAtStart, end: loadavg()[0] ?? 0 },
+  };
+}
+
+export interface RunDeps {
+  /** Aborting stops the run (the children are killed and a partial report is written). */
+  readonly signal?: AbortSignal;
+  /** The command line, for the report. */
+  readonly command?: string;
+  /** Log lines (default: stderr). */
+  readonly log?: (line: string) => void;
+}
+
+/**
+ * Runs the selected scenarios one after the other on one simulator, server and set of agents, then writes
+ * report.json, summary.md and the SVG charts into the results folder. Every child process is killed at the
+ * end, also on failure or abort. Resolves with the report (also when a scenario failed verification).
+ */
+export async function runLoadtest(options: LoadtestOptions, deps: RunDeps = {}): Promise<LoadtestReport> {
+  const startedAt = new Date();
+  const loadAtStart = loadavg()[0] ?? 0;
+  const controller = new AbortController();
+  const onAbort = (): void => controller.abort();
+  deps.signal?.addEventListener("abort", onAbort, { once: true });
+  if (deps.signal?.aborted === true) controller.abort();
+  const h = new Harness(options, controller.signal);
+  await mkdir(h.outDir, { recursive: true });
+  const progress = new Progress({
+    isEnabled: options.hasProgressBar,
+    ...(deps.log !== undefined && { log: deps.log }),
+  });
+  const ctx: ScenarioContext = { h, progress, resources: 0, totalKeys: 0, results: [] };
+  const onExit = (): void => h.killAllNow();
+  process.once("exit", onExit);
+  let error: string | undefined;
+  try {
+    await runScenarios(ctx);
+  } catch (err) {
+    if (controller.signal.aborted) {
+      error = "aborted";
+      progress.log("aborted");
+    } else {
+      error = err instanceof Error ? err.message : String(err);
+      progress.log(`stopped: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    }
+  } finally {
+    progress.end();
+    await h.close();
+    process.off("exit", onExit);
+    deps.signal?.removeEventListener("abort", onAbort);
+  }
+  return writeOutputs(ctx, options, { startedAt, loadAtStart }, deps.command ?? "tabby loadtest", error);
+}
+
+async function runScenarios(ctx: ScenarioContext): Promise<void> {
+  const { h, progress } = ctx;
+  const o = h.options;
+  progress.log(`seeding ${o.nodes} nodes × ${o.podsPerNode} pods in the simulator`);
+  const sim = await h.startSim();
+  progress.log(`simulator ready at ${sim.url} with ${sim.objects} objects`);
+  if (hasTabbyScenario(o)) {
+    await h.startServer();
+    progress.log(
+      `server ${h.server.serverId} ready on port ${h.server.port} (pid ${h.server.pid}, ${h.serverRuntime ?? "?"})`,
+    );
+    if (h.serverRuntime === "tsx") {
+      progress.log("the server runs through tsx (no fresh `npm run build`): its RSS includes tsx's loader");
+    }
+    await h.startWorkers();
+    ctx.results.push(await connectStorm(ctx));
+    report(ctx);
+    // Churn rates in ascending order. The slow agents and the reconnect storm (at the reference rate) go
+    // right after the reference rate's run, which the slow agents are compared with, and before the higher
+    // rates, which may overload the machine and leave agents behind for minutes.
+    const reference = referenceChurnRate(o);
+    const rates = o.scenarios.includes("churn") ? [...o.churnRates].sort((a, b) => a - b) : [];
+    const atReference = async (): Promise<void> => {
+      if (o.scenarios.includes("slow-agents")) {
+        ctx.results.push(await slowAgents(ctx, reference));
+        report(ctx);
+      }
+      if (o.scenarios.includes("reconnect-storm")) {
+        ctx.results.push(await reconnectStorm(ctx, reference));
+        report(ctx);
+      }
+    };
+    let isReferenceDone = false;
+    for (const rate of rates) {
+      if (!isReferenceDone && rate > reference) {
+        await atReference();
+        isReferenceDone = true;
+      }
+      ctx.results.push(await steadyChurn(ctx, rate));
+      report(ctx);
+    }
+    if (!isReferenceDone) await atReference();
+  }
+  if (o.scenarios.includes("baseline")) {
+    ctx.results.push(await baseline(ctx, Math.min(...o.churnRates)));
+    report(ctx);
+  }
+}
+
+function report(ctx: ScenarioContext): void {
+  const s = ctx.results[ctx.results.length - 1];
+  if (s === undefined) return;
+  const l = s.latencyMs;
+  const sync = s.inSyncSeconds.connectStorm ?? s.inSyncSeconds.reconnectStorm;
+  ctx.progress.log(
+    `${s.name}: ${s.verified ? "verified" : `NOT verified (${s.mismatches} mismatches)`}` +
+      (sync === null ? "" : `, in sync in ${sync} s`) +
+      (l.p99 === null ? "" : `, latency p50 ${l.p50} p99 ${l.p99} max ${l.max} ms`) +
+      `, ${s.deliveredPerSecond} updates/s delivered` +
+      (s.serverCpuSecondsPerSecond === null ? "" : `, server CPU ${s.serverCpuSecondsPerSecond}/s`) +
+      (s.serverRssBytesMax === null ? "" : `, RSS ${(s.serverRssBytesMax / 1048576).toFixed(0)} MB`) +
+      `, ${s.upstreamWatches} API-side watches`,
+  );
+  for (const m of s.mismatchSamples.slice(0, 5)) ctx.progress.log(`  ${m}`);
+}
+
+async function writeOutputs(
+  ctx: ScenarioContext,
+  options: LoadtestOptions,
+  { startedAt, loadAtStart }: { startedAt: Date; loadAtStart: number },
+  command: string,
+  error: string | undefined,
+): Promise<LoadtestReport> {
+  const { h } = ctx;
+  const files = ["report.json", "summary.md", "latency.svg", "server.svg"];
+  await writeFile(join(h.outDir, "latency.svg"), latencyChart(ctx.results));
+  await writeFile(
+    join(h.outDir, "server.svg"),
+    resourceChart(ctx.results, h.sampler.series(SERVER), h.sampler.series(SIM)),
+  );
+  if (h.profileDir !== undefined) {
+    try {
+      for (const f of await readdir(h.profileDir)) files.push(relative(h.outDir, join(h.profileDir, f)));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    }
+  }
+  const scenarios: ScenarioResult[] = ctx.results;
+  const report: LoadtestReport = {
+    schemaVersion: REPORT_SCHEMA_VERSION,
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    command,
+    machine: machineInfo(loadAtStart),
+    serverRuntime: h.serverRuntime ?? null,
+    options: { ...options },
+    verified: error === undefined && scenarios.length > 0 && scenarios.every((s) => s.verified),
+    scenarios,
+    targets: checkTargets(scenarios, RESOURCES.length),
+    maxChurnWithinP99_250ms: maxChurnWithinP99(scenarios),
+    progressPollsMissed: h.slowWorkerAnswers,
+    files,
+    ...(error !== undefined && { error }),
+  };
+  await writeFile(join(h.outDir, "report.json"), `${JSON.stringify(report, null, 2)}\n`);
+  await writeFile(join(h.outDir, "summary.md"), renderSummary(report));
+  return report;
+}

@@ -1,0 +1,101 @@
+import { readFile, rm, mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { resolveLoadtestOptions } from "../../loadtest/options.js";
+import type { LoadtestReport } from "../../loadtest/report.js";
+import { runLoadtest } from "../../loadtest/run.js";
+
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+/** PIDs of this process's children (Linux). */
+async function childPids(): Promise<number[]> {
+  const text = await readFile(`/proc/${process.pid}/task/${process.pid}/children`, "utf8");
+  return text
+    .trim()
+    .split(/\s+/)
+    .filter((s) => s !== "")
+    .map(Number);
+}
+
+/** The fields docs/LOADTEST.md promises for every scenario entry of report.json. */
+const DOCUMENTED_FIELDS = [
+  "scenario",
+  "agents",
+  "nodes",
+  "resources",
+  "churnPerSecond",
+  "durationSeconds",
+  "verified",
+  "mismatches",
+  "inSyncSeconds",
+  "latencyMs",
+  "deliveredPerSecond",
+  "serverRssBytesMax",
+  "serverCpuSecondsPerSecond",
+  "upstreamWatches",
+] as const;
+
+describe("tabby loadtest, small", () => {
+  it("runs a connect storm and steady churn with 50 agents, verifies the mirrors and records latencies", async () => {
+    const out = await mkdtemp(join(tmpdir(), "tabby-loadtest-"));
+    cleanups.push(() => rm(out, { recursive: true, force: true }));
+    const before = new Set(await childPids());
+    const lines: string[] = [];
+    const options = resolveLoadtestOptions({
+      nodes: 100,
+      podsPerNode: 5,
+      agents: 50,
+      churnRates: [50],
+      durationSeconds: 10,
+      workers: 2,
+      fullAgents: 4,
+      scenarios: ["connect-storm", "churn"],
+      outDir: out,
+      hasProgressBar: false,
+      syncTimeoutSeconds: 30,
+    });
+
+    const report = await runLoadtest(options, { log: (l) => lines.push(l) });
+
+    expect(report.error, lines.join("\n")).toBeUndefined();
+    expect(report.verified).toBe(true);
+    expect(report.scenarios.map((s) => s.name)).toEqual(["connect-storm", "churn-50"]);
+    const [connect, churn] = report.scenarios;
+    for (const s of report.scenarios) {
+      for (const f of DOCUMENTED_FIELDS) expect(s, `${s.name}.${f}`).toHaveProperty(f);
+      expect(s.verified).toBe(true);
+      expect(s.mismatches).toBe(0);
+      expect(s.agents).toBe(50);
+      expect(s.nodes).toBe(100);
+      expect(s.resources).toBeGreaterThan(500);
+      expect(s.upstreamWatches).toBeGreaterThan(0);
+      expect(s.serverRssBytesMax).toBeGreaterThan(0);
+      expect(s.details.verifiedAgents).toBe(4);
+    }
+    expect(connect?.inSyncSeconds.connectStorm).toBeGreaterThan(0);
+    expect(connect?.inSyncSeconds.connectStorm).toBeLessThan(30);
+    expect(churn?.churnPerSecond).toBe(50);
+    expect(churn?.achievedChurnPerSecond).toBeGreaterThan(40);
+    expect(churn?.latencyMs.count).toBeGreaterThan(0);
+    expect(Number.isFinite(churn?.latencyMs.p99)).toBe(true);
+    expect(churn?.latencyMs.p50).toBeLessThanOrEqual(churn?.latencyMs.p99 ?? -1);
+    expect(churn?.deliveredPerSecond).toBeGreaterThan(0);
+    expect(churn?.serverCpuSecondsPerSecond).toBeGreaterThan(0);
+
+    const written = JSON.parse(await readFile(join(out, "report.json"), "utf8")) as LoadtestReport;
+    expect(written.scenarios.map((s) => s.latencyMs.p99)).toEqual(
+      report.scenarios.map((s) => s.latencyMs.p99),
+    );
+    expect(await readFile(join(out, "summary.md"), "utf8")).toContain("churn-50");
+    expect(await readFile(join(out, "latency.svg"), "utf8")).toContain("<svg");
+    expect(await readFile(join(out, "server.svg"), "utf8")).toContain("<path");
+
+    // Every child process (simulator, server, workers) is gone.
+    const left = (await childPids()).filter((pid) => !before.has(pid));
+    expect(left).toEqual([]);
+  }, 90_000);
+});

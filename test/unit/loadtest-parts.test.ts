@@ -1,0 +1,271 @@
+import { spawn } from "node:child_process";
+import { describe, expect, it } from "vitest";
+import { changeStampOf } from "../../loadtest/agent-pool.js";
+import { escapeXml, latencyChart, ninesOf, resourceChart } from "../../loadtest/charts.js";
+import { diffMirror, expectedFor, stateDigest } from "../../loadtest/digest.js";
+import {
+  encodeHistogram,
+  mergeHistograms,
+  newLatencyHistogram,
+  summarize,
+} from "../../loadtest/histogram.js";
+import {
+  LoadtestOptionsError,
+  parseChurnRates,
+  parseScenarios,
+  referenceChurnRate,
+  resolveLoadtestOptions,
+} from "../../loadtest/options.js";
+import { ProcSampler, readProcSample } from "../../loadtest/proc-stats.js";
+import type { StateDigest } from "../../loadtest/protocol.js";
+import { checkTargets, maxChurnWithinP99 } from "../../loadtest/report.js";
+import type { ScenarioResult } from "../../loadtest/report.js";
+import { isP99Close } from "../../loadtest/scenarios/slow-agents.js";
+import { seedCluster, startSimulator } from "../../src/sim/index.js";
+
+function caught(f: () => unknown): unknown {
+  try {
+    f();
+  } catch (err) {
+    return err;
+  }
+  return undefined;
+}
+
+function scenario(overrides: Partial<ScenarioResult>): ScenarioResult {
+  return {
+    scenario: "churn",
+    name: "churn-1000",
+    agents: 1000,
+    nodes: 1000,
+    resources: 35_000,
+    churnPerSecond: 1000,
+    achievedChurnPerSecond: 1000,
+    durationSeconds: 30,
+    verified: true,
+    mismatches: 0,
+    mismatchSamples: [],
+    inSyncSeconds: { connectStorm: null, reconnectStorm: null },
+    latencyMs: { p50: 10, p90: 40, p99: 90, max: 300, count: 100 },
+    deliveredPerSecond: 1,
+    bytesSent: 1,
+    bytesSentPerSecond: 1,
+    serverRssBytesMax: 200 * 1024 * 1024,
+    serverCpuSecondsPerSecond: 0.5,
+    apiServerRssBytesMax: 1,
+    apiServerCpuSecondsPerSecond: 0.1,
+    agentsCpuSecondsPerSecond: 1,
+    upstreamWatches: 29,
+    apiServerWatches: 29,
+    agentCounters: {
+      updates: 0,
+      bytes: 0,
+      frames: 0,
+      deltas: 0,
+      snapshots: 0,
+      resumes: 0,
+      reconnects: 0,
+      errors: 0,
+    },
+    latencyCurve: [
+      { percentile: 50, valueMs: 10 },
+      { percentile: 100, valueMs: 300 },
+    ],
+    startedAtMs: 0,
+    endedAtMs: 1,
+    details: {},
+    ...overrides,
+  };
+}
+
+describe("load test options", () => {
+  it("fills in the issue's defaults", () => {
+    const o = resolveLoadtestOptions({}, new Date("2026-01-02T03:04:05.678Z"));
+    expect(o).toMatchObject({ nodes: 1000, podsPerNode: 30, agents: 1000, churnRates: [100, 1000, 5000] });
+    expect(o.outDir).toBe("results/2026-01-02T03-04-05");
+    expect(o.fullAgents).toBe(10);
+    expect(o.scenarios).toEqual(["connect-storm", "churn", "slow-agents", "reconnect-storm", "baseline"]);
+  });
+
+  it("names the bad field", () => {
+    const err = caught(() => resolveLoadtestOptions({ agents: 0 }));
+    expect(err).toBeInstanceOf(LoadtestOptionsError);
+    expect((err as LoadtestOptionsError).code).toBe("ERR_LOADTEST_OPTIONS");
+    expect((err as LoadtestOptionsError).field).toBe("agents");
+    expect((caught(() => parseScenarios("churn,nope")) as LoadtestOptionsError).field).toBe("scenario");
+    expect((caught(() => parseChurnRates("100,x")) as LoadtestOptionsError).field).toBe("churn");
+  });
+
+  it("parses scenario lists in run order and picks the reference rate closest to 1000/s", () => {
+    expect(parseScenarios("baseline, churn")).toEqual(["churn", "baseline"]);
+    expect(parseScenarios("all")).toHaveLength(5);
+    expect(parseChurnRates("100,1000,5000")).toEqual([100, 1000, 5000]);
+    expect(referenceChurnRate(resolveLoadtestOptions({ churnRates: [100, 800, 5000] }))).toBe(800);
+    expect(referenceChurnRate(resolveLoadtestOptions({ churnRates: [50] }))).toBe(50);
+    expect(referenceChurnRate(resolveLoadtestOptions({ churnRates: [50], referenceChurn: 300 }))).toBe(300);
+  });
+});
+
+describe("verification digest", () => {
+  it("converts the simulator's objects per view, node-scoped BlockAffinity only for the nodes asked", async () => {
+    const sim = await startSimulator({ host: "127.0.0.1", port: 0 });
+    try {
+      const seeded = seedCluster(sim, { nodes: 4, podsPerNode: 3 });
+      const node = seeded.nodes[1] ?? "";
+      const digest = stateDigest((id) => sim.list(id), [node]);
+      const felix = new Map(digest.felix);
+      expect([...felix.keys()].some((k) => k.startsWith("WorkloadEndpoint/"))).toBe(true);
+      expect([...felix.keys()].some((k) => k.startsWith("BlockAffinity/"))).toBe(false);
+      expect(Object.keys(digest.bgpByNode)).toEqual([node]);
+      expect(digest.bgpByNode[node]?.length).toBeGreaterThan(0);
+      const pod = sim.list("pods").find((p) => p.metadata.namespace?.startsWith("app-"));
+      const key = `WorkloadEndpoint/${pod?.metadata.namespace}/${pod?.metadata.name}`;
+      expect(felix.get(key)).toBe(pod?.metadata.resourceVersion);
+      expect(digest.totalKeys).toBeGreaterThanOrEqual(digest.felix.length);
+      expect(expectedFor(digest, "bgp", node).size).toBe(
+        digest.bgp.length + (digest.bgpByNode[node]?.length ?? 0),
+      );
+    } finally {
+      await sim.close();
+    }
+  });
+
+  it("reports missing, extra and stale entries", () => {
+    const expected = new Map([
+      ["A/a", "1"],
+      ["A/b", "2"],
+      ["A/c", "3"],
+    ]);
+    expect(diffMirror(expected, expected.entries()).mismatches).toBe(0);
+    const diff = diffMirror(expected, [
+      ["A/a", "1"],
+      ["A/b", "1"],
+      ["A/x", "9"],
+    ]);
+    expect(diff.mismatches).toBe(3);
+    expect(diff.samples).toEqual(["A/b at resourceVersion 1, want 2", "extra A/x@9", "missing A/c@3"]);
+    const empty: StateDigest = { totalKeys: 0, felix: [], bgp: [], bgpByNode: {} };
+    expect(expectedFor(empty, "bgp", "n").size).toBe(0);
+  });
+});
+
+describe("latency histograms", () => {
+  it("merges encoded histograms from several workers", () => {
+    const a = newLatencyHistogram();
+    const b = newLatencyHistogram();
+    for (let i = 1; i <= 99; i++) a.recordValue(i);
+    b.recordValue(5000);
+    const merged = mergeHistograms([encodeHistogram(a), encodeHistogram(b)]);
+    const s = summarize(merged);
+    expect(s.count).toBe(100);
+    expect(s.p50).toBe(50);
+    expect(s.max).toBeGreaterThanOrEqual(5000);
+    expect(summarize(newLatencyHistogram())).toEqual({
+      count: 0,
+      p50: null,
+      p90: null,
+      p99: null,
+      max: null,
+    });
+  });
+
+  it("reads the change stamp of an update's value", () => {
+    expect(changeStampOf({ metadata: { annotations: { "tabby.dev/changed-at": "1700000000000" } } })).toBe(
+      1_700_000_000_000,
+    );
+    expect(changeStampOf({ metadata: { annotations: {} } })).toBeUndefined();
+    expect(changeStampOf(null)).toBeUndefined();
+  });
+});
+
+describe("report", () => {
+  it("checks the issue's targets", () => {
+    const connect = scenario({
+      scenario: "connect-storm",
+      name: "connect-storm",
+      churnPerSecond: 0,
+      inSyncSeconds: { connectStorm: 12, reconnectStorm: null },
+      latencyMs: { p50: null, p90: null, p99: null, max: null, count: 0 },
+      details: { idleHeapAndExternalBytesPerConnection: 30_000, idleBytesPerConnection: 90_000 },
+    });
+    const checks = checkTargets([connect, scenario({})], 29);
+    expect(checks.map((c) => [c.name, c.isMet])).toEqual([
+      ["connect storm in sync", false],
+      ["p99 latency at 1000 changes/s", true],
+      ["server RSS", true],
+      ["idle memory per connection", true],
+      ["upstream watches independent of agents", true],
+    ]);
+    expect(checkTargets([], 29).every((c) => c.isMet === null)).toBe(true);
+  });
+
+  it("finds the highest churn within p99 250 ms that the simulator achieved", () => {
+    const runs = [
+      scenario({ churnPerSecond: 1000 }),
+      scenario({
+        churnPerSecond: 2000,
+        achievedChurnPerSecond: 1990,
+        latencyMs: { p50: 1, p90: 1, p99: 200, max: 1, count: 1 },
+      }),
+      scenario({ churnPerSecond: 5000, achievedChurnPerSecond: 3000 }),
+      scenario({
+        churnPerSecond: 3000,
+        achievedChurnPerSecond: 3000,
+        latencyMs: { p50: 1, p90: 1, p99: 400, max: 1, count: 1 },
+      }),
+    ];
+    expect(maxChurnWithinP99(runs)).toBe(2000);
+    expect(maxChurnWithinP99([])).toBeNull();
+    expect(isP99Close(100, 80)).toBe(true);
+    expect(isP99Close(200, 80)).toBe(false);
+  });
+
+  it("draws escaped SVG charts", () => {
+    const chart = latencyChart([scenario({ name: "a<b" })]);
+    expect(chart).toContain("<svg");
+    expect(chart).toContain("a&lt;b");
+    expect(escapeXml(`"&'`)).toBe("&quot;&amp;'");
+    expect(ninesOf(0)).toBe(0);
+    expect(ninesOf(99)).toBeCloseTo(2);
+    expect(latencyChart([])).toContain("No latency recorded");
+    const series = [
+      {
+        label: "server",
+        pid: 1,
+        samples: [
+          { atMs: 0, cpuSeconds: 0, rssBytes: 1 << 20 },
+          { atMs: 1000, cpuSeconds: 0.5, rssBytes: 2 << 20 },
+        ],
+      },
+    ];
+    expect(resourceChart([scenario({})], series, [])).toContain("<path");
+  });
+});
+
+describe("process sampling", () => {
+  it("reads CPU time and RSS from /proc, and nothing for a process that is gone", async () => {
+    const own = await readProcSample(process.pid);
+    expect(own?.rssBytes).toBeGreaterThan(1 << 20);
+    expect(own?.cpuSeconds).toBeGreaterThan(0);
+    const child = spawn(process.execPath, ["-e", "0"]);
+    const pid = child.pid ?? -1;
+    await new Promise((r) => child.once("exit", r));
+    // Reaped: its /proc entry is gone.
+    expect(await readProcSample(pid)).toBeUndefined();
+  });
+
+  it("computes CPU per second and the largest RSS over a window", () => {
+    const sampler = new ProcSampler();
+    sampler.watch("x", -1); // no such process: the first read finds nothing
+    const s = sampler.series("x")[0];
+    s?.samples.push(
+      { atMs: 1000, cpuSeconds: 1, rssBytes: 10 },
+      { atMs: 2000, cpuSeconds: 1.5, rssBytes: 30 },
+      { atMs: 3000, cpuSeconds: 2.5, rssBytes: 20 },
+    );
+    expect(sampler.window("x", 1500, 3000)).toEqual({ rssBytesMax: 30, cpuSecondsPerSecond: 0.75 });
+    // A window shorter than the interval: bounded by the samples around it.
+    expect(sampler.window("x", 1200, 1300)).toEqual({ rssBytesMax: 30, cpuSecondsPerSecond: 0.5 });
+    sampler.stop();
+  });
+});
