@@ -101,6 +101,11 @@ export class ChangeLog {
     return revision >= this.#floor && revision <= this.#head;
   }
 
+  /** How many entries the log holds after `revision` (before coalescing): an upper bound of a catch-up. */
+  countAfter(revision: number): number {
+    return this.#entries.length - this.#firstAfter(revision);
+  }
+
   /**
    * The changes after `revision` that concern `node` (broadcast ones, and node-scoped ones owned by it),
    * coalesced to the last change per key, in the order of those last changes. Undefined when the log no

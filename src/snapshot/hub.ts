@@ -19,6 +19,12 @@ export interface HubOptions {
   readonly snapshotChunkBytes?: number;
   /** Most changes in one catch-up (resume) frame. Default 1000. */
   readonly maxChangesPerFrame?: number;
+  /**
+   * A catch-up (resume, or a lagging session) longer than this fraction of the view's entries (and than
+   * 1000 changes) is refused: the shared, cached, compressed snapshot is cheaper than a private catch-up
+   * of that size. Default 0.25.
+   */
+  readonly maxCatchUpFraction?: number;
 }
 
 /** The frames one flush produced for one view. */
@@ -86,6 +92,7 @@ export class Hub {
   readonly #latestSnapshot = perView<string | undefined>(() => undefined);
   readonly #chunkBytes: number;
   readonly #maxChangesPerFrame: number;
+  readonly #maxCatchUpFraction: number;
   readonly #counters = {
     framesEncoded: perView(() => 0),
     snapshotsBuilt: perView(() => 0),
@@ -102,6 +109,8 @@ export class Hub {
     });
     this.#chunkBytes = options.snapshotChunkBytes ?? 256 * 1024;
     this.#maxChangesPerFrame = options.maxChangesPerFrame ?? 1000;
+    this.#maxCatchUpFraction = options.maxCatchUpFraction ?? 0.25;
+    if (!(this.#maxCatchUpFraction > 0)) throw new RangeError("maxCatchUpFraction must be positive");
     if (!(this.#chunkBytes >= 1)) throw new RangeError("snapshotChunkBytes must be at least 1");
     if (!(this.#maxChangesPerFrame >= 1)) throw new RangeError("maxChangesPerFrame must be at least 1");
   }
@@ -223,17 +232,30 @@ export class Hub {
     return batches;
   }
 
-  /** True when a client of `view` at `revision` can be brought to the head from the log alone. */
+  /**
+   * True when a client of `view` at `revision` can be brought to the head from the log alone, with a
+   * catch-up no longer than maxCatchUpFraction of the view (else a snapshot is the cheaper way).
+   */
   canResume(view: ViewName, revision: number): boolean {
-    return this.#logs[view].canResume(revision);
+    const log = this.#logs[view];
+    if (!log.canResume(revision)) return false;
+    const limit = Math.max(1000, Math.ceil(this.#maxCatchUpFraction * this.#viewSize(view)));
+    return log.countAfter(revision) <= limit;
+  }
+
+  #viewSize(view: ViewName): number {
+    let n = 0;
+    for (const kind of VIEWS[view].kinds) n += this.store.countOfKind(kind);
+    return n;
   }
 
   /**
    * The frames that bring a session of `view` for `node` from `revision` to the flushed head: the changes
    * coalesced per key, split into frames of at most maxChangesPerFrame (all but the last keep `to` at
-   * `revision`). Empty when already at the head; undefined when the log no longer covers `revision`.
+   * `revision`). Empty when already at the head; undefined when `canResume` is false.
    */
   catchUp(view: ViewName, node: string | undefined, revision: number): Buffer[] | undefined {
+    if (!this.canResume(view, revision)) return undefined;
     const changes = this.#logs[view].since(revision, node);
     if (changes === undefined) return undefined;
     const to = this.#flushed;
@@ -259,7 +281,7 @@ export class Hub {
     const log = this.#logs[view];
     if (
       latest !== undefined &&
-      log.canResume(latest.revision) &&
+      this.canResume(view, latest.revision) &&
       (nowMs - latest.createdAtMs <= maxAgeMs || latest.revision >= log.lastEntryRevision)
     ) {
       this.#counters.snapshotsReused[view]++;

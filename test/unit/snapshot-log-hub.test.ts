@@ -157,6 +157,27 @@ describe("Hub", () => {
   });
 });
 
+describe("Hub catch-up limit", () => {
+  it("refuses a catch-up longer than a quarter of the view (at least 1000), so a snapshot is used", () => {
+    const hub = new Hub();
+    const pool = (i: number, x: number) => ({ metadata: { name: `p${i}` }, spec: { x } });
+    for (let i = 0; i < 4000; i++) hub.upsert(`IPPool/p${i}`, pool(i, 0));
+    hub.flush();
+    const start = hub.revision;
+    for (let i = 0; i < 900; i++) hub.upsert(`IPPool/p${i}`, pool(i, 1));
+    hub.flush();
+    expect(hub.canResume("felix", start)).toBe(true);
+    expect(hub.catchUp("felix", undefined, start)?.length).toBe(1);
+    for (let i = 900; i < 1200; i++) hub.upsert(`IPPool/p${i}`, pool(i, 1));
+    hub.flush();
+    expect(hub.canResume("felix", start)).toBe(false);
+    expect(hub.catchUp("felix", undefined, start)).toBeUndefined();
+    // A recent revision still resumes; a snapshot built now is current.
+    expect(hub.canResume("felix", start + 900)).toBe(true);
+    expect(hub.snapshot("felix", 0, 0).revision).toBe(hub.revision);
+  });
+});
+
 describe("viewStatus", () => {
   it("is syncing until every kind is listed, stale when any kind is stale, else in sync", () => {
     const states = new Map<string, KindState>([["CalicoNodeStatus", { state: "syncing", since: 5 }]]);

@@ -34,7 +34,8 @@ const MAX_CACHED_CATCH_UPS = 256;
  * at or after the view's previous batch) and its socket holds less than softBufferedBytes; it then gets
  * the batch's frame (the same Buffer as every other session of its node class). Otherwise it is lagging:
  * it gets no live frames; when its socket drains it is caught up with the changes it missed, coalesced
- * per key (hub.catchUp), and is in step again. Lagging past maxLagMs, or past the end of the log, closes
+ * per key (hub.catchUp), and is in step again. Lagging past maxLagMs, or past what the log can cover (its
+ * end, or a catch-up longer than a quarter of the view: a snapshot is cheaper), closes
  * it with tooSlow. A lagging session costs the others nothing: it is skipped, never waited for.
  */
 export class LiveStream {
