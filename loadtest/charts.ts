@@ -30,6 +30,8 @@ interface Panel {
   readonly xTicks: readonly Tick[];
   readonly yTicks: readonly Tick[];
   readonly series: readonly Series[];
+  /** Where the legend goes, inside the panel. Default top right. */
+  readonly legendAt?: "top-left" | "top-right";
   /** Shaded x ranges with a label (scenario windows). */
   readonly bands?: readonly { readonly from: number; readonly to: number; readonly label: string }[];
 }
@@ -92,10 +94,11 @@ function renderPanel(p: Panel): string {
     }
     if (d !== "") out.push(`<path d="${d.trim()}" fill="none" stroke="${s.color}" stroke-width="1.6"/>`);
   }
-  // Legend, top right inside the panel.
+  // Legend, inside the panel (11 px sans-serif: about 6.2 px per character).
+  const longestLabel = Math.max(0, ...p.series.map((s) => s.label.length));
   p.series.forEach((s, i) => {
     const y = p.top + 14 + i * 14;
-    const x = p.left + p.width - 150;
+    const x = p.legendAt === "top-left" ? p.left + 10 : p.left + p.width - 30 - 6.2 * longestLabel;
     out.push(
       `<line x1="${x}" y1="${y}" x2="${x + 18}" y2="${y}" stroke="${s.color}" stroke-width="2"/>`,
       `<text x="${x + 22}" y="${y}" ${FONT} dominant-baseline="middle">${escapeXml(s.label)}</text>`,
@@ -152,6 +155,7 @@ export function latencyChart(scenarios: readonly ScenarioResult[]): string {
           xTicks: ["0%", "90%", "99%", "99.9%", "99.99%", "99.999%"].map((label, i) => ({ value: i, label })),
           yTicks,
           series,
+          legendAt: "top-left",
         });
   return svg(width, height, body);
 }

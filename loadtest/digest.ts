@@ -3,7 +3,7 @@ import { RESOURCES, resourceId } from "../src/server/datastore/index.js";
 import type { KubeObject } from "../src/server/datastore/index.js";
 import { kindOfKey } from "../src/snapshot/keys.js";
 import { VIEWS, isNodeScoped, nodeOf, viewsOfKind } from "../src/snapshot/kinds.js";
-import type { DigestEntries, StateDigest } from "./protocol.js";
+import type { StateDigest } from "./protocol.js";
 
 /** The resourceVersion a converted value carries (values keep the source object's). */
 export function resourceVersionOf(value: ResourceValue): string {
@@ -87,9 +87,4 @@ export function diffMirror(
   }
   for (const [key, rv] of expected) if (!seen.has(key)) note(`missing ${key}@${rv}`);
   return { mismatches, samples };
-}
-
-/** Sorted entries, for stable output. */
-export function sortedEntries(entries: DigestEntries): DigestEntries {
-  return [...entries].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
 }

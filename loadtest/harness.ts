@@ -1,8 +1,10 @@
 import { mkdir, writeFile } from "node:fs/promises";
-import { get } from "node:http";
 import { join, resolve } from "node:path";
+import { loopbackServeArgs } from "../src/cli/args.js";
 import type { TabbyChild, spawnTabby } from "../src/cli/ipc.js";
+import { planAgents } from "./agent-plan.js";
 import { ApiWatchProbe } from "./api-probe.js";
+import { getJson } from "./http-get.js";
 import { ChildPeer } from "./ipc.js";
 import type { LoadtestOptions } from "./options.js";
 import { ProcSampler } from "./proc-stats.js";
@@ -72,28 +74,6 @@ export function delay(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-function getJson(url: string, timeoutMs: number): Promise<{ status: number; body: unknown }> {
-  return new Promise((resolveGet, reject) => {
-    const req = get(url, { timeout: timeoutMs }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => {
-        const text = Buffer.concat(chunks).toString();
-        let body: unknown = text;
-        try {
-          body = JSON.parse(text);
-        } catch {
-          body = text; // /readyz answers plain text
-        }
-        resolveGet({ status: res.statusCode ?? 0, body });
-      });
-      res.on("error", reject);
-    });
-    req.on("timeout", () => req.destroy(new Error(`GET ${url} timed out`)));
-    req.on("error", reject);
-  });
-}
-
 /**
  * The processes of a load test run: the simulator, the tabby server, the agent workers (one of them for the
  * agents that go slow), baseline workers, and a sampler of the server's and simulator's CPU and RSS. Every
@@ -113,8 +93,8 @@ export class Harness {
   #workers: ChildPeer<WorkerOps>[] = [];
   #slowWorker: ChildPeer<WorkerOps> | undefined;
   #baselineWorkers: ChildPeer<BaselineOps>[] = [];
-  #agentSpecs: AgentSpec[][] = [];
-  #slowSpecs: AgentSpec[] = [];
+  #agentSpecs: readonly (readonly AgentSpec[])[] = [];
+  #slowSpecs: readonly AgentSpec[] = [];
   #closing: Promise<void> | undefined;
   readonly #profileDir: string;
   #spawner: { spawn: typeof spawnTabby; runtime: ServerRuntime } | undefined;
@@ -217,28 +197,13 @@ export class Harness {
   /** Starts `tabby serve` against the simulator (on `port`, 0 = any) and waits until it is ready. */
   async startServer(port = 0): Promise<ServerInfo> {
     if (this.#kubeconfigPath === undefined) throw new Error("start the simulator first");
-    const args = [
-      "serve",
-      "--kubeconfig",
-      this.#kubeconfigPath,
-      "--host",
-      "127.0.0.1",
-      "--http-host",
-      "127.0.0.1",
-      "--port",
-      String(port),
-      "--health-port",
-      "0",
-      "--metrics-port",
-      "0",
-      "--drain-ms",
-      "1000",
-      "--log-level",
-      "warn",
-      ...(this.options.flushWindowMs === undefined
-        ? []
-        : ["--flush-window-ms", String(this.options.flushWindowMs)]),
-    ];
+    const args = loopbackServeArgs(this.#kubeconfigPath, {
+      port,
+      extra:
+        this.options.flushWindowMs === undefined
+          ? []
+          : ["--flush-window-ms", String(this.options.flushWindowMs)],
+    });
     let execArgv: string[] = [];
     if (this.options.isCpuProfiled) {
       await mkdir(this.#profileDir, { recursive: true });
@@ -320,43 +285,9 @@ export class Harness {
   /** Plans which agent runs where and spawns the agent workers (they wait for "start"). */
   async startWorkers(): Promise<void> {
     const o = this.options;
-    const nodeNames = this.simReady.nodeNames;
-    const slowCount = o.scenarios.includes("slow-agents")
-      ? Math.min(o.agents - o.fullAgents, Math.ceil((o.agents * o.slowPercent) / 100))
-      : 0;
-    const regularCount = o.agents - slowCount;
-    const workerCount = Math.max(1, Math.min(o.workers, regularCount));
-    // Full agents evenly spread over the regular ones, alternately felix and bgp.
-    const fullAt = new Map<number, "felix" | "bgp">();
-    for (let j = 0; j < o.fullAgents; j++) {
-      fullAt.set(Math.floor((j * regularCount) / o.fullAgents), j % 2 === 0 ? "felix" : "bgp");
-    }
-    // Lite agents that still decode every change (for latency), in between; the rest skim.
-    const sampleAt = new Set<number>();
-    for (let j = 0; j < o.sampleAgents; j++) {
-      const i = Math.floor(((j + 0.5) * regularCount) / o.sampleAgents);
-      if (!fullAt.has(i)) sampleAt.add(i);
-    }
-    const specs: AgentSpec[][] = Array.from({ length: workerCount }, () => []);
-    for (let i = 0; i < regularCount; i++) {
-      const full = fullAt.get(i);
-      specs[i % workerCount]?.push({
-        index: i,
-        view: full ?? "felix",
-        nodeName: nodeNames[i % nodeNames.length] ?? `node-${i}`,
-        mode: full !== undefined ? "full" : sampleAt.has(i) ? "decode" : "skim",
-      });
-    }
-    this.#agentSpecs = specs;
-    this.#slowSpecs = Array.from({ length: slowCount }, (_, k) => {
-      const i = regularCount + k;
-      return {
-        index: i,
-        view: "felix",
-        nodeName: nodeNames[i % nodeNames.length] ?? `node-${i}`,
-        mode: "skim",
-      };
-    });
+    const plan = planAgents(o, this.simReady.nodeNames);
+    this.#agentSpecs = plan.regular;
+    this.#slowSpecs = plan.slow;
     const execArgv: string[] = [];
     if (o.isAgentCpuProfiled) {
       await mkdir(this.#profileDir, { recursive: true });
@@ -364,8 +295,8 @@ export class Harness {
     }
     const spawnWorker = (role: string): ChildPeer<WorkerOps> =>
       new ChildPeer<WorkerOps>(role, "agent-worker.ts", [], { readyTimeoutMs: READY_TIMEOUT_MS, execArgv });
-    this.#workers = specs.map((_, w) => spawnWorker(`agent worker ${w}`));
-    if (slowCount > 0) this.#slowWorker = spawnWorker("slow agent worker");
+    this.#workers = plan.regular.map((_, w) => spawnWorker(`agent worker ${w}`));
+    if (plan.slow.length > 0) this.#slowWorker = spawnWorker("slow agent worker");
     for (const w of this.allWorkers) if (w.pid !== undefined) this.sampler.watch(AGENTS, w.pid, true);
     await Promise.all(this.allWorkers.map((w) => w.ready));
   }
@@ -384,7 +315,8 @@ export class Harness {
     this.#workers = [];
     this.#slowWorker = undefined;
     this.sampler.unwatch(AGENTS);
-    for (const w of workers) if (w.pid !== undefined && w.isAlive) process.kill(w.pid, "SIGCONT");
+    // A frozen (slow-agents) worker must run again to exit.
+    for (const w of workers) if (w.isAlive) w.process.kill("SIGCONT");
     await Promise.all(workers.map((w) => w.stop(10_000)));
   }
 
@@ -425,19 +357,20 @@ export class Harness {
 
   /** Last resort on process exit: SIGKILL every child still running (synchronous). */
   killAllNow(): void {
-    const pids = [
-      this.#sim?.pid,
-      this.#server?.process.pid,
-      ...this.allWorkers.map((w) => w.pid),
-      ...this.#baselineWorkers.map((w) => w.pid),
+    const server = this.#server?.process;
+    const children = [
+      ...(this.#sim === undefined ? [] : [this.#sim.process]),
+      ...(server === undefined ? [] : [server]),
+      ...this.allWorkers.map((w) => w.process),
+      ...this.#baselineWorkers.map((w) => w.process),
     ];
-    for (const pid of pids) {
-      if (pid === undefined) continue;
+    // Only children that have not exited: their PIDs cannot have been reused.
+    for (const child of children) {
+      if (child.exitCode !== null || child.signalCode !== null) continue;
       try {
-        process.kill(pid, "SIGKILL");
+        child.kill("SIGKILL");
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "ESRCH")
-          console.error(`loadtest: kill ${pid}: ${String(err)}`);
+        console.error(`loadtest: kill ${child.pid ?? "?"}: ${String(err)}`);
       }
     }
   }

@@ -56,7 +56,10 @@ export interface ScenarioResult {
   /** Bytes the server sent to agents (what the agents received), and per second. */
   readonly bytesSent: number;
   readonly bytesSentPerSecond: number;
-  /** The tabby server process (null in the baseline, which has none). */
+  /**
+   * The tabby server process (null in the baseline, which has none): the largest RSS from the start of
+   * the window until the agents had caught up (verification), and CPU per second over the window.
+   */
   readonly serverRssBytesMax: number | null;
   readonly serverCpuSecondsPerSecond: number | null;
   /** The API server (the simulator process). */

@@ -43,6 +43,8 @@ export interface Measured {
   readonly changes: number;
   readonly fromMs: number;
   readonly toMs: number;
+  /** When the agents had caught up (verification done): the RSS maximum covers the catch-up too. */
+  readonly settledAtMs?: number;
   readonly verification: Verification | undefined;
   /** Counters at the end of the churn (for rates); latencies after convergence. */
   readonly atStop: WindowResult;
@@ -57,6 +59,9 @@ export async function toResult(ctx: ScenarioContext, m: Measured): Promise<Scena
   const seconds = Math.max(0.001, (m.toMs - m.fromMs) / 1000);
   const server = h.sampler.window(SERVER, m.fromMs, m.toMs);
   const api = h.sampler.window(SIM, m.fromMs, m.toMs);
+  const settledAtMs = Math.max(m.toMs, m.settledAtMs ?? m.toMs);
+  const serverRss = h.sampler.window(SERVER, m.fromMs, settledAtMs).rssBytesMax;
+  const apiRss = h.sampler.window(SIM, m.fromMs, settledAtMs).rssBytesMax;
   const agentProcs = h.sampler.window(AGENTS, m.fromMs, m.toMs);
   const status = h.hasServer ? await h.serverStatus() : undefined;
   const simStats = await h.sim.request("stats", {});
@@ -88,9 +93,9 @@ export async function toResult(ctx: ScenarioContext, m: Measured): Promise<Scena
     ),
     bytesSent: c.bytes,
     bytesSentPerSecond: Math.round(c.bytes / seconds),
-    serverRssBytesMax: server.rssBytesMax,
+    serverRssBytesMax: serverRss,
     serverCpuSecondsPerSecond: round(server.cpuSecondsPerSecond, 3),
-    apiServerRssBytesMax: api.rssBytesMax,
+    apiServerRssBytesMax: apiRss,
     apiServerCpuSecondsPerSecond: round(api.cpuSecondsPerSecond, 3),
     agentsCpuSecondsPerSecond: round(agentProcs.cpuSecondsPerSecond, 3),
     upstreamWatches: status?.upstreamWatches ?? 0,
@@ -149,6 +154,7 @@ export async function churnWindow(ctx: ScenarioContext, o: ChurnWindowOptions): 
   const atStop = await collectWindow(o.workers);
   ctx.progress.end();
   const verification = await verifyMirrors(h, o.workers, h.options.syncTimeoutSeconds * 1000);
+  const settledAtMs = Date.now();
   const final = await collectWindow(o.workers);
   const apiLatency = latencyMs(h.probe.summary());
   return {
@@ -159,6 +165,7 @@ export async function churnWindow(ctx: ScenarioContext, o: ChurnWindowOptions): 
     changes: changes1 - changes0,
     fromMs,
     toMs,
+    settledAtMs,
     verification,
     atStop,
     final,

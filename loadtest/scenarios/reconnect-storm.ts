@@ -65,6 +65,7 @@ export async function reconnectStorm(ctx: ScenarioContext, ratePerSecond: number
   ctx.progress.end();
   if (backAtMs === null) ctx.progress.log("reconnect storm: not every agent back in sync");
   const verification = await verifyMirrors(h, workers, h.options.syncTimeoutSeconds * 1000);
+  const settledAtMs = Date.now();
   const final = await collectWindow(workers);
   return toResult(ctx, {
     scenario: "reconnect-storm",
@@ -74,6 +75,7 @@ export async function reconnectStorm(ctx: ScenarioContext, ratePerSecond: number
     changes: changes1 - changes0,
     fromMs,
     toMs,
+    settledAtMs,
     verification: backAtMs === null ? { ...verification, verified: false } : verification,
     atStop,
     final,

@@ -23,7 +23,7 @@ export async function slowAgents(ctx: ScenarioContext, ratePerSecond: number): P
   const agents = h.agentSpecs.regular.reduce((a, s) => a + s.length, 0);
   await startWindow([slow], false);
   const statusBefore = await h.serverStatus();
-  process.kill(slow.pid, "SIGSTOP");
+  slow.process.kill("SIGSTOP");
   let measured;
   try {
     measured = await churnWindow(ctx, {
@@ -35,7 +35,7 @@ export async function slowAgents(ctx: ScenarioContext, ratePerSecond: number): P
       durationSeconds: h.options.durationSeconds,
     });
   } finally {
-    process.kill(slow.pid, "SIGCONT");
+    slow.process.kill("SIGCONT");
   }
   const resumedAtMs = Date.now();
   // Churn has stopped: the slow agents (felix) have caught up once they reach the view's last change.

@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import { describe, expect, it } from "vitest";
+import { planAgents } from "../../loadtest/agent-plan.js";
 import { changeStampOf } from "../../loadtest/agent-pool.js";
 import { escapeXml, latencyChart, ninesOf, resourceChart } from "../../loadtest/charts.js";
 import { diffMirror, expectedFor, stateDigest } from "../../loadtest/digest.js";
@@ -103,6 +104,30 @@ describe("load test options", () => {
     expect(referenceChurnRate(resolveLoadtestOptions({ churnRates: [100, 800, 5000] }))).toBe(800);
     expect(referenceChurnRate(resolveLoadtestOptions({ churnRates: [50] }))).toBe(50);
     expect(referenceChurnRate(resolveLoadtestOptions({ churnRates: [50], referenceChurn: 300 }))).toBe(300);
+  });
+});
+
+describe("agent plan", () => {
+  it("puts the slow agents apart, spreads full and decoding agents, and skims the rest", () => {
+    const nodes = Array.from({ length: 100 }, (_, i) => `n${i}`);
+    const o = resolveLoadtestOptions({ agents: 1000, workers: 8 });
+    const plan = planAgents(o, nodes);
+    const all = plan.regular.flat();
+    expect(plan.slow).toHaveLength(50);
+    expect(plan.slow.every((s) => s.mode === "skim")).toBe(true);
+    expect(all).toHaveLength(950);
+    expect(plan.regular).toHaveLength(8);
+    expect(plan.regular.every((w) => w.length >= 118 && w.length <= 119)).toBe(true);
+    const full = all.filter((s) => s.mode === "full");
+    expect(full.map((s) => s.view).sort()).toEqual([...Array(5).fill("bgp"), ...Array(5).fill("felix")]);
+    // Spread over the workers, not all in one.
+    expect(plan.regular.filter((w) => w.some((s) => s.mode === "full")).length).toBeGreaterThanOrEqual(5);
+    expect(all.filter((s) => s.mode === "decode")).toHaveLength(10);
+    expect(new Set([...all, ...plan.slow].map((s) => s.index)).size).toBe(1000);
+    expect(all.find((s) => s.index === 101)?.nodeName).toBe("n1");
+    const noSlow = planAgents({ ...o, scenarios: ["connect-storm", "churn"] }, nodes);
+    expect(noSlow.slow).toEqual([]);
+    expect(noSlow.regular.flat()).toHaveLength(1000);
   });
 });
 
