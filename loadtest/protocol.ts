@@ -1,3 +1,4 @@
+import type { AgentCounters } from "./report.js";
 /** The requests the load test's parent sends to its children, and their answers (see ipc.ts). */
 
 /** `[key, metadata.resourceVersion]` pairs: what a view holds, for verification. */
@@ -75,21 +76,14 @@ export interface WorkerProgress {
   readonly latencyCount: number;
 }
 
-export interface WindowStats {
+/** One worker's window: the agent counters (summed across workers) plus the window's own figures. */
+export interface WindowStats extends AgentCounters {
   /** HDR histogram of latencies (ms) in the window, compressed base64. */
   readonly histogram: string;
   readonly latencyCount: number;
-  readonly updates: number;
   /** Felix agents that decode changes (full or decode mode), and the updates they received. */
   readonly decodingFelixAgents: number;
   readonly decodingFelixUpdates: number;
-  readonly bytes: number;
-  readonly frames: number;
-  readonly deltas: number;
-  readonly snapshots: number;
-  readonly resumes: number;
-  readonly reconnects: number;
-  readonly errors: number;
   /** Errors the clients emitted in the window, by code (ERR_CLIENT_TIMEOUT, ...). */
   readonly errorCodes: Readonly<Record<string, number>>;
   readonly windowStartMs: number;
