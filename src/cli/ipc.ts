@@ -36,18 +36,12 @@ export function spawnTabby(
   options: {
     timeoutMs?: number;
     env?: NodeJS.ProcessEnv;
-    inheritOutput?: boolean;
     execArgv?: readonly string[];
   } = {},
 ): Promise<TabbyChild> {
   const execArgv = [...(options.execArgv ?? []), ...(CLI_ENTRY.endsWith(".ts") ? ["--import", "tsx"] : [])];
   const child = spawn(process.execPath, [...execArgv, CLI_ENTRY, ...args], {
-    stdio: [
-      "ignore",
-      options.inheritOutput === true ? "inherit" : "ignore",
-      options.inheritOutput === true ? "inherit" : "pipe",
-      "ipc",
-    ],
+    stdio: ["ignore", "ignore", "pipe", "ipc"],
     env: options.env ?? process.env,
   });
   let stderrTail = "";
