@@ -2,6 +2,7 @@ import { cpus } from "node:os";
 import { deflateRawSync } from "node:zlib";
 import { assembleEntryArray, encodeEntry } from "../proto/frame-builder.js";
 import type { ResourceValue } from "../proto/messages.js";
+import { DeltaEncoding } from "../src/snapshot/delta-frames.js";
 import { Hub } from "../src/snapshot/hub.js";
 import { Store } from "../src/snapshot/store.js";
 import { realisticCluster } from "./fixtures.js";
@@ -154,7 +155,7 @@ async function main(): Promise<void> {
       s = process.hrtime.bigint();
       const batches = hub.flush();
       flushNs += Number(process.hrtime.bigint() - s);
-      bytes += batches.find((b) => b.view === "felix")?.shared?.byteLength ?? 0;
+      bytes += batches.find((b) => b.view === "felix")?.shared?.frame(DeltaEncoding.plain).byteLength ?? 0;
     }
     console.log(
       `| ${size} | ${(upsertNs / rounds / size / 1000).toFixed(2)} µs | ${(flushNs / rounds / 1000).toFixed(1)} µs | ${Math.round(bytes / rounds)} |`,

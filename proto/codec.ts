@@ -1,7 +1,14 @@
 import { Packr } from "msgpackr";
 import { ProtoError, ProtoErrorCode } from "./errors.js";
 import { VIEW_NAMES } from "./messages.js";
-import type { ClientMessage, Entry, ResourceValue, ServerMessage, ViewName } from "./messages.js";
+import type {
+  ClientMessage,
+  DeltaEntry,
+  Entry,
+  ResourceValue,
+  ServerMessage,
+  ViewName,
+} from "./messages.js";
 
 /**
  * msgpack with plain maps only: frames are broadcast to clients that joined at different times, so no
@@ -103,6 +110,23 @@ function entries(m: Obj, type: string, field: string): Entry[] {
   return v as Entry[];
 }
 
+/** Like `entries`, but an entry may also be a patch `{k, p: map, b: string}` (feature "patch-deltas"). */
+function deltaEntries(m: Obj, type: string, field: string): DeltaEntry[] {
+  const v = m[field];
+  if (!Array.isArray(v)) bad(type, field, "an array of entries");
+  for (const e of v as unknown[]) {
+    if (!isPlainObject(e) || typeof e.k !== "string") bad(type, field, "an array of entries");
+    if (e.p !== undefined && e.p !== null) {
+      if (!isPlainObject(e.p) || typeof e.b !== "string" || e.b.length > 256) {
+        bad(type, field, "an array of {k: string, v: map | null} or {k: string, p: map, b: string}");
+      }
+    } else if (!(e.v === null || isPlainObject(e.v))) {
+      bad(type, field, "an array of {k: string, v: map | null} or {k: string, p: map, b: string}");
+    }
+  }
+  return v as DeltaEntry[];
+}
+
 /** Validates a decoded value as a message sent by a client. Throws ProtoError on anything else. */
 export function validateClientMessage(value: unknown): ClientMessage {
   if (!isPlainObject(value)) throw new ProtoError(ProtoErrorCode.badMessage, "a message must be a map");
@@ -196,7 +220,12 @@ export function validateServerMessage(value: unknown): ServerMessage {
       const from = uint(value, t, "from");
       const to = uint(value, t, "to");
       if (to < from) bad(t, "to", "at least from");
-      return { t, from, to, changes: entries(value, t, "changes") };
+      if (value.z !== undefined && value.z !== null) {
+        if (!(value.z instanceof Uint8Array)) bad(t, "z", "binary");
+        const n = value.n === undefined || value.n === null ? undefined : uint(value, t, "n");
+        return { t, from, to, changes: [], z: value.z, ...(n !== undefined && { n }) };
+      }
+      return { t, from, to, changes: deltaEntries(value, t, "changes") };
     }
     case "status": {
       const state = value.state;
@@ -241,6 +270,11 @@ export function decodeClientMessage(frame: Uint8Array): ClientMessage {
 /** Decodes and validates a frame received by a client. Throws only ProtoError. */
 export function decodeServerMessage(frame: Uint8Array): ServerMessage {
   return validateServerMessage(decodeValue(frame));
+}
+
+/** Decodes the inflated `z` of a `deltas` frame into its changes. Throws only ProtoError. */
+export function decodeDeltaEntries(payload: Uint8Array): DeltaEntry[] {
+  return deltaEntries({ z: decodeValue(payload) }, "deltas", "z");
 }
 
 /** Decodes the payload of a compressed snapshot chunk (after inflating it) into entries. */

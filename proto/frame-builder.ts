@@ -1,5 +1,5 @@
 import { encodeValue, packValue } from "./codec.js";
-import type { Entry } from "./messages.js";
+import type { DeltaEntry } from "./messages.js";
 
 /**
  * Assembles frames from entries that were msgpack-encoded once each (`encodeEntry`). A change is encoded
@@ -12,7 +12,7 @@ import type { Entry } from "./messages.js";
  * time (store, change logs), so each gets its own exact-size memory: a pooled Buffer would pin a shared
  * 8 KiB slab for as long as any entry in it lives.
  */
-export function encodeEntry(entry: Entry): Buffer {
+export function encodeEntry(entry: DeltaEntry): Buffer {
   const packed = packValue(entry);
   const own = Buffer.allocUnsafeSlow(packed.byteLength);
   own.set(packed);
@@ -68,6 +68,11 @@ export function assembleDeltas(from: number, to: number, encodedChanges: readonl
     "changes",
     encodedChanges,
   );
+}
+
+/** A compressed `deltas` frame: `z` is deflateDeltas of the entry array, `count` its number of changes. */
+export function assembleCompressedDeltas(from: number, to: number, count: number, z: Uint8Array): Buffer {
+  return encodeValue({ t: "deltas", from, to, n: count, z });
 }
 
 /** A `snap-chunk` frame from pre-encoded entries. */

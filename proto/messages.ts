@@ -17,6 +17,25 @@ export interface Entry {
   readonly v: ResourceValue | null;
 }
 
+/**
+ * A change that patches the value the client holds (feature "patch-deltas"): `p` is an RFC 7386 JSON merge
+ * patch, `b` the `metadata.resourceVersion` of the value it applies to.
+ */
+export interface PatchEntry {
+  readonly k: string;
+  readonly p: ResourceValue;
+  readonly b: string;
+  /** Absent: a patch entry has no full value. */
+  readonly v?: undefined;
+}
+
+/** One change in a `deltas` frame: a full value, a delete, or (with "patch-deltas") a patch. */
+export type DeltaEntry = Entry | PatchEntry;
+
+export function isPatchEntry(entry: DeltaEntry): entry is PatchEntry {
+  return (entry as Partial<PatchEntry>).p !== undefined;
+}
+
 export type SyncState = "syncing" | "in-sync" | "stale";
 
 export interface ResumeToken {
@@ -98,8 +117,15 @@ export interface DeltasMessage {
   readonly from: number;
   /** The head revision after these changes: the client's new revision. */
   readonly to: number;
-  /** In order; at most one entry per key. `v: null` deletes. */
-  readonly changes: readonly Entry[];
+  /**
+   * In order; at most one entry per key. `v: null` deletes. On the wire it is absent when `z` is present;
+   * decoded, it holds the inflated changes (or nothing for a receiver that did not inflate them).
+   */
+  readonly changes: readonly DeltaEntry[];
+  /** Raw deflate (preset dictionary) of the msgpack array of changes; only with "deflate-deltas". */
+  readonly z?: Uint8Array;
+  /** The number of changes in `z` (so that a receiver can count them without inflating). */
+  readonly n?: number;
 }
 
 export interface StatusMessage {

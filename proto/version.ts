@@ -8,6 +8,16 @@ export const FEATURES = {
   deflateSnapshot: "deflate-snapshot",
   /** The client understands `move` hints (rebalancing). */
   move: "move",
+  /**
+   * `deltas` frames may carry `z` instead of `changes`: raw deflate, with the protocol's preset dictionary
+   * (proto/delta-dictionary.ts), of a msgpack array of changes. Live batches and catch-ups alike.
+   */
+  deflateDeltas: "deflate-deltas",
+  /**
+   * Live `deltas` may carry patch entries `{k, p, b}`: an RFC 7386 merge patch `p` to apply to the value of
+   * `k` the client holds, whose `metadata.resourceVersion` must be `b`. Only for clients that keep a mirror.
+   */
+  patchDeltas: "patch-deltas",
 } as const;
 export type Feature = (typeof FEATURES)[keyof typeof FEATURES];
 

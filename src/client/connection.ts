@@ -1,7 +1,8 @@
 import WebSocket from "ws";
 import type { ClientOptions, RawData } from "ws";
 import { CloseCode, FATAL_CLOSE_CODES } from "../../proto/close-codes.js";
-import { decodeServerMessage, encodeMessage } from "../../proto/codec.js";
+import { decodeDeltaEntries, decodeServerMessage, encodeMessage } from "../../proto/codec.js";
+import { inflateDeltas } from "../../proto/delta-compression.js";
 import { ProtoError, ProtoErrorCode } from "../../proto/errors.js";
 import type {
   ClientMessage,
@@ -188,6 +189,13 @@ export class Connection {
     } else {
       try {
         message = decodeServerMessage(frame);
+        if (message.t === "deltas" && message.z !== undefined && this.#o.isDecodingDeltas !== false) {
+          const changes = decodeDeltaEntries(inflateDeltas(message.z, this.#o.maxFrameBytes));
+          if (message.n !== undefined && message.n !== changes.length) {
+            throw new ProtoError(ProtoErrorCode.badMessage, `deltas: n is ${message.n}, z holds ${changes.length}`);
+          }
+          message = { t: "deltas", from: message.from, to: message.to, changes };
+        }
       } catch (err) {
         if (err instanceof ProtoError && err.code === ProtoErrorCode.unknownType) {
           this.#o.logger.debug({ server: this.#o.url, err }, "ignoring a message of an unknown type");

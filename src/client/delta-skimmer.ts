@@ -186,6 +186,12 @@ export function skimDeltas(frame: Uint8Array): SkimmedDeltas | undefined {
       if (isFrom) from = read[0];
       else to = read[0];
       pos = read[1];
+    } else if ((next = matchKey(frame, pos, "n")) !== BAD) {
+      // A compressed frame ("deflate-deltas") says how many changes its `z` holds.
+      const read = readInt(frame, next);
+      if (read === undefined || read[0] < 0) return undefined;
+      count = read[0];
+      pos = read[1];
     } else if ((next = matchKey(frame, pos, "changes")) !== BAD) {
       const t = frame[next];
       if (t !== undefined && t >= 0x90 && t <= 0x9f) {

@@ -2,8 +2,21 @@ import type { HelloMessage, ResumeToken } from "../../proto/messages.js";
 import { FEATURES, PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN } from "../../proto/version.js";
 import type { ResolvedClientOptions } from "./options.js";
 
-/** The features this client understands (PROTOCOL.md §5.3). */
-export const CLIENT_FEATURES: readonly string[] = [FEATURES.deflateSnapshot, FEATURES.move];
+/** The features every client of this library understands (PROTOCOL.md §5.3). */
+export const CLIENT_FEATURES: readonly string[] = [
+  FEATURES.deflateSnapshot,
+  FEATURES.deflateDeltas,
+  FEATURES.move,
+];
+
+/**
+ * The features of a client with these options: patches need the values they apply to, so only a client
+ * that keeps a mirror (or one that does not look at the changes at all) asks for them.
+ */
+export function clientFeatures(options: Pick<ResolvedClientOptions, "isMirror" | "isDecodingDeltas">): string[] {
+  const canPatch = options.isMirror || !options.isDecodingDeltas;
+  return canPatch ? [...CLIENT_FEATURES, FEATURES.patchDeltas] : [...CLIENT_FEATURES];
+}
 
 /** The hello that opens every session; `resume` when the client has a complete state from a server. */
 export function buildHello(options: ResolvedClientOptions, resume: ResumeToken | undefined): HelloMessage {
@@ -12,7 +25,7 @@ export function buildHello(options: ResolvedClientOptions, resume: ResumeToken |
     versions: [PROTOCOL_VERSION_MIN, PROTOCOL_VERSION_MAX],
     view: options.view,
     client: { name: options.clientName, version: options.clientVersion },
-    features: CLIENT_FEATURES,
+    features: clientFeatures(options),
     ...(options.nodeName !== undefined && { node: options.nodeName }),
     ...(resume !== undefined && { resume }),
     ...(options.token !== undefined && { token: options.token }),

@@ -1,4 +1,6 @@
-import type { Entry, ResourceValue } from "../../proto/messages.js";
+import { applyMergePatch } from "../../proto/merge-patch.js";
+import { isPatchEntry } from "../../proto/messages.js";
+import type { DeltaEntry, ResourceValue } from "../../proto/messages.js";
 import { deepEqual } from "../snapshot/deep-equal.js";
 import { kindOfKey } from "../snapshot/keys.js";
 
@@ -8,6 +10,18 @@ export interface Update {
   readonly key: string;
   readonly kind: string;
   readonly value: ResourceValue | null;
+}
+
+/** A delta frame holds a patch the mirror cannot apply: the client must resync. */
+export class MirrorPatchError extends Error {
+  override readonly name = "MirrorPatchError";
+}
+
+function resourceVersionOf(value: ResourceValue | undefined): string | undefined {
+  const meta = value?.metadata;
+  if (meta === null || typeof meta !== "object") return undefined;
+  const rv = (meta as { resourceVersion?: unknown }).resourceVersion;
+  return typeof rv === "string" ? rv : undefined;
 }
 
 /**
@@ -49,11 +63,33 @@ export class Mirror {
     return [...this.#byKind.keys()];
   }
 
-  /** Applies deltas in order; returns the real changes. */
-  apply(changes: readonly Entry[]): Update[] {
+  /**
+   * Applies one frame's deltas in order; returns the real changes. All or nothing: a patch for a value the
+   * mirror does not hold at the patch's base resourceVersion throws MirrorPatchError before anything is
+   * changed (a frame holds at most one entry per key, so each patch applies to the value held now).
+   */
+  apply(changes: readonly DeltaEntry[]): Update[] {
+    for (const change of changes) {
+      if (!isPatchEntry(change)) continue;
+      const held = this.#values.get(change.k);
+      const rv = resourceVersionOf(held);
+      if (held === undefined || rv !== change.b) {
+        throw new MirrorPatchError(
+          held === undefined
+            ? `a patch for ${change.k}, which the mirror does not hold`
+            : `a patch for ${change.k} at resourceVersion ${change.b}, the mirror holds ${rv ?? "none"}`,
+        );
+      }
+    }
     const updates: Update[] = [];
     for (const change of changes) {
-      const update = change.v === null ? this.#delete(change.k) : this.#set(change.k, change.v);
+      let update: Update | undefined;
+      if (isPatchEntry(change)) {
+        const next = applyMergePatch(this.#values.get(change.k), change.p) as ResourceValue;
+        update = this.#set(change.k, next);
+      } else {
+        update = change.v === null ? this.#delete(change.k) : this.#set(change.k, change.v);
+      }
       if (update !== undefined) updates.push(update);
     }
     return updates;

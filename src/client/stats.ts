@@ -15,12 +15,14 @@ export interface ClientStats {
   readonly updates: number;
   /** Errors reported (emitted, or logged when there was no error listener). */
   readonly errors: number;
+  /** Delta frames refused because they could not be applied (a patch for a value the client does not hold). */
+  readonly rejectedFrames: number;
 }
 
 export type MutableClientStats = { -readonly [K in keyof ClientStats]: ClientStats[K] };
 
 export function newClientStats(): MutableClientStats {
-  return { snapshots: 0, resumes: 0, reconnects: 0, frames: 0, bytes: 0, deltas: 0, updates: 0, errors: 0 };
+  return { snapshots: 0, resumes: 0, reconnects: 0, frames: 0, bytes: 0, deltas: 0, updates: 0, errors: 0, rejectedFrames: 0 };
 }
 
 /** A promise with its resolve and reject (Promise.withResolvers is Node 22+). */

@@ -1,3 +1,4 @@
+import { isPatchEntry } from "../../proto/messages.js";
 import type { DeltasMessage, ResourceValue, StatusMessage, WelcomeMessage } from "../../proto/messages.js";
 import { kindOfKey } from "../snapshot/keys.js";
 import { Backoff } from "./backoff.js";
@@ -16,7 +17,7 @@ import {
   ClientDiscoveryError,
   TabbyClientError,
 } from "./errors.js";
-import { Mirror } from "./mirror.js";
+import { Mirror, MirrorPatchError } from "./mirror.js";
 import type { Update } from "./mirror.js";
 import { resolveOptions } from "./options.js";
 import type { ClientLogger, ResolvedClientOptions, TabbyClientOptions } from "./options.js";
@@ -286,13 +287,31 @@ export class TabbyClient {
     this.#refreshStatus();
   }
 
+  /** Throws ClientProtocolError for a frame it cannot apply: the session ends and the client resyncs. */
   #onDeltas(m: DeltasMessage): void {
     this.#stats.deltas++;
+    let updates: Update[];
+    if (this.#mirror !== undefined) {
+      try {
+        updates = this.#mirror.apply(m.changes);
+      } catch (err) {
+        if (!(err instanceof MirrorPatchError)) throw err;
+        throw new ClientProtocolError(`server sent a delta the mirror cannot apply: ${err.message}`, {
+          cause: err,
+          server: this.#session?.server ?? "",
+        });
+      }
+    } else {
+      updates = m.changes.map((c) => {
+        if (isPatchEntry(c)) {
+          throw new ClientProtocolError(`server sent a patch for ${c.k} to a client without a mirror`, {
+            server: this.#session?.server ?? "",
+          });
+        }
+        return { key: c.k, kind: kindOfKey(c.k), value: c.v };
+      });
+    }
     this.#revision = m.to;
-    const updates =
-      this.#mirror !== undefined
-        ? this.#mirror.apply(m.changes)
-        : m.changes.map((c) => ({ key: c.k, kind: kindOfKey(c.k), value: c.v }));
     this.#emitUpdates(updates);
   }
 
@@ -305,8 +324,12 @@ export class TabbyClient {
       this.#backoff.reset();
       this.#picker.newRound();
     }
-    // A server that sent an invalid frame may have sent wrong data before it: resync with a snapshot.
-    if (end.isLocal && end.error instanceof ClientProtocolError) this.#hasResumeToken = false;
+    // A server that sent an invalid frame (or one the mirror could not apply) may have sent wrong data
+    // before it: resync with a snapshot, which the mirror diffs.
+    if (end.isLocal && end.error instanceof ClientProtocolError) {
+      this.#stats.rejectedFrames++;
+      this.#hasResumeToken = false;
+    }
     const status = {
       state: "disconnected" as const,
       server: end.server,

@@ -1,9 +1,11 @@
 import { LRUCache } from "lru-cache";
 import { encodeMessage } from "../../proto/codec.js";
-import { assembleDeltas, assembleSnapshotChunk, encodeEntry } from "../../proto/frame-builder.js";
+import { assembleSnapshotChunk, encodeEntry } from "../../proto/frame-builder.js";
 import { VIEW_NAMES } from "../../proto/messages.js";
 import type { ResourceValue, ViewName } from "../../proto/messages.js";
 import { ChangeLog } from "./change-log.js";
+import { DeltaFrames } from "./delta-frames.js";
+import { encodePatchEntry } from "./patch-entry.js";
 import { isNodeScoped, VIEWS, viewsOfKind } from "./kinds.js";
 import { Store } from "./store.js";
 import type { Change } from "./store.js";
@@ -33,13 +35,46 @@ export interface ViewBatch {
   readonly from: number;
   readonly to: number;
   /** For every session whose node has no node-scoped change in this batch. Null: no broadcast change. */
-  readonly shared: Buffer | null;
+  readonly shared: DeltaFrames | null;
   /** For sessions of these nodes: the shared changes plus that node's own. */
-  readonly byNode: ReadonlyMap<string, Buffer>;
+  readonly byNode: ReadonlyMap<string, DeltaFrames>;
   /** Broadcast changes in the batch. */
   readonly changes: number;
-  /** Frames encoded for this view by this flush: 1 shared (if any) + one per node with node-scoped changes. */
-  readonly framesEncoded: number;
+}
+
+/** The frames of `batch` for a session on `node` (undefined: none of the batch concerns it). */
+export function framesFor(batch: ViewBatch, node: string | undefined): DeltaFrames | null {
+  return node === undefined ? batch.shared : (batch.byNode.get(node) ?? batch.shared);
+}
+
+/**
+ * The patch forms of a batch's broadcast changes, computed once per key (a change may reach several
+ * views) and only when some view's frame is first asked for its patch encoding.
+ */
+class PatchMemo {
+  readonly #bases: ReadonlyMap<string, Buffer | undefined>;
+  readonly #memo = new Map<string, Buffer>();
+
+  constructor(bases: ReadonlyMap<string, Buffer | undefined>) {
+    this.#bases = bases;
+  }
+
+  /** The changes with patches where smaller, or undefined when none of them can have one. */
+  of(changes: readonly Change[]): (() => readonly Uint8Array[]) | undefined {
+    if (!changes.some((c) => c.value !== null && this.#bases.get(c.key) !== undefined)) return undefined;
+    return () => changes.map((c) => this.#entry(c));
+  }
+
+  #entry(c: Change): Buffer {
+    const base = this.#bases.get(c.key);
+    if (c.value === null || base === undefined) return c.encoded;
+    let encoded = this.#memo.get(c.key);
+    if (encoded === undefined) {
+      encoded = encodePatchEntry(c.key, base, c.value, c.encoded.byteLength) ?? c.encoded;
+      this.#memo.set(c.key, encoded);
+    }
+    return encoded;
+  }
 }
 
 /** A view's broadcast content at one revision, as chunk frames ready to send. Shared by every session. */
@@ -66,7 +101,6 @@ export interface SessionSnapshotFrames {
 }
 
 export interface HubCounters {
-  readonly framesEncoded: Readonly<Record<ViewName, number>>;
   readonly snapshotsBuilt: Readonly<Record<ViewName, number>>;
   readonly snapshotsReused: Readonly<Record<ViewName, number>>;
 }
@@ -94,7 +128,6 @@ export class Hub {
   readonly #maxChangesPerFrame: number;
   readonly #maxCatchUpFraction: number;
   readonly #counters = {
-    framesEncoded: perView(() => 0),
     snapshotsBuilt: perView(() => 0),
     snapshotsReused: perView(() => 0),
   };
@@ -151,15 +184,19 @@ export class Hub {
 
   /**
    * Turns the pending changes into one frame per view (plus one per node with node-scoped changes),
-   * appends them to the views' logs, and advances the flushed revision.
+   * appends them to the views' logs, and advances the flushed revision. Broadcast changes to a key that
+   * had a value before the batch also get a patch form (built only if a session asks for it).
    */
   flush(): ViewBatch[] {
     if (this.#pending.length === 0) return [];
     const from = this.#flushed;
     const to = this.store.revision;
-    const shared = new Map<ViewName, Map<string, Buffer>>();
+    /** Per key: its value's encoding before the batch (what an in-step session holds). */
+    const bases = new Map<string, Buffer | undefined>();
+    const shared = new Map<ViewName, Map<string, Change>>();
     const nodes = new Map<ViewName, Map<string, Map<string, Buffer>>>();
     for (const change of this.#pending) {
+      if (!bases.has(change.key)) bases.set(change.key, change.prevEncoded);
       for (const view of viewsOfKind(change.kind)) {
         const log = this.#logs[view];
         if (!isNodeScoped(view, change.kind)) {
@@ -173,9 +210,9 @@ export class Hub {
             prevEncoded: undefined,
           });
           setLast(
-            getOrMake(shared, view, () => new Map<string, Buffer>()),
+            getOrMake(shared, view, () => new Map<string, Change>()),
             change.key,
-            change.encoded,
+            change,
           );
           continue;
         }
@@ -207,27 +244,30 @@ export class Hub {
     }
     this.#pending.length = 0;
     this.#flushed = to;
+    const patches = new PatchMemo(bases);
     const batches: ViewBatch[] = [];
     for (const view of VIEW_NAMES) {
       this.#logs[view].advance(to);
       const sharedChanges = [...(shared.get(view)?.values() ?? [])];
       const viewNodes = nodes.get(view);
       if (sharedChanges.length === 0 && viewNodes === undefined) continue;
-      const sharedFrame = sharedChanges.length > 0 ? assembleDeltas(from, to, sharedChanges) : null;
-      const byNode = new Map<string, Buffer>();
-      for (const [node, own] of viewNodes ?? [])
-        byNode.set(node, assembleDeltas(from, to, [...sharedChanges, ...own.values()]));
-      const framesEncoded = (sharedFrame === null ? 0 : 1) + byNode.size;
-      this.#counters.framesEncoded[view] += framesEncoded;
-      batches.push({
-        view,
-        from,
-        to,
-        shared: sharedFrame,
-        byNode,
-        changes: sharedChanges.length,
-        framesEncoded,
-      });
+      const full = sharedChanges.map((c) => c.encoded);
+      const patched = patches.of(sharedChanges);
+      const sharedFrames = full.length > 0 ? new DeltaFrames(from, to, full, patched) : null;
+      const byNode = new Map<string, DeltaFrames>();
+      for (const [node, own] of viewNodes ?? []) {
+        const ownFull = [...own.values()];
+        byNode.set(
+          node,
+          new DeltaFrames(
+            from,
+            to,
+            [...full, ...ownFull],
+            patched === undefined ? undefined : () => [...patched(), ...ownFull],
+          ),
+        );
+      }
+      batches.push({ view, from, to, shared: sharedFrames, byNode, changes: sharedChanges.length });
     }
     return batches;
   }
@@ -254,19 +294,19 @@ export class Hub {
    * coalesced per key, split into frames of at most maxChangesPerFrame (all but the last keep `to` at
    * `revision`). Empty when already at the head; undefined when `canResume` is false.
    */
-  catchUp(view: ViewName, node: string | undefined, revision: number): Buffer[] | undefined {
+  catchUp(view: ViewName, node: string | undefined, revision: number): DeltaFrames[] | undefined {
     if (!this.canResume(view, revision)) return undefined;
     const changes = this.#logs[view].since(revision, node);
     if (changes === undefined) return undefined;
     const to = this.#flushed;
     if (to === revision) return [];
-    const frames: Buffer[] = [];
+    const frames: DeltaFrames[] = [];
     for (let i = 0; i < changes.length || frames.length === 0; i += this.#maxChangesPerFrame) {
       const slice = changes.slice(i, i + this.#maxChangesPerFrame);
       const isLast = i + this.#maxChangesPerFrame >= changes.length;
-      frames.push(assembleDeltas(revision, isLast ? to : revision, slice));
+      // Catch-ups carry full values only: the session's values are older than any batch's base.
+      frames.push(new DeltaFrames(revision, isLast ? to : revision, slice));
     }
-    this.#counters.framesEncoded[view] += frames.length;
     return frames;
   }
 
@@ -357,7 +397,7 @@ function getOrMake<K, V>(map: Map<K, V>, key: K, make: () => V): V {
   return v;
 }
 
-function setLast(map: Map<string, Buffer>, key: string, value: Buffer): void {
+function setLast<V>(map: Map<string, V>, key: string, value: V): void {
   map.delete(key);
   map.set(key, value);
 }

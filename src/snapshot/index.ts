@@ -1,5 +1,6 @@
 export * from "./change-log.js";
 export * from "./deep-equal.js";
+export * from "./delta-frames.js";
 export * from "./hub.js";
 export * from "./keys.js";
 export * from "./kinds.js";

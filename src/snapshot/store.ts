@@ -29,6 +29,8 @@ export interface Change {
   readonly prevNode: string | undefined;
   /** `{k, v}` encoded once. */
   readonly encoded: Buffer;
+  /** The entry's encoding before this change (undefined when the key was absent). */
+  readonly prevEncoded: Buffer | undefined;
 }
 
 /**
@@ -123,7 +125,7 @@ export class Store {
       ofNode.set(key, entry);
     }
     const prevNode = prev !== undefined && prev.node !== node ? prev.node : undefined;
-    return { revision, key, kind, value, node, prevNode, encoded };
+    return { revision, key, kind, value, node, prevNode, encoded, prevEncoded: prev?.encoded };
   }
 
   /** Deletes a key. Returns the change, or null when the key was absent. */
@@ -142,6 +144,7 @@ export class Store {
       node: prev.node,
       prevNode: undefined,
       encoded: encodeEntry({ k: key, v: null }),
+      prevEncoded: prev.encoded,
     };
   }
 

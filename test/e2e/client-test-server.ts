@@ -15,7 +15,9 @@ import type {
   SyncState,
   ViewName,
 } from "../../proto/messages.js";
-import { Hub } from "../../src/snapshot/hub.js";
+import { DeltaEncoding, deltaEncodingOf } from "../../src/snapshot/delta-frames.js";
+import type { DeltaEncodingBits } from "../../src/snapshot/delta-frames.js";
+import { framesFor, Hub } from "../../src/snapshot/hub.js";
 
 export interface TestServerOptions {
   /** Server id sent in the welcome. Default random. */
@@ -24,6 +26,8 @@ export interface TestServerOptions {
   readonly hub?: Hub;
   /** Send snapshot chunks as `z` (raw deflate) when the client lists "deflate-snapshot". Default false. */
   readonly compress?: boolean;
+  /** Use "deflate-deltas" and "patch-deltas" when the client lists them. Default true. */
+  readonly deltaFeatures?: boolean;
   /** Status sent after the baseline; null sends none. Default "in-sync". */
   readonly status?: SyncState | null;
   /** Close the first `count` sessions right after their hello with `code` (an error message first). */
@@ -35,6 +39,8 @@ export interface TestServerOptions {
 export class TestSession {
   readonly pongs: number[] = [];
   hello: HelloMessage | undefined;
+  /** The delta encoding negotiated in the welcome (DeltaEncoding bits). */
+  deltaEncoding: DeltaEncodingBits = DeltaEncoding.plain;
   closeCode: number | undefined;
   readonly closed: Promise<number>;
 
@@ -93,8 +99,8 @@ export class TestServer {
     for (const batch of this.hub.flush()) {
       for (const s of this.sessions) {
         if (s.hello?.view !== batch.view) continue;
-        const frame = (s.hello.node !== undefined && batch.byNode.get(s.hello.node)) || batch.shared;
-        if (frame !== null) s.send(frame);
+        const frames = framesFor(batch, s.hello.node);
+        if (frames !== null) s.send(frames.frame(s.deltaEncoding));
       }
     }
   }
@@ -119,7 +125,10 @@ export class TestServer {
     const resume = hello.resume;
     const isResume =
       resume !== undefined && resume.server === this.id && this.hub.canResume(view, resume.revision);
-    const features = (hello.features ?? []).filter((f) => f === "deflate-snapshot" || f === "move");
+    const offered = ["deflate-snapshot", "move"];
+    if (this.#o.deltaFeatures !== false) offered.push("deflate-deltas", "patch-deltas");
+    const features = (hello.features ?? []).filter((f) => offered.includes(f));
+    session.deltaEncoding = deltaEncodingOf(new Set(features));
     session.send({
       t: "welcome",
       version: 1,
@@ -144,7 +153,7 @@ export class TestServer {
       session.send(frames.end);
       from = snapshot.revision;
     }
-    for (const frame of this.hub.catchUp(view, node, from) ?? []) session.send(frame);
+    for (const frames of this.hub.catchUp(view, node, from) ?? []) session.send(frames.frame(session.deltaEncoding));
     const state = this.#o.status === undefined ? "in-sync" : this.#o.status;
     if (state !== null) session.send({ t: "status", state, since: Date.now() });
   }

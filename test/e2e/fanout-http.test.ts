@@ -61,14 +61,18 @@ describe("HTTP side doors", () => {
 
     h.server.upsert("IPPool/p", resource("IPPool", "p"));
     h.server.flushNow();
-    await RawClient.live(h.url, hello({ view: "felix" }));
+    const client = await RawClient.live(h.url, hello({ view: "felix" }));
+    // A batch is encoded when a session takes it: this one has a receiver.
+    h.server.upsert("IPPool/q", resource("IPPool", "q"));
+    h.server.flushNow();
+    await client.until(() => client.count("deltas") > 0);
     const status = await get(port, "/status");
     expect(status.type).toMatch(/^application\/json/);
     expect(JSON.parse(status.body)).toMatchObject({
       server: h.server.serverId,
-      revision: 1,
+      revision: 2,
       ready: true,
-      views: { felix: { connections: 1, entries: 1, status: { state: "in-sync" } } },
+      views: { felix: { connections: 1, entries: 2, status: { state: "in-sync" } } },
     });
 
     const metrics = await get(port, "/metrics");
@@ -78,10 +82,10 @@ describe("HTTP side doors", () => {
       "tabby_connections_accepted_total 1",
       "tabby_connections_active 1",
       'tabby_connections_streaming{view="felix"} 1',
-      'tabby_cache_size{view="felix"} 1',
-      "tabby_revision 1",
+      'tabby_cache_size{view="felix"} 2',
+      "tabby_revision 2",
       'tabby_snapshots_generated_total{view="felix"} 1',
-      'tabby_updates_total{view="felix"} 1',
+      'tabby_updates_total{view="felix"} 2',
       'tabby_frames_encoded_total{view="felix"} 1',
       "tabby_delta_fanout_seconds_count",
       "tabby_client_snapshot_send_seconds_count",

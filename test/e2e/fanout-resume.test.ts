@@ -1,5 +1,6 @@
 import { isDeepStrictEqual } from "node:util";
 import { describe, expect, it } from "vitest";
+import { applyChanges } from "../support/deltas.js";
 import { expectedView, hello, RawClient, resource, startFanout } from "./fanout-harness.js";
 
 describe("fan-out resume", () => {
@@ -31,10 +32,7 @@ describe("fan-out resume", () => {
     expect(deltas[0]).toMatchObject({ from: token.revision, to: h.hub.revision });
 
     again.mirror = mirror;
-    for (const c of changes) {
-      if (c.v === null) again.mirror.delete(c.k);
-      else again.mirror.set(c.k, c.v);
-    }
+    applyChanges(again.mirror, changes);
     expect(again.mirror).toEqual(expectedView(h.hub, "felix"));
     // It is live afterwards.
     h.server.upsert("IPPool/p7", resource("IPPool", "p7"));

@@ -1,4 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { DeltaEncoding } from "../../src/snapshot/delta-frames.js";
+import { applyChanges, decodeDeltasFrame } from "../support/deltas.js";
 import { decodeServerMessage, decodeValue } from "../../proto/codec.js";
 import type { DeltasMessage } from "../../proto/messages.js";
 import { ChangeLog } from "../../src/snapshot/change-log.js";
@@ -72,14 +74,18 @@ describe("Hub", () => {
     const batches = hub.flush();
     expect(batches.map((b) => b.view).sort()).toEqual(["bgp", "felix", "tunnel-ip-allocation"]);
     const felix = batches.find((b) => b.view === "felix")!;
-    const msg = decodeServerMessage(felix.shared!) as DeltasMessage;
+    const msg = decodeServerMessage(felix.shared!.frame(DeltaEncoding.plain)) as DeltasMessage;
     expect([msg.from, msg.to]).toEqual([0, 3]);
     expect(msg.changes).toEqual([
       { k: "Node/n1", v: { metadata: { name: "n1" }, spec: { x: 1 } } },
       { k: "WorkloadEndpoint/ns/a", v: wep("a", 2) },
     ]);
-    expect(felix.framesEncoded).toBe(1);
-    expect(hub.counters.framesEncoded.felix).toBe(1);
+    // Each encoding is built once, on first use, and then shared.
+    expect(felix.shared!.built).toBe(1);
+    const z = felix.shared!.frame(DeltaEncoding.deflate);
+    expect(felix.shared!.frame(DeltaEncoding.deflate)).toBe(z);
+    expect(felix.shared!.built).toBe(2);
+    expect(decodeDeltasFrame(z).changes).toEqual(msg.changes);
     expect(hub.flush()).toEqual([]);
     expect(hub.revision).toBe(3);
   });
@@ -90,20 +96,20 @@ describe("Hub", () => {
     hub.upsert("BlockAffinity/b", aff("n1"));
     hub.upsert("IPPool/p", { metadata: { name: "p" }, spec: {} });
     const [bgp] = hub.flush().filter((b) => b.view === "bgp");
-    expect((decodeServerMessage(bgp!.shared!) as DeltasMessage).changes.map((c) => c.k)).toEqual([
+    expect((decodeServerMessage(bgp!.shared!.frame(DeltaEncoding.plain)) as DeltasMessage).changes.map((c) => c.k)).toEqual([
       "IPPool/p",
     ]);
-    expect((decodeServerMessage(bgp!.byNode.get("n1")!) as DeltasMessage).changes.map((c) => c.k)).toEqual([
+    expect((decodeServerMessage(bgp!.byNode.get("n1")!.frame(DeltaEncoding.plain)) as DeltasMessage).changes.map((c) => c.k)).toEqual([
       "IPPool/p",
       "BlockAffinity/b",
     ]);
     hub.upsert("BlockAffinity/b", aff("n2"));
     const [moved] = hub.flush();
     expect(moved!.shared).toBeNull();
-    expect((decodeServerMessage(moved!.byNode.get("n1")!) as DeltasMessage).changes).toEqual([
+    expect((decodeServerMessage(moved!.byNode.get("n1")!.frame(DeltaEncoding.plain)) as DeltasMessage).changes).toEqual([
       { k: "BlockAffinity/b", v: null },
     ]);
-    expect((decodeServerMessage(moved!.byNode.get("n2")!) as DeltasMessage).changes).toEqual([
+    expect((decodeServerMessage(moved!.byNode.get("n2")!.frame(DeltaEncoding.plain)) as DeltasMessage).changes).toEqual([
       { k: "BlockAffinity/b", v: aff("n2") },
     ]);
   });
@@ -143,7 +149,7 @@ describe("Hub", () => {
     const hub = new Hub({ maxChangesPerFrame: 2 });
     for (let i = 0; i < 5; i++) hub.upsert(`IPPool/p${i}`, { metadata: { name: `p${i}` }, spec: {} });
     hub.flush();
-    const frames = hub.catchUp("felix", undefined, 0)!.map((f) => decodeServerMessage(f) as DeltasMessage);
+    const frames = hub.catchUp("felix", undefined, 0)!.map((f) => decodeDeltasFrame(f.frame(DeltaEncoding.deflate)));
     expect(frames.map((f) => [f.from, f.to, f.changes.length])).toEqual([
       [0, 0, 2],
       [0, 0, 2],
@@ -151,9 +157,50 @@ describe("Hub", () => {
     ]);
     hub.upsert("CalicoNodeStatus/s", { metadata: { name: "s" }, spec: { node: "n1" } });
     hub.flush();
-    const idle = hub.catchUp("felix", undefined, 5)!.map((f) => decodeServerMessage(f) as DeltasMessage);
+    const idle = hub.catchUp("felix", undefined, 5)!.map((f) => decodeDeltasFrame(f.frame(DeltaEncoding.plain)));
     expect(idle.map((f) => [f.from, f.to, f.changes.length])).toEqual([[5, 6, 0]]);
     expect(hub.catchUp("felix", undefined, 6)).toEqual([]);
+  });
+});
+
+describe("Hub patches", () => {
+  const pod = (rv: string, version: string, extra: Record<string, unknown> = {}) => ({
+    metadata: { name: "a", namespace: "ns", resourceVersion: rv, labels: { app: "web", version } },
+    spec: { node: "n1", ipNetworks: ["10.0.0.1/32"], profiles: ["kns.ns"], ...extra },
+  });
+
+  it("sends an update of a held value as a merge patch on its base resourceVersion, a create in full", () => {
+    const hub = new Hub();
+    hub.upsert("WorkloadEndpoint/ns/a", pod("1", "v1"));
+    const [created] = hub.flush().filter((b) => b.view === "felix");
+    // A create has no base: the patch encoding is the plain one, the same Buffer.
+    expect(created!.shared!.frame(DeltaEncoding.patch)).toBe(created!.shared!.frame(DeltaEncoding.plain));
+    hub.upsert("WorkloadEndpoint/ns/a", pod("2", "v2"));
+    hub.upsert("WorkloadEndpoint/ns/a", pod("3", "v3")); // coalesced: the patch is against the pre-batch value
+    hub.upsert("WorkloadEndpoint/ns/b", pod("4", "v1"));
+    const [updated] = hub.flush().filter((b) => b.view === "felix");
+    const patched = decodeDeltasFrame(updated!.shared!.frame(DeltaEncoding.patch | DeltaEncoding.deflate));
+    expect(patched.changes).toEqual([
+      { k: "WorkloadEndpoint/ns/a", p: { metadata: { resourceVersion: "3", labels: { version: "v3" } } }, b: "1" },
+      { k: "WorkloadEndpoint/ns/b", v: pod("4", "v1") },
+    ]);
+    const state = new Map([["WorkloadEndpoint/ns/a", pod("1", "v1")]]);
+    applyChanges(state, patched.changes);
+    expect(state.get("WorkloadEndpoint/ns/a")).toEqual(pod("3", "v3"));
+    expect(updated!.shared!.frame(DeltaEncoding.patch).byteLength).toBeLessThan(
+      updated!.shared!.frame(DeltaEncoding.plain).byteLength,
+    );
+  });
+
+  it("sends the full value when a merge patch cannot express the change (a field set to null)", () => {
+    const hub = new Hub();
+    hub.upsert("WorkloadEndpoint/ns/a", pod("1", "v1", { tag: "x" }));
+    hub.flush();
+    hub.upsert("WorkloadEndpoint/ns/a", pod("2", "v1", { tag: null }));
+    const [felix] = hub.flush().filter((b) => b.view === "felix");
+    expect(decodeDeltasFrame(felix!.shared!.frame(DeltaEncoding.patch)).changes).toEqual([
+      { k: "WorkloadEndpoint/ns/a", v: pod("2", "v1", { tag: null }) },
+    ]);
   });
 });
 

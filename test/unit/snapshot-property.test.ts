@@ -1,10 +1,13 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { decodeServerMessage } from "../../proto/codec.js";
-import { VIEW_NAMES } from "../../proto/messages.js";
+import { DeltaEncoding } from "../../src/snapshot/delta-frames.js";
+import type { DeltaEncodingBits, DeltaFrames } from "../../src/snapshot/delta-frames.js";
+import { applyChanges, decodeDeltasFrame } from "../support/deltas.js";
+import { isPatchEntry, VIEW_NAMES } from "../../proto/messages.js";
 import type { ResourceValue, ViewName } from "../../proto/messages.js";
 import { sameResource } from "../../src/snapshot/deep-equal.js";
-import { Hub } from "../../src/snapshot/hub.js";
+import { framesFor, Hub } from "../../src/snapshot/hub.js";
 import { kindOfKey } from "../../src/snapshot/keys.js";
 import { nodeOf, VIEWS } from "../../src/snapshot/kinds.js";
 
@@ -22,7 +25,7 @@ const KINDS = [
 const NAMESPACED = new Set<string>(["WorkloadEndpoint", "KubernetesService"]);
 
 type Op =
-  | { op: "upsert"; key: string; node: string; x: number }
+  | { op: "upsert"; key: string; node: string; x: number; tag: string | null }
   | { op: "delete"; key: string }
   | { op: "flush" }
   | { op: "observe" };
@@ -39,15 +42,27 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
       key: keyArb,
       node: fc.constantFrom(...NODES),
       x: fc.integer({ min: 0, max: 3 }),
+      // null exercises values a merge patch cannot express (null where base and next differ).
+      tag: fc.constantFrom("red", "blue", null),
     }),
   },
   { weight: 2, arbitrary: fc.record({ op: fc.constant("delete" as const), key: keyArb }) },
   { weight: 2, arbitrary: fc.constant({ op: "flush" as const }) },
-  { weight: 1, arbitrary: fc.constant({ op: "observe" as const }) },
+  { weight: 2, arbitrary: fc.constant({ op: "observe" as const }) },
 );
 
-function value(key: string, node: string, x: number, rv: number): ResourceValue {
-  return { metadata: { name: key, resourceVersion: String(rv) }, spec: { node, x } };
+const ENCODINGS: readonly DeltaEncodingBits[] = [
+  DeltaEncoding.plain,
+  DeltaEncoding.patch,
+  DeltaEncoding.deflate,
+  DeltaEncoding.patch | DeltaEncoding.deflate,
+];
+
+function value(key: string, node: string, x: number, tag: string | null, rv: number): ResourceValue {
+  return {
+    metadata: { name: key, resourceVersion: String(rv), labels: { app: "web", tier: "front", team: "net" } },
+    spec: { node, x, ...(tag !== null ? { tag } : x % 2 === 0 ? { tag: null } : {}), ports: [80, 443] },
+  };
 }
 
 /** The view at head as a node sees it, from the model. */
@@ -67,16 +82,27 @@ function expectedView(
   return out;
 }
 
-function applyFrames(state: Map<string, ResourceValue>, frames: readonly Buffer[]): void {
+/** Patch entries applied over a whole property run (the encodings must really be exercised). */
+let patchesApplied = 0;
+
+/** Applies snapshot chunks (Buffers) and deltas (in `encoding`) as a client of that encoding would. */
+function applyFrames(
+  state: Map<string, ResourceValue>,
+  frames: readonly (Buffer | DeltaFrames)[],
+  encoding: DeltaEncodingBits,
+): void {
   for (const frame of frames) {
+    if (!Buffer.isBuffer(frame)) {
+      const changes = decodeDeltasFrame(frame.frame(encoding)).changes;
+      patchesApplied += changes.filter(isPatchEntry).length;
+      applyChanges(state, changes);
+      continue;
+    }
     const msg = decodeServerMessage(frame);
-    if (msg.t === "deltas") {
-      for (const c of msg.changes) {
-        if (c.v === null) state.delete(c.k);
-        else state.set(c.k, c.v);
-      }
-    } else if (msg.t === "snap-chunk") {
+    if (msg.t === "snap-chunk") {
       for (const e of msg.entries ?? []) if (e.v !== null) state.set(e.k, e.v);
+    } else {
+      throw new Error(`unexpected ${msg.t} frame`);
     }
   }
 }
@@ -86,11 +112,17 @@ interface Observation {
   node: string;
   revision: number;
   state: Map<string, ResourceValue>;
+  /** The delta encoding this observer's session negotiated. */
+  encoding: DeltaEncodingBits;
   /** Frames a session in step since this observation received, from the live batches. */
-  live: Buffer[];
+  live: DeltaFrames[];
 }
 
-function runHistory(ops: readonly Op[], limits: { maxLogEntries: number }): void {
+function runHistory(
+  ops: readonly Op[],
+  limits: { maxLogEntries: number },
+  encodingSeed: readonly number[] = [0],
+): void {
   const hub = new Hub({
     maxLogEntries: limits.maxLogEntries,
     snapshotChunkBytes: 200,
@@ -105,8 +137,8 @@ function runHistory(ops: readonly Op[], limits: { maxLogEntries: number }): void
     for (const batch of hub.flush()) {
       for (const o of observations) {
         if (o.view !== batch.view) continue;
-        const frame = batch.byNode.get(o.node) ?? batch.shared;
-        if (frame !== null) o.live.push(frame);
+        const frames = framesFor(batch, o.node);
+        if (frames !== null) o.live.push(frames);
       }
     }
   };
@@ -114,7 +146,7 @@ function runHistory(ops: readonly Op[], limits: { maxLogEntries: number }): void
   for (const op of ops) {
     now += 10;
     if (op.op === "upsert") {
-      const v = value(op.key, op.node, op.x, ++rv);
+      const v = value(op.key, op.node, op.x, op.tag, ++rv);
       const prev = model.get(op.key);
       const isChange = hub.upsert(op.key, v);
       // The store skips an upsert that only moves resourceVersion; the model follows the same rule.
@@ -133,15 +165,20 @@ function runHistory(ops: readonly Op[], limits: { maxLogEntries: number }): void
         for (const node of NODES) {
           const state = new Map<string, ResourceValue>();
           const frames = hub.sessionFrames(snap, node);
-          applyFrames(state, [...snap.chunks, ...(frames.nodeChunk === null ? [] : [frames.nodeChunk])]);
+          const encoding = ENCODINGS[(encodingSeed[observations.length % encodingSeed.length] ?? 0) % 4]!;
+          applyFrames(
+            state,
+            [...snap.chunks, ...(frames.nodeChunk === null ? [] : [frames.nodeChunk])],
+            encoding,
+          );
           const count = decodeServerMessage(frames.begin);
           expect(count.t === "snap-begin" && count.count).toBe(state.size);
           // A reused snapshot may be older than the head: the catch-up brings it forward.
           const catchUp = hub.catchUp(view, node, snap.revision);
           expect(catchUp).toBeDefined();
-          applyFrames(state, catchUp ?? []);
+          applyFrames(state, catchUp ?? [], encoding);
           expect(state).toEqual(expectedView(model, view, node));
-          observations.push({ view, node, revision: hub.revision, state, live: [] });
+          observations.push({ view, node, revision: hub.revision, state, encoding, live: [] });
         }
       }
     }
@@ -152,35 +189,41 @@ function runHistory(ops: readonly Op[], limits: { maxLogEntries: number }): void
     const head = expectedView(model, o.view, o.node);
     // Path 1: the live frames a session in step received since the observation.
     const live = new Map(o.state);
-    applyFrames(live, o.live);
+    applyFrames(live, o.live, o.encoding);
     expect(live).toEqual(head);
     // Path 2: resume from the observed revision, when the log still covers it.
     const frames = hub.catchUp(o.view, o.node, o.revision);
     expect(frames === undefined).toBe(!hub.canResume(o.view, o.revision));
     if (frames !== undefined) {
       const resumed = new Map(o.state);
-      applyFrames(resumed, frames);
+      applyFrames(resumed, frames, o.encoding);
       expect(resumed).toEqual(head);
-      for (const f of frames) {
-        const m = decodeServerMessage(f);
-        expect(m.t === "deltas" && m.changes.length <= 3).toBe(true);
-      }
+      for (const f of frames) expect(decodeDeltasFrame(f.frame(o.encoding)).changes.length).toBeLessThanOrEqual(3);
     }
   }
 }
 
 describe("snapshot at R + deltas after R = view at head", () => {
   it("holds for random histories with a log that keeps everything", () => {
+    patchesApplied = 0;
     fc.assert(
-      fc.property(fc.array(opArb, { maxLength: 120 }), (ops) => runHistory(ops, { maxLogEntries: 100_000 })),
-      { numRuns: 300 },
+      fc.property(
+        fc.array(opArb, { minLength: 20, maxLength: 120 }),
+        fc.array(fc.nat(3), { minLength: 1, maxLength: 8 }),
+        (ops, encodings) => runHistory(ops, { maxLogEntries: 100_000 }, encodings),
+      ),
+      { numRuns: 150 },
     );
+    expect(patchesApplied).toBeGreaterThan(200);
   });
 
   it("holds for random histories with a tiny log (eviction: old revisions must refuse to resume)", () => {
     fc.assert(
-      fc.property(fc.array(opArb, { maxLength: 120 }), fc.integer({ min: 1, max: 8 }), (ops, maxLogEntries) =>
-        runHistory(ops, { maxLogEntries }),
+      fc.property(
+        fc.array(opArb, { maxLength: 120 }),
+        fc.integer({ min: 1, max: 8 }),
+        fc.array(fc.nat(3), { minLength: 1, maxLength: 8 }),
+        (ops, maxLogEntries, encodings) => runHistory(ops, { maxLogEntries }, encodings),
       ),
       { numRuns: 300 },
     );

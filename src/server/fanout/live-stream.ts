@@ -3,6 +3,8 @@ import { CloseCode } from "../../../proto/close-codes.js";
 import { encodeMessage } from "../../../proto/codec.js";
 import { VIEW_NAMES } from "../../../proto/messages.js";
 import type { ViewName } from "../../../proto/messages.js";
+import type { DeltaFrames } from "../../snapshot/delta-frames.js";
+import { framesFor } from "../../snapshot/hub.js";
 import type { Hub, ViewBatch } from "../../snapshot/hub.js";
 import { VIEWS } from "../../snapshot/kinds.js";
 import type { FanoutQueue } from "./fanout-queue.js";
@@ -42,7 +44,7 @@ export class LiveStream {
   readonly #deps: LiveStreamDeps;
   /** The `to` of the last batch of each view: a session whose cursor is at or after it has everything. */
   readonly #lastBatchTo = new Map<ViewName, number>(VIEW_NAMES.map((v) => [v, 0]));
-  readonly #catchUps = new Map<string, Buffer[]>();
+  readonly #catchUps = new Map<string, DeltaFrames[]>();
   #catchUpsRevision = -1;
 
   constructor(deps: LiveStreamDeps) {
@@ -55,7 +57,6 @@ export class LiveStream {
     if (hub.pendingCount === 0) return;
     const startedAt = performance.now();
     for (const batch of hub.flush()) {
-      metrics.framesEncoded(batch.view, batch.framesEncoded);
       const prevTo = this.#lastBatchTo.get(batch.view) ?? 0;
       this.#lastBatchTo.set(batch.view, batch.to);
       let sent = 0;
@@ -65,6 +66,7 @@ export class LiveStream {
           if (this.#deliver(s, batch, prevTo)) sent++;
         },
         finish: () => {
+          metrics.framesEncoded(batch.view, builtFrames(batch));
           metrics.framesSent(batch.view, sent);
           metrics.fanout(batch.view, (performance.now() - startedAt) / 1000);
         },
@@ -126,12 +128,12 @@ export class LiveStream {
 
   #deliver(s: Session, batch: ViewBatch, prevTo: number): boolean {
     if (s.phase !== "live" || s.isLagging || s.cursor >= batch.to) return false;
-    const frame = s.node === undefined ? batch.shared : (batch.byNode.get(s.node) ?? batch.shared);
+    const frames = framesFor(batch, s.node);
     if (s.cursor < prevTo) {
       this.#lag(s);
       return false;
     }
-    if (frame === null) {
+    if (frames === null) {
       s.cursor = batch.to;
       return false;
     }
@@ -139,7 +141,7 @@ export class LiveStream {
       this.#lag(s);
       return false;
     }
-    s.send(frame);
+    s.send(frames.frame(s.deltaEncoding));
     s.cursor = batch.to;
     return true;
   }
@@ -181,7 +183,7 @@ export class LiveStream {
       );
       return false;
     }
-    for (const frame of frames) s.send(frame);
+    for (const frame of frames) s.send(frame.frame(s.deltaEncoding));
     this.#deps.metrics.framesSent(view, frames.length);
     s.cursor = this.#deps.hub.revision;
     return true;
@@ -194,7 +196,7 @@ export class LiveStream {
     s.statusSeq = current.seq;
   }
 
-  #catchUpFrames(view: ViewName, node: string | undefined, revision: number): Buffer[] | undefined {
+  #catchUpFrames(view: ViewName, node: string | undefined, revision: number): DeltaFrames[] | undefined {
     const { hub, metrics } = this.#deps;
     const isShareable = VIEWS[view].nodeScopedKinds.size === 0;
     if (this.#catchUpsRevision !== hub.revision) {
@@ -216,3 +218,9 @@ export class LiveStream {
 }
 
 function noop(): void {}
+
+function builtFrames(batch: ViewBatch): number {
+  let n = batch.shared?.built ?? 0;
+  for (const frames of batch.byNode.values()) n += frames.built;
+  return n;
+}

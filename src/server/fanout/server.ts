@@ -9,6 +9,7 @@ import type { RawData, WebSocket } from "ws";
 import { CloseCode } from "../../../proto/close-codes.js";
 import { VIEW_NAMES } from "../../../proto/messages.js";
 import type { HelloMessage, ResourceValue, ViewName } from "../../../proto/messages.js";
+import { deltaEncodingOf } from "../../snapshot/delta-frames.js";
 import type { Hub } from "../../snapshot/hub.js";
 import { kindOfKey } from "../../snapshot/keys.js";
 import { viewsOfKind } from "../../snapshot/kinds.js";
@@ -390,6 +391,7 @@ export class FanoutServer implements UpstreamSink {
     s.view = verdict.view;
     s.node = verdict.node;
     s.features = new Set(verdict.features);
+    s.deltaEncoding = deltaEncodingOf(s.features);
     s.clientName = verdict.clientName;
     s.phase = "syncing";
     s.lastPongAtMs = this.#clock();

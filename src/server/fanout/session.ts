@@ -1,6 +1,7 @@
 import { WebSocket } from "ws";
 import { encodeMessage } from "../../../proto/codec.js";
 import type { ViewName } from "../../../proto/messages.js";
+import type { DeltaEncodingBits } from "../../snapshot/delta-frames.js";
 
 /**
  * handshake: waiting for the hello. syncing: welcome sent, snapshot or resume deltas in flight (no live
@@ -23,6 +24,8 @@ export class Session {
   view: ViewName | undefined;
   node: string | undefined;
   features: ReadonlySet<string> = new Set();
+  /** How this session's `deltas` frames are encoded (DeltaEncoding bits, from its features). */
+  deltaEncoding: DeltaEncodingBits = 0;
   clientName = "";
   /** Every change of the view (for this node) up to this revision has been sent. */
   cursor = 0;
