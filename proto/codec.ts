@@ -1,14 +1,7 @@
 import { Packr } from "msgpackr";
 import { ProtoError, ProtoErrorCode } from "./errors.js";
 import { VIEW_NAMES } from "./messages.js";
-import type {
-  ClientMessage,
-  DeltaEntry,
-  Entry,
-  ResourceValue,
-  ServerMessage,
-  ViewName,
-} from "./messages.js";
+import type { ClientMessage, DeltaEntry, Entry, ResourceValue, ServerMessage, ViewName } from "./messages.js";
 
 /**
  * msgpack with plain maps only: frames are broadcast to clients that joined at different times, so no

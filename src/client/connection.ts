@@ -192,7 +192,10 @@ export class Connection {
         if (message.t === "deltas" && message.z !== undefined && this.#o.isDecodingDeltas !== false) {
           const changes = decodeDeltaEntries(inflateDeltas(message.z, this.#o.maxFrameBytes));
           if (message.n !== undefined && message.n !== changes.length) {
-            throw new ProtoError(ProtoErrorCode.badMessage, `deltas: n is ${message.n}, z holds ${changes.length}`);
+            throw new ProtoError(
+              ProtoErrorCode.badMessage,
+              `deltas: n is ${message.n}, z holds ${changes.length}`,
+            );
           }
           message = { t: "deltas", from: message.from, to: message.to, changes };
         }

@@ -13,7 +13,9 @@ export const CLIENT_FEATURES: readonly string[] = [
  * The features of a client with these options: patches need the values they apply to, so only a client
  * that keeps a mirror (or one that does not look at the changes at all) asks for them.
  */
-export function clientFeatures(options: Pick<ResolvedClientOptions, "isMirror" | "isDecodingDeltas">): string[] {
+export function clientFeatures(
+  options: Pick<ResolvedClientOptions, "isMirror" | "isDecodingDeltas">,
+): string[] {
   const canPatch = options.isMirror || !options.isDecodingDeltas;
   return canPatch ? [...CLIENT_FEATURES, FEATURES.patchDeltas] : [...CLIENT_FEATURES];
 }

@@ -22,7 +22,17 @@ export interface ClientStats {
 export type MutableClientStats = { -readonly [K in keyof ClientStats]: ClientStats[K] };
 
 export function newClientStats(): MutableClientStats {
-  return { snapshots: 0, resumes: 0, reconnects: 0, frames: 0, bytes: 0, deltas: 0, updates: 0, errors: 0, rejectedFrames: 0 };
+  return {
+    snapshots: 0,
+    resumes: 0,
+    reconnects: 0,
+    frames: 0,
+    bytes: 0,
+    deltas: 0,
+    updates: 0,
+    errors: 0,
+    rejectedFrames: 0,
+  };
 }
 
 /** A promise with its resolve and reject (Promise.withResolvers is Node 22+). */

@@ -1,10 +1,6 @@
 import { deflateDeltas } from "../../proto/delta-compression.js";
 import { FEATURES } from "../../proto/version.js";
-import {
-  assembleCompressedDeltas,
-  assembleDeltas,
-  assembleEntryArray,
-} from "../../proto/frame-builder.js";
+import { assembleCompressedDeltas, assembleDeltas, assembleEntryArray } from "../../proto/frame-builder.js";
 
 /**
  * How a session wants its `deltas` frames: a bit set of the negotiated delta features. Every session with
@@ -45,12 +41,7 @@ export class DeltaFrames {
   readonly #frames: (Buffer | undefined)[] = new Array<Buffer | undefined>(ENCODINGS);
   #built = 0;
 
-  constructor(
-    from: number,
-    to: number,
-    full: readonly Uint8Array[],
-    patched?: () => readonly Uint8Array[],
-  ) {
+  constructor(from: number, to: number, full: readonly Uint8Array[], patched?: () => readonly Uint8Array[]) {
     this.from = from;
     this.to = to;
     this.#full = full;
@@ -77,7 +68,12 @@ export class DeltaFrames {
         (e & DeltaEncoding.patch) !== 0 && this.#patched !== undefined ? this.#patched() : this.#full;
       frame =
         (e & DeltaEncoding.deflate) !== 0
-          ? assembleCompressedDeltas(this.from, this.to, changes.length, deflateDeltas(assembleEntryArray(changes)))
+          ? assembleCompressedDeltas(
+              this.from,
+              this.to,
+              changes.length,
+              deflateDeltas(assembleEntryArray(changes)),
+            )
           : assembleDeltas(this.from, this.to, changes);
       this.#frames[e] = frame;
       this.#built++;

@@ -153,7 +153,8 @@ export class TestServer {
       session.send(frames.end);
       from = snapshot.revision;
     }
-    for (const frames of this.hub.catchUp(view, node, from) ?? []) session.send(frames.frame(session.deltaEncoding));
+    for (const frames of this.hub.catchUp(view, node, from) ?? [])
+      session.send(frames.frame(session.deltaEncoding));
     const state = this.#o.status === undefined ? "in-sync" : this.#o.status;
     if (state !== null) session.send({ t: "status", state, since: Date.now() });
   }

@@ -96,22 +96,23 @@ describe("Hub", () => {
     hub.upsert("BlockAffinity/b", aff("n1"));
     hub.upsert("IPPool/p", { metadata: { name: "p" }, spec: {} });
     const [bgp] = hub.flush().filter((b) => b.view === "bgp");
-    expect((decodeServerMessage(bgp!.shared!.frame(DeltaEncoding.plain)) as DeltasMessage).changes.map((c) => c.k)).toEqual([
-      "IPPool/p",
-    ]);
-    expect((decodeServerMessage(bgp!.byNode.get("n1")!.frame(DeltaEncoding.plain)) as DeltasMessage).changes.map((c) => c.k)).toEqual([
-      "IPPool/p",
-      "BlockAffinity/b",
-    ]);
+    expect(
+      (decodeServerMessage(bgp!.shared!.frame(DeltaEncoding.plain)) as DeltasMessage).changes.map((c) => c.k),
+    ).toEqual(["IPPool/p"]);
+    expect(
+      (decodeServerMessage(bgp!.byNode.get("n1")!.frame(DeltaEncoding.plain)) as DeltasMessage).changes.map(
+        (c) => c.k,
+      ),
+    ).toEqual(["IPPool/p", "BlockAffinity/b"]);
     hub.upsert("BlockAffinity/b", aff("n2"));
     const [moved] = hub.flush();
     expect(moved!.shared).toBeNull();
-    expect((decodeServerMessage(moved!.byNode.get("n1")!.frame(DeltaEncoding.plain)) as DeltasMessage).changes).toEqual([
-      { k: "BlockAffinity/b", v: null },
-    ]);
-    expect((decodeServerMessage(moved!.byNode.get("n2")!.frame(DeltaEncoding.plain)) as DeltasMessage).changes).toEqual([
-      { k: "BlockAffinity/b", v: aff("n2") },
-    ]);
+    expect(
+      (decodeServerMessage(moved!.byNode.get("n1")!.frame(DeltaEncoding.plain)) as DeltasMessage).changes,
+    ).toEqual([{ k: "BlockAffinity/b", v: null }]);
+    expect(
+      (decodeServerMessage(moved!.byNode.get("n2")!.frame(DeltaEncoding.plain)) as DeltasMessage).changes,
+    ).toEqual([{ k: "BlockAffinity/b", v: aff("n2") }]);
   });
 
   it("reuses a young snapshot, rebuilds an old one, and refuses to build with changes pending", () => {
@@ -149,7 +150,9 @@ describe("Hub", () => {
     const hub = new Hub({ maxChangesPerFrame: 2 });
     for (let i = 0; i < 5; i++) hub.upsert(`IPPool/p${i}`, { metadata: { name: `p${i}` }, spec: {} });
     hub.flush();
-    const frames = hub.catchUp("felix", undefined, 0)!.map((f) => decodeDeltasFrame(f.frame(DeltaEncoding.deflate)));
+    const frames = hub
+      .catchUp("felix", undefined, 0)!
+      .map((f) => decodeDeltasFrame(f.frame(DeltaEncoding.deflate)));
     expect(frames.map((f) => [f.from, f.to, f.changes.length])).toEqual([
       [0, 0, 2],
       [0, 0, 2],
@@ -157,7 +160,9 @@ describe("Hub", () => {
     ]);
     hub.upsert("CalicoNodeStatus/s", { metadata: { name: "s" }, spec: { node: "n1" } });
     hub.flush();
-    const idle = hub.catchUp("felix", undefined, 5)!.map((f) => decodeDeltasFrame(f.frame(DeltaEncoding.plain)));
+    const idle = hub
+      .catchUp("felix", undefined, 5)!
+      .map((f) => decodeDeltasFrame(f.frame(DeltaEncoding.plain)));
     expect(idle.map((f) => [f.from, f.to, f.changes.length])).toEqual([[5, 6, 0]]);
     expect(hub.catchUp("felix", undefined, 6)).toEqual([]);
   });
@@ -181,7 +186,11 @@ describe("Hub patches", () => {
     const [updated] = hub.flush().filter((b) => b.view === "felix");
     const patched = decodeDeltasFrame(updated!.shared!.frame(DeltaEncoding.patch | DeltaEncoding.deflate));
     expect(patched.changes).toEqual([
-      { k: "WorkloadEndpoint/ns/a", p: { metadata: { resourceVersion: "3", labels: { version: "v3" } } }, b: "1" },
+      {
+        k: "WorkloadEndpoint/ns/a",
+        p: { metadata: { resourceVersion: "3", labels: { version: "v3" } } },
+        b: "1",
+      },
       { k: "WorkloadEndpoint/ns/b", v: pod("4", "v1") },
     ]);
     const state = new Map([["WorkloadEndpoint/ns/a", pod("1", "v1")]]);

@@ -198,7 +198,8 @@ function runHistory(
       const resumed = new Map(o.state);
       applyFrames(resumed, frames, o.encoding);
       expect(resumed).toEqual(head);
-      for (const f of frames) expect(decodeDeltasFrame(f.frame(o.encoding)).changes.length).toBeLessThanOrEqual(3);
+      for (const f of frames)
+        expect(decodeDeltasFrame(f.frame(o.encoding)).changes.length).toBeLessThanOrEqual(3);
     }
   }
 }
