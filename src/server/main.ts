@@ -120,7 +120,10 @@ export async function runServer(config: ServeConfig, deps: ServerDeps): Promise<
     isReady: () => fanout.isReady(),
     viewStates: () => {
       const views = fanout.status().views;
-      return Object.fromEntries(VIEW_NAMES.map((v) => [v, views[v].status.state])) as Record<ViewName, SyncState>;
+      return Object.fromEntries(VIEW_NAMES.map((v) => [v, views[v].status.state])) as Record<
+        ViewName,
+        SyncState
+      >;
     },
     lagP99Ms: () => fanout.status().lag.laggingMs.p99,
   });

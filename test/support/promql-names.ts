@@ -53,7 +53,8 @@ export function dashboardQueries(dashboard: unknown): { exprs: string[]; variabl
     for (const [k, v] of Object.entries(node)) {
       if (k === "expr" && typeof v === "string") exprs.push(v);
       else if (k === "definition" && typeof v === "string") {
-        for (const m of v.matchAll(/label_values\(\s*([A-Za-z_:][A-Za-z0-9_:]*)/g)) variableMetrics.push(m[1]!);
+        for (const m of v.matchAll(/label_values\(\s*([A-Za-z_:][A-Za-z0-9_:]*)/g))
+          variableMetrics.push(m[1]!);
       } else walk(v);
     }
   };
