@@ -12,6 +12,8 @@ import { kindOfKey } from "../../src/snapshot/keys.js";
 import { nodeOf, VIEWS } from "../../src/snapshot/kinds.js";
 
 const NODES = ["node-a", "node-b", "node-c"] as const;
+/** Owners an upsert may give an object: a node, or none (empty or absent `spec.node`: nobody's). */
+const OWNERS = [...NODES, "", undefined] as const;
 const KINDS = [
   "WorkloadEndpoint",
   "Node",
@@ -25,7 +27,7 @@ const KINDS = [
 const NAMESPACED = new Set<string>(["WorkloadEndpoint", "KubernetesService"]);
 
 type Op =
-  | { op: "upsert"; key: string; node: string; x: number; tag: string | null }
+  | { op: "upsert"; key: string; node: string | undefined; x: number; tag: string | null }
   | { op: "delete"; key: string }
   | { op: "flush" }
   | { op: "observe" };
@@ -40,7 +42,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     arbitrary: fc.record({
       op: fc.constant("upsert" as const),
       key: keyArb,
-      node: fc.constantFrom(...NODES),
+      node: fc.constantFrom(...OWNERS),
       x: fc.integer({ min: 0, max: 3 }),
       // null exercises values a merge patch cannot express (null where base and next differ).
       tag: fc.constantFrom("red", "blue", null),
@@ -58,10 +60,21 @@ const ENCODINGS: readonly DeltaEncodingBits[] = [
   DeltaEncoding.patch | DeltaEncoding.deflate,
 ];
 
-function value(key: string, node: string, x: number, tag: string | null, rv: number): ResourceValue {
+function value(
+  key: string,
+  node: string | undefined,
+  x: number,
+  tag: string | null,
+  rv: number,
+): ResourceValue {
   return {
     metadata: { name: key, resourceVersion: String(rv), labels: { app: "web", tier: "front", team: "net" } },
-    spec: { node, x, ...(tag !== null ? { tag } : x % 2 === 0 ? { tag: null } : {}), ports: [80, 443] },
+    spec: {
+      ...(node !== undefined && { node }),
+      x,
+      ...(tag !== null ? { tag } : x % 2 === 0 ? { tag: null } : {}),
+      ports: [80, 443],
+    },
   };
 }
 
