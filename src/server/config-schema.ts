@@ -50,6 +50,14 @@ export const SERVE_SETTINGS = [
     description: "changes arriving within this window become one delta frame per view",
   },
   {
+    field: "flushWindowMaxMs",
+    type: "int",
+    default: 250,
+    min: 0,
+    max: 60_000,
+    description: "under load the flush window doubles up to this, and shrinks back when the load is gone",
+  },
+  {
     field: "handshakeTimeoutMs",
     type: "int",
     default: 10_000,

@@ -11,6 +11,7 @@ export interface ServeConfig {
   readonly kubeconfig: string | undefined;
   readonly logLevel: string;
   readonly flushWindowMs: number;
+  readonly flushWindowMaxMs: number;
   readonly handshakeTimeoutMs: number;
   readonly pingIntervalMs: number;
   readonly pongTimeoutMs: number;

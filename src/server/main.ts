@@ -89,6 +89,7 @@ export async function runServer(config: ServeConfig, deps: ServerDeps): Promise<
     clock,
     options: {
       flushWindowMs: config.flushWindowMs,
+      flushWindowMaxMs: config.flushWindowMaxMs,
       handshakeTimeoutMs: config.handshakeTimeoutMs,
       pingIntervalMs: config.pingIntervalMs,
       pongTimeoutMs: config.pongTimeoutMs,

@@ -4,7 +4,9 @@ import { kindOfKey } from "../../snapshot/keys.js";
 import { viewsOfKind } from "../../snapshot/kinds.js";
 import type { UpstreamSink } from "../../snapshot/sink.js";
 import type { KindState } from "../../snapshot/sync-state.js";
+import { performance } from "node:perf_hooks";
 import type { FanoutQueue } from "./fanout-queue.js";
+import { FlushWindow } from "./flush-window.js";
 import type { LiveStream } from "./live-stream.js";
 import type { FanoutMetrics } from "./metrics.js";
 import type { ViewStatusBoard } from "./view-status.js";
@@ -15,8 +17,12 @@ export interface IngestDeps {
   readonly queue: FanoutQueue;
   readonly metrics: FanoutMetrics;
   readonly board: ViewStatusBoard;
-  /** Changes are batched for this long before they are flushed to the sessions. */
+  /** Changes are batched for this long before they are flushed to the sessions (the base window). */
   readonly flushWindowMs: number;
+  /** Under load the window widens up to this (FlushWindow). */
+  readonly flushWindowMaxMs: number;
+  /** Monotonic ms, for the timer's lateness. Default performance.now. */
+  readonly monotonicMs?: () => number;
 }
 
 /**
@@ -27,11 +33,20 @@ export interface IngestDeps {
 export class Ingest implements UpstreamSink {
   readonly #deps: IngestDeps;
   readonly #pendingUpdates = new Map<ViewName, number>();
+  readonly #window: FlushWindow;
+  readonly #monotonicMs: () => number;
   #flushTimer: NodeJS.Timeout | undefined;
   #isClosed = false;
 
   constructor(deps: IngestDeps) {
     this.#deps = deps;
+    this.#window = new FlushWindow(deps.flushWindowMs, deps.flushWindowMaxMs);
+    this.#monotonicMs = deps.monotonicMs ?? (() => performance.now());
+  }
+
+  /** The flush window now, and the widest used since start (ms). */
+  get flushWindow(): { readonly currentMs: number; readonly widestMs: number } {
+    return this.#window;
   }
 
   upsert(key: string, value: ResourceValue): void {
@@ -82,12 +97,17 @@ export class Ingest implements UpstreamSink {
 
   #scheduleFlush(): void {
     if (this.#flushTimer !== undefined || this.#isClosed) return;
+    const windowMs = this.#window.currentMs;
+    const dueAt = this.#monotonicMs() + windowMs;
     this.#flushTimer = setTimeout(() => {
       this.#flushTimer = undefined;
+      const isBusy = this.#deps.queue.length > 0;
+      this.#window.observe(isBusy, this.#monotonicMs() - dueAt);
+      this.#deps.metrics.flushWindow(this.#window.currentMs / 1000);
       // While the previous fan-out is still being written, let changes accumulate: the next batch is
       // bigger (coalesced per key) and the job queue stays short.
-      if (this.#deps.queue.length > 0) this.#scheduleFlush();
+      if (isBusy) this.#scheduleFlush();
       else this.flushNow();
-    }, this.#deps.flushWindowMs);
+    }, windowMs);
   }
 }

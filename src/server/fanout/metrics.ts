@@ -107,6 +107,7 @@ export class FanoutMetrics {
   readonly #updatesSkipped: Counter;
   readonly #pingLatency: Histogram;
   readonly #fanout: Histogram<"view">;
+  readonly #flushWindow: Gauge;
 
   constructor(registry: Registry, sources: MetricSources) {
     const registers = [registry];
@@ -220,6 +221,11 @@ export class FanoutMetrics {
       buckets: PING_BUCKETS,
       registers,
     });
+    this.#flushWindow = new Gauge({
+      name: "tabby_flush_window_seconds",
+      help: "The flush window now: the base window, wider while the server is overloaded.",
+      registers,
+    });
     this.#fanout = new Histogram({
       name: "tabby_delta_fanout_seconds",
       help: "From the start of a flush to the last socket write of its frame, once per batch.",
@@ -296,6 +302,10 @@ export class FanoutMetrics {
   pong(rttSeconds: number | undefined): void {
     this.counts.pongs++;
     if (rttSeconds !== undefined) this.#pingLatency.observe(rttSeconds);
+  }
+
+  flushWindow(seconds: number): void {
+    this.#flushWindow.set(seconds);
   }
 
   fanout(view: ViewName, seconds: number): void {

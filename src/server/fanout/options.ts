@@ -19,6 +19,11 @@ export interface FanoutOptions {
    * previous fan-out is still being written). Default 10.
    */
   readonly flushWindowMs?: number;
+  /**
+   * Under load (the previous fan-out still being written, or the flush timer late) the window doubles,
+   * up to this many ms, and halves back once the load is gone: batches grow instead of queues. Default 250.
+   */
+  readonly flushWindowMaxMs?: number;
   /** A snapshot younger than this many ms is reused for new sessions (then caught up). Default 1000. */
   readonly snapshotReuseMs?: number;
   /**
@@ -63,6 +68,7 @@ export function resolveFanoutOptions(options: FanoutOptions = {}): ResolvedFanou
     handshakeTimeoutMs: integer(options, "handshakeTimeoutMs", 10_000, 1),
     maxConnections: integer(options, "maxConnections", 10_000, 1),
     flushWindowMs: integer(options, "flushWindowMs", 10, 0),
+    flushWindowMaxMs: integer(options, "flushWindowMaxMs", 250, 0),
     snapshotReuseMs: integer(options, "snapshotReuseMs", 1000, 0),
     softBufferedBytes: integer(options, "softBufferedBytes", 1024 * 1024, 1),
     snapshotHighWaterBytes: integer(options, "snapshotHighWaterBytes", 1024 * 1024, 1),

@@ -104,6 +104,7 @@ export class FanoutServer implements UpstreamSink {
       metrics: this.#metrics,
       board: this.#board,
       flushWindowMs: this.#options.flushWindowMs,
+      flushWindowMaxMs: this.#options.flushWindowMaxMs,
     });
     this.#starter = new SessionStarter({
       hub: this.#hub,
@@ -228,6 +229,7 @@ export class FanoutServer implements UpstreamSink {
       counts: this.#metrics.counts,
       notReadyReason: this.notReadyReason(),
       isDraining: this.#isDraining,
+      flushWindow: this.#ingest.flushWindow,
     });
   }
 

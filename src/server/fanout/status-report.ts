@@ -37,6 +37,10 @@ export interface StatusReport {
   /** The flushed head revision. */
   readonly revision: number;
   readonly pendingChanges: number;
+  /** The flush window now (ms): the base window, wider while the server is overloaded. */
+  readonly flushWindowMs: number;
+  /** The widest flush window used since start (ms). */
+  readonly flushWindowMsMax: number;
   readonly ready: boolean;
   readonly notReadyReason?: string;
   readonly draining: boolean;
@@ -76,6 +80,7 @@ export interface StatusInput {
   readonly counts: FanoutCounts;
   readonly notReadyReason: string | undefined;
   readonly isDraining: boolean;
+  readonly flushWindow: { readonly currentMs: number; readonly widestMs: number };
 }
 
 /** Entries in a view: the sum over its kinds. */
@@ -139,6 +144,8 @@ export function buildStatusReport(input: StatusInput): StatusReport {
     server: input.serverId,
     revision: hub.revision,
     pendingChanges: hub.pendingCount,
+    flushWindowMs: input.flushWindow.currentMs,
+    flushWindowMsMax: input.flushWindow.widestMs,
     ready: input.notReadyReason === undefined,
     ...(input.notReadyReason !== undefined && { notReadyReason: input.notReadyReason }),
     draining: input.isDraining,
