@@ -147,6 +147,13 @@ export class Connection {
     return this.#ended;
   }
 
+  /** Drops the socket now, also when a close handshake is under way. Idempotent. */
+  destroy(): Promise<SessionEnd> {
+    if (this.#phase === "ending") this.#ws.terminate();
+    else this.#end(undefined, CloseCode.normal, "client destroyed", true);
+    return this.#ended;
+  }
+
   #onOpen(): void {
     if (this.#phase !== "opening") return;
     this.#phase = "welcome";

@@ -150,7 +150,8 @@ export class ResourceLoop {
       isSilence,
     });
     this.#failures++;
-    const fields = { code, status, err: message, attempt: this.#backoff.attempt };
+    // The error object, not its message: pino's serializer keeps its code, stack and cause chain.
+    const fields = { code, status, err, attempt: this.#backoff.attempt };
     if (this.#failures === 1) this.#log.warn(fields, "upstream list/watch failed, retrying with backoff");
     else this.#log.debug(fields, "upstream list/watch failed again");
   }
@@ -253,7 +254,7 @@ export class ResourceLoop {
       {
         name: obj.metadata?.name,
         namespace: obj.metadata?.namespace,
-        err: err instanceof Error ? err.message : err,
+        err,
       },
       "upstream object not converted",
     );
