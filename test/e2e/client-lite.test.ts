@@ -97,7 +97,7 @@ describe("client: lite mode (mirror: false)", () => {
     // A 200-byte binary frame (2 + 2 header bytes: payloads of 126..65535 bytes have a 16-bit length)
     // and a WebSocket ping with 10 bytes of payload (2 header bytes).
     const r = client.revision;
-    let frame = Buffer.alloc(0);
+    let frame: Buffer = Buffer.alloc(0);
     for (let n = 0; frame.byteLength < 200; n++) {
       frame = assembleDeltas(r, r, [encodeEntry({ k: "IPPool/pad", v: { pad: "x".repeat(n) } })]);
     }
