@@ -1,4 +1,5 @@
 import { Packr } from "msgpackr";
+import type { Options } from "msgpackr";
 import { ProtoError, ProtoErrorCode } from "./errors.js";
 import { VIEW_NAMES } from "./messages.js";
 import type { ClientMessage, Entry, ResourceValue, ServerMessage, ViewName } from "./messages.js";
@@ -6,8 +7,18 @@ import type { ClientMessage, Entry, ResourceValue, ServerMessage, ViewName } fro
 /**
  * msgpack with plain maps only: frames are broadcast to clients that joined at different times, so no
  * stream-shared record structures (`useRecords: false`), and any msgpack decoder can read them.
+ * `int64AsType: "auto"`: a 64-bit integer (0xcf, 0xd3, as Go and Rust encoders write small numbers)
+ * decodes to a number when it fits one exactly, else to a BigInt, which validation refuses: every
+ * integer form whose value is in range is accepted.
  */
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true, moreTypes: false });
+const packr = new Packr({
+  useRecords: false,
+  mapsAsObjects: true,
+  variableMapSize: true,
+  moreTypes: false,
+  // msgpackr 1.12 implements "auto" but its typings do not list it yet.
+  int64AsType: "auto" as string as NonNullable<Options["int64AsType"]>,
+});
 
 /** Frames larger than this are refused by `decode*` (the server's socket limit is separate and smaller). */
 export const MAX_DECODE_BYTES = 256 * 1024 * 1024;

@@ -4,7 +4,13 @@ export interface LogEntry {
   readonly key: string;
   /** `{k, v}` encoded. */
   readonly encoded: Buffer;
-  /** For node-scoped kinds: the node that must receive `encoded`. Undefined: broadcast. */
+  /**
+   * True for a node-scoped kind in this view: the entry reaches only `node` (and `prevNode`), never a
+   * node it does not name. An object of a node-scoped kind with no owner reaches nobody, as in a
+   * snapshot and in live delivery.
+   */
+  readonly isNodeScoped: boolean;
+  /** For node-scoped kinds: the node that must receive `encoded` (undefined: no owner, nobody). */
   readonly node: string | undefined;
   /** For node-scoped kinds whose owner changed: the old owner, which must receive `{k, v: null}`. */
   readonly prevNode: string | undefined;
@@ -107,8 +113,8 @@ export class ChangeLog {
   }
 
   /**
-   * The changes after `revision` that concern `node` (broadcast ones, and node-scoped ones owned by it),
-   * coalesced to the last change per key, in the order of those last changes. Undefined when the log no
+   * The changes after `revision` that concern `node` (broadcast ones, node-scoped ones owned by it, and
+   * a delete for each node-scoped object it owned and no longer does), coalesced to the last change per key, in the order of those last changes. Undefined when the log no
    * longer covers `revision`.
    */
   since(revision: number, node: string | undefined): Buffer[] | undefined {
@@ -117,8 +123,10 @@ export class ChangeLog {
     for (let i = this.#firstAfter(revision); i < this.#entries.length; i++) {
       const e = this.#entries[i] as LogEntry;
       let buf: Buffer | undefined;
-      if (e.node === undefined || e.node === node) buf = e.encoded;
-      else if (e.prevNode !== undefined && e.prevNode === node) buf = e.prevEncoded;
+      if (!e.isNodeScoped) buf = e.encoded;
+      else if (node === undefined) continue;
+      else if (e.node === node) buf = e.encoded;
+      else if (e.prevNode === node) buf = e.prevEncoded;
       if (buf === undefined) continue;
       byKey.delete(e.key);
       byKey.set(e.key, buf);

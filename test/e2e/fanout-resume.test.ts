@@ -67,6 +67,23 @@ describe("fan-out resume", () => {
     expect(keys).toEqual(["CalicoNodeStatus/n1"]);
   });
 
+  it("resumes bgp without ownerless BlockAffinities, and with a delete for one that lost its owner", async () => {
+    const h = await startFanout();
+    h.server.upsert("BlockAffinity/owned", resource("BlockAffinity", "owned", { node: "n1" }));
+    h.server.flushNow();
+    const first = await RawClient.live(h.url, hello({ view: "bgp", node: "n1" }));
+    const token = { server: h.server.serverId, revision: first.revision };
+    first.ws.close();
+    h.server.upsert("BlockAffinity/none", resource("BlockAffinity", "none", { node: "" }));
+    h.server.upsert("BlockAffinity/absent", resource("BlockAffinity", "absent", {}));
+    h.server.upsert("BlockAffinity/owned", resource("BlockAffinity", "owned", { node: "" }));
+    h.server.flushNow();
+    const again = await RawClient.live(h.url, hello({ view: "bgp", node: "n1", resume: token }));
+    expect(again.welcome?.mode).toBe("resume");
+    const changes = again.messages("deltas").flatMap((m) => (m.t === "deltas" ? m.changes : []));
+    expect(changes).toEqual([{ k: "BlockAffinity/owned", v: null }]);
+  });
+
   it("sends a snapshot to a token from another server", async () => {
     const h = await startFanout();
     h.server.upsert("IPPool/p", resource("IPPool", "p"));

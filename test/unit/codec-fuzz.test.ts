@@ -195,3 +195,152 @@ describe("codec fuzzing", () => {
     ).toThrow(expect.objectContaining({ code: ProtoErrorCode.badMessage }) as Error);
   });
 });
+
+// ---- every msgpack integer form (what Go, Rust and other encoders emit) ----
+
+type IntForm = "fixint" | "u8" | "u16" | "u32" | "u64" | "i8" | "i16" | "i32" | "i64" | "f64";
+
+/** The forms that can hold `n` exactly, per the msgpack spec. */
+function formsFor(n: bigint): IntForm[] {
+  const forms: IntForm[] = ["i64", "f64"];
+  if (n >= 0n) forms.push("u64");
+  if (n >= 0n && n <= 0xffffffffn) forms.push("u32");
+  if (n >= 0n && n <= 0xffffn) forms.push("u16");
+  if (n >= 0n && n <= 0xffn) forms.push("u8");
+  if (n >= -(2n ** 31n) && n < 2n ** 31n) forms.push("i32");
+  if (n >= -(2n ** 15n) && n < 2n ** 15n) forms.push("i16");
+  if (n >= -128n && n < 128n) forms.push("i8");
+  if (n >= -32n && n < 128n) forms.push("fixint");
+  return forms;
+}
+
+function packInt(n: bigint, form: IntForm): Buffer {
+  const b = Buffer.alloc(9);
+  switch (form) {
+    case "fixint":
+      return Buffer.from([Number(BigInt.asUintN(8, n))]);
+    case "u8":
+      return Buffer.from([0xcc, Number(n)]);
+    case "u16":
+      b[0] = 0xcd;
+      b.writeUInt16BE(Number(n), 1);
+      return b.subarray(0, 3);
+    case "u32":
+      b[0] = 0xce;
+      b.writeUInt32BE(Number(n), 1);
+      return b.subarray(0, 5);
+    case "u64":
+      b[0] = 0xcf;
+      b.writeBigUInt64BE(n, 1);
+      return b;
+    case "i8":
+      return Buffer.from([0xd0, Number(BigInt.asUintN(8, n))]);
+    case "i16":
+      b[0] = 0xd1;
+      b.writeInt16BE(Number(n), 1);
+      return b.subarray(0, 3);
+    case "i32":
+      b[0] = 0xd2;
+      b.writeInt32BE(Number(n), 1);
+      return b.subarray(0, 5);
+    case "i64":
+      b[0] = 0xd3;
+      b.writeBigInt64BE(n, 1);
+      return b;
+    case "f64":
+      b[0] = 0xcb;
+      b.writeDoubleBE(Number(n), 1);
+      return b;
+  }
+}
+
+const fixstr = (s: string): Buffer => Buffer.concat([Buffer.from([0xa0 | s.length]), Buffer.from(s)]);
+const fixmap = (pairs: [string, Buffer][]): Buffer =>
+  Buffer.concat([Buffer.from([0x80 | pairs.length]), ...pairs.flatMap(([k, v]) => [fixstr(k), v])]);
+
+/** A hello encoded by hand, with each integer in the given form (as a Go or Rust encoder may write it). */
+function handHello(min: bigint, max: bigint, rev: bigint, forms: [IntForm, IntForm, IntForm]): Buffer {
+  return fixmap([
+    ["t", fixstr("hello")],
+    ["versions", Buffer.concat([Buffer.from([0x92]), packInt(min, forms[0]), packInt(max, forms[1])])],
+    ["view", fixstr("felix")],
+    [
+      "client",
+      fixmap([
+        ["name", fixstr("go")],
+        ["version", fixstr("1")],
+      ]),
+    ],
+    [
+      "resume",
+      fixmap([
+        ["server", fixstr("s")],
+        ["revision", packInt(rev, forms[2])],
+      ]),
+    ],
+  ]);
+}
+
+const intAndForm = (min: bigint, max: bigint): fc.Arbitrary<[bigint, IntForm]> =>
+  fc
+    .bigInt({ min, max })
+    .chain((n) => fc.constantFrom(...formsFor(n)).map((f) => [n, f] as [bigint, IntForm]));
+
+describe("integers in any msgpack form", () => {
+  it("accepts a hello whose versions and resume revision use any form that holds the value", () => {
+    const safe = BigInt(Number.MAX_SAFE_INTEGER);
+    fc.assert(
+      fc.property(
+        intAndForm(0n, 300n),
+        intAndForm(0n, 300n),
+        intAndForm(0n, safe),
+        ([a, fa], [b, fb], [r, fr]) => {
+          const [min, max, fmin, fmax] = a <= b ? [a, b, fa, fb] : [b, a, fb, fa];
+          const hello = decodeClientMessage(handHello(min, max, r, [fmin, fmax, fr]));
+          expect(hello).toMatchObject({
+            versions: [Number(min), Number(max)],
+            resume: { revision: Number(r) },
+          });
+        },
+      ),
+      { numRuns: 2000 },
+    );
+    // The two frames a Go client was refused with: versions as uint64, pong ts as int64.
+    expect(decodeClientMessage(handHello(1n, 2n, 0n, ["u64", "u64", "u64"])).t).toBe("hello");
+    const ts = 1_764_669_600_000n;
+    expect(
+      decodeClientMessage(
+        fixmap([
+          ["t", fixstr("pong")],
+          ["ts", packInt(ts, "i64")],
+        ]),
+      ),
+    ).toEqual({
+      t: "pong",
+      ts: Number(ts),
+    });
+  });
+
+  it("accepts a pong ts in any form, and refuses integers beyond 2^53 with badMessage", () => {
+    fc.assert(
+      fc.property(intAndForm(-(2n ** 53n) + 1n, 2n ** 53n - 1n), ([n, form]) => {
+        const pong = decodeClientMessage(
+          fixmap([
+            ["t", fixstr("pong")],
+            ["ts", packInt(n, form)],
+          ]),
+        );
+        expect(pong).toEqual({ t: "pong", ts: Number(n) });
+      }),
+      { numRuns: 2000 },
+    );
+    for (const form of ["u64", "i64"] as const) {
+      expect(() =>
+        decodeClientMessage(handHello(1n, 2n ** 53n + 2n, 0n, ["fixint", form, "fixint"])),
+      ).toThrow(expect.objectContaining({ code: ProtoErrorCode.badMessage }) as Error);
+    }
+    expect(() => decodeClientMessage(handHello(1n, 2n, 2n ** 64n - 1n, ["fixint", "fixint", "u64"]))).toThrow(
+      expect.objectContaining({ code: ProtoErrorCode.badMessage }) as Error,
+    );
+  });
+});

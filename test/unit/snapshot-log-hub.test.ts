@@ -14,6 +14,7 @@ function entry(revision: number, key: string, node?: string): LogEntry {
     revision,
     key,
     encoded: buf(`${key}@${revision}`),
+    isNodeScoped: node !== undefined,
     node,
     prevNode: undefined,
     prevEncoded: undefined,
@@ -53,6 +54,26 @@ describe("ChangeLog", () => {
     expect(log.since(0, "n1")?.map(String)).toEqual(["N/x@2", "K/b@3", "K/a@4"]);
     expect(log.since(0, undefined)?.map(String)).toEqual(["K/b@3", "K/a@4"]);
     expect(() => log.append(entry(5, "K/c"))).toThrow(RangeError);
+  });
+
+  it("gives an ownerless node-scoped entry to nobody, and its old owner a delete", () => {
+    const log = new ChangeLog({ maxEntries: 100, maxBytes: 1 << 20 });
+    const scoped = (revision: number, key: string, node?: string, prevNode?: string): LogEntry => ({
+      revision,
+      key,
+      encoded: buf(`${key}@${revision}`),
+      isNodeScoped: true,
+      node,
+      prevNode,
+      prevEncoded: prevNode === undefined ? undefined : buf(`${key}@${revision}:gone`),
+    });
+    log.append(scoped(1, "N/ownerless"));
+    log.append(scoped(2, "N/x", "n1"));
+    log.append(scoped(3, "N/x", undefined, "n1"));
+    log.append(entry(4, "K/a"));
+    expect(log.since(0, "n1")?.map(String)).toEqual(["N/x@3:gone", "K/a@4"]);
+    expect(log.since(0, "n2")?.map(String)).toEqual(["K/a@4"]);
+    expect(log.since(0, undefined)?.map(String)).toEqual(["K/a@4"]);
   });
 
   it("validates its limits", () => {

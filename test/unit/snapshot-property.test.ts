@@ -9,6 +9,8 @@ import { kindOfKey } from "../../src/snapshot/keys.js";
 import { nodeOf, VIEWS } from "../../src/snapshot/kinds.js";
 
 const NODES = ["node-a", "node-b", "node-c"] as const;
+/** Owners an upsert may give an object: a node, or none (empty or absent `spec.node`: nobody's). */
+const OWNERS = [...NODES, "", undefined] as const;
 const KINDS = [
   "WorkloadEndpoint",
   "Node",
@@ -22,7 +24,7 @@ const KINDS = [
 const NAMESPACED = new Set<string>(["WorkloadEndpoint", "KubernetesService"]);
 
 type Op =
-  | { op: "upsert"; key: string; node: string; x: number }
+  | { op: "upsert"; key: string; node: string | undefined; x: number }
   | { op: "delete"; key: string }
   | { op: "flush" }
   | { op: "observe" };
@@ -37,7 +39,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     arbitrary: fc.record({
       op: fc.constant("upsert" as const),
       key: keyArb,
-      node: fc.constantFrom(...NODES),
+      node: fc.constantFrom(...OWNERS),
       x: fc.integer({ min: 0, max: 3 }),
     }),
   },
@@ -46,8 +48,11 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.constant({ op: "observe" as const }) },
 );
 
-function value(key: string, node: string, x: number, rv: number): ResourceValue {
-  return { metadata: { name: key, resourceVersion: String(rv) }, spec: { node, x } };
+function value(key: string, node: string | undefined, x: number, rv: number): ResourceValue {
+  return {
+    metadata: { name: key, resourceVersion: String(rv) },
+    spec: node === undefined ? { x } : { node, x },
+  };
 }
 
 /** The view at head as a node sees it, from the model. */

@@ -6,8 +6,9 @@ import type { ViewName } from "../../../proto/messages.js";
 import type { Hub, ViewBatch } from "../../snapshot/hub.js";
 import { VIEWS } from "../../snapshot/kinds.js";
 import type { FanoutQueue } from "./fanout-queue.js";
-import type { DropReason, FanoutMetrics } from "./metrics.js";
+import type { FanoutMetrics } from "./metrics.js";
 import type { Session } from "./session.js";
+import type { SessionRegistry } from "./session-registry.js";
 import type { ViewStatusBoard } from "./view-status.js";
 
 export interface LiveStreamDeps {
@@ -16,8 +17,7 @@ export interface LiveStreamDeps {
   readonly metrics: FanoutMetrics;
   readonly board: ViewStatusBoard;
   readonly clock: () => number;
-  readonly sessionsOf: (view: ViewName) => ReadonlySet<Session>;
-  readonly closeSession: (session: Session, code: number, reason: DropReason, detail: string) => void;
+  readonly sessions: SessionRegistry;
   readonly softBufferedBytes: number;
   readonly maxLagMs: number;
   readonly pongTimeoutMs: number;
@@ -60,7 +60,7 @@ export class LiveStream {
       this.#lastBatchTo.set(batch.view, batch.to);
       let sent = 0;
       queue.push({
-        sessions: this.#deps.sessionsOf(batch.view),
+        sessions: this.#deps.sessions.sessionsOf(batch.view),
         visit: (s) => {
           if (this.#deliver(s, batch, prevTo)) sent++;
         },
@@ -76,7 +76,7 @@ export class LiveStream {
   broadcastStatus(view: ViewName): void {
     const current = this.#deps.board.current(view);
     this.#deps.queue.push({
-      sessions: this.#deps.sessionsOf(view),
+      sessions: this.#deps.sessions.sessionsOf(view),
       visit: (s) => {
         if (s.phase === "live" && !s.isLagging && s.statusSeq < current.seq) {
           s.send(current.frame);
@@ -93,11 +93,11 @@ export class LiveStream {
     const frame = encodeMessage({ t: "ping", ts: nowMs });
     for (const view of VIEW_NAMES) {
       this.#deps.queue.push({
-        sessions: this.#deps.sessionsOf(view),
+        sessions: this.#deps.sessions.sessionsOf(view),
         visit: (s) => {
           if (s.phase !== "syncing" && s.phase !== "live") return;
           if (nowMs - s.lastPongAtMs > this.#deps.pongTimeoutMs) {
-            this.#deps.closeSession(
+            this.#deps.sessions.close(
               s,
               CloseCode.keepaliveTimeout,
               "keepaliveTimeout",
@@ -149,7 +149,7 @@ export class LiveStream {
     s.laggingSinceMs = this.#deps.clock();
     this.#deps.metrics.laggingStarted();
     s.armLagTimer(this.#deps.maxLagMs, () =>
-      this.#deps.closeSession(
+      this.#deps.sessions.close(
         s,
         CloseCode.tooSlow,
         "tooSlow",
@@ -173,7 +173,7 @@ export class LiveStream {
     const view = s.view as ViewName;
     const frames = this.#catchUpFrames(view, s.node, revision);
     if (frames === undefined) {
-      this.#deps.closeSession(
+      this.#deps.sessions.close(
         s,
         CloseCode.tooSlow,
         "tooSlow",

@@ -7,24 +7,21 @@ import type { Registry } from "prom-client";
 import { WebSocketServer } from "ws";
 import type { RawData, WebSocket } from "ws";
 import { CloseCode } from "../../../proto/close-codes.js";
-import { VIEW_NAMES } from "../../../proto/messages.js";
-import type { HelloMessage, ResourceValue, ViewName } from "../../../proto/messages.js";
+import type { HelloMessage, ResourceValue } from "../../../proto/messages.js";
 import type { Hub } from "../../snapshot/hub.js";
-import { kindOfKey } from "../../snapshot/keys.js";
-import { viewsOfKind } from "../../snapshot/kinds.js";
 import type { UpstreamSink } from "../../snapshot/sink.js";
 import type { KindState } from "../../snapshot/sync-state.js";
-import { closeGradually } from "./drain.js";
-import type { GradualClose } from "./drain.js";
 import { FanoutError, FanoutErrorCode, FanoutOptionError, INTERNAL_ERROR_CLOSE_CODE } from "./errors.js";
 import { FanoutQueue } from "./fanout-queue.js";
 import { evaluateHello, readClientFrame } from "./handshake.js";
+import { Ingest } from "./ingest.js";
 import { LiveStream } from "./live-stream.js";
 import { FanoutMetrics } from "./metrics.js";
 import type { DropReason } from "./metrics.js";
 import { DEFAULT_FANOUT_PORT, resolveFanoutOptions } from "./options.js";
 import type { FanoutOptions, ResolvedFanoutOptions } from "./options.js";
-import { Session } from "./session.js";
+import type { Session } from "./session.js";
+import { SessionRegistry } from "./session-registry.js";
 import { SessionStarter } from "./session-start.js";
 import { SnapshotSender } from "./snapshot-sender.js";
 import { buildStatusReport, laggingCount, viewEntryCount } from "./status-report.js";
@@ -55,18 +52,14 @@ export class FanoutServer implements UpstreamSink {
   readonly #metrics: FanoutMetrics;
   readonly #board = new ViewStatusBoard();
   readonly #queue: FanoutQueue;
+  readonly #sessions: SessionRegistry;
   readonly #live: LiveStream;
+  readonly #ingest: Ingest;
   readonly #starter: SessionStarter;
   readonly #wss: WebSocketServer;
-  readonly #sessions = new Set<Session>();
-  readonly #byView = new Map<ViewName, Set<Session>>(VIEW_NAMES.map((v) => [v, new Set<Session>()]));
-  readonly #pendingUpdates = new Map<ViewName, number>();
-  #nextSessionId = 0;
   #http: Server | undefined;
   #httpClosed: Promise<void> | undefined;
-  #flushTimer: NodeJS.Timeout | undefined;
   #pingTimer: NodeJS.Timeout | undefined;
-  #drain: GradualClose | undefined;
   #closing: Promise<void> | undefined;
   #isDraining = false;
   #isClosed = false;
@@ -79,10 +72,15 @@ export class FanoutServer implements UpstreamSink {
     this.#clock = deps.clock ?? Date.now;
     this.#metrics = new FanoutMetrics(deps.registry, {
       activeConnections: () => this.#sessions.size,
-      streaming: (view) => this.#sessionsOf(view).size,
-      lagging: (view) => laggingCount(this.#sessionsOf(view)),
+      streaming: (view) => this.#sessions.sessionsOf(view).size,
+      lagging: (view) => laggingCount(this.#sessions.sessionsOf(view)),
       cacheSize: (view) => viewEntryCount(this.#hub, view),
       revision: () => this.#hub.revision,
+    });
+    this.#sessions = new SessionRegistry({
+      metrics: this.#metrics,
+      logger: this.#logger,
+      closeGraceMs: this.#options.closeGraceMs,
     });
     this.#queue = new FanoutQueue(this.#options.fanoutSliceSessions, (err) =>
       this.#logger.error({ err }, "fan-out job failed"),
@@ -93,11 +91,18 @@ export class FanoutServer implements UpstreamSink {
       metrics: this.#metrics,
       board: this.#board,
       clock: this.#clock,
-      sessionsOf: (view) => this.#sessionsOf(view),
-      closeSession: (s, code, reason, detail) => this.#closeSession(s, code, reason, detail),
+      sessions: this.#sessions,
       softBufferedBytes: this.#options.softBufferedBytes,
       maxLagMs: this.#options.maxLagMs,
       pongTimeoutMs: this.#options.pongTimeoutMs,
+    });
+    this.#ingest = new Ingest({
+      hub: this.#hub,
+      live: this.#live,
+      queue: this.#queue,
+      metrics: this.#metrics,
+      board: this.#board,
+      flushWindowMs: this.#options.flushWindowMs,
     });
     this.#starter = new SessionStarter({
       hub: this.#hub,
@@ -112,8 +117,8 @@ export class FanoutServer implements UpstreamSink {
       clock: this.#clock,
       serverId: this.serverId,
       snapshotReuseMs: this.#options.snapshotReuseMs,
-      flushNow: () => this.flushNow(),
-      closeSession: (s, code, reason, detail) => this.#closeSession(s, code, reason, detail),
+      ingest: this.#ingest,
+      sessions: this.#sessions,
     });
     this.#wss = new WebSocketServer({
       noServer: true,
@@ -173,36 +178,27 @@ export class FanoutServer implements UpstreamSink {
 
   // ---- UpstreamSink ----
 
+  // (delegated to Ingest: see ingest.ts)
+
   upsert(key: string, value: ResourceValue): void {
-    if (this.#hub.upsert(key, value)) this.#changed(key);
-    else this.#metrics.updateSkipped();
+    this.#ingest.upsert(key, value);
   }
 
   delete(key: string): void {
-    if (this.#hub.delete(key)) this.#changed(key);
-    else this.#metrics.updateSkipped();
+    this.#ingest.delete(key);
   }
 
-  /** A copy: the caller may upsert and delete while it walks the keys (a relist diff does). */
   keysOfKind(kind: string): Iterable<string> {
-    return [...this.#hub.store.keysOfKind(kind)];
+    return this.#ingest.keysOfKind(kind);
   }
 
-  /** Records a kind's upstream state; views whose status changes get the new status after the pending deltas. */
   setKindState(kind: string, state: KindState): void {
-    const changed = this.#board.setKindState(kind, state);
-    if (changed.length === 0) return;
-    this.flushNow();
-    for (const view of changed) this.#live.broadcastStatus(view);
+    this.#ingest.setKindState(kind, state);
   }
 
   /** Flushes pending changes now: one frame per view, queued to every in-step session. */
   flushNow(): void {
-    if (this.#flushTimer !== undefined) clearTimeout(this.#flushTimer);
-    this.#flushTimer = undefined;
-    for (const [view, n] of this.#pendingUpdates) this.#metrics.updates(view, n);
-    this.#pendingUpdates.clear();
-    this.#live.flush();
+    this.#ingest.flushNow();
   }
 
   // ---- health ----
@@ -224,8 +220,8 @@ export class FanoutServer implements UpstreamSink {
       serverId: this.serverId,
       hub: this.#hub,
       nowMs: this.#clock(),
-      sessions: this.#sessions,
-      sessionsOf: (view) => this.#sessionsOf(view),
+      sessions: this.#sessions.all,
+      sessionsOf: (view) => this.#sessions.sessionsOf(view),
       viewStatus: (view) => this.#board.current(view).status,
       kinds: this.#board.kinds,
       counts: this.#metrics.counts,
@@ -244,15 +240,9 @@ export class FanoutServer implements UpstreamSink {
     if (!Number.isFinite(drainMs) || drainMs < 0) {
       throw new FanoutOptionError("drainMs", `must be a non-negative number, got ${drainMs}`);
     }
-    if (this.#drain !== undefined) return this.#drain.done;
     this.#isDraining = true;
     void this.#stopListening();
-    const sessions = [...this.#sessions];
-    this.#logger.info({ sessions: sessions.length, drainMs }, "draining fan-out sessions");
-    this.#drain = closeGradually(sessions, drainMs, (s) =>
-      this.#closeSession(s, CloseCode.shuttingDown, "shuttingDown", "server shutting down"),
-    );
-    return this.#drain.done;
+    return this.#sessions.drainGradually(drainMs);
   }
 
   /** Terminates every session and the listener now. Idempotent. */
@@ -264,20 +254,15 @@ export class FanoutServer implements UpstreamSink {
   async #close(): Promise<void> {
     this.#isClosed = true;
     this.#isDraining = true;
-    if (this.#flushTimer !== undefined) clearTimeout(this.#flushTimer);
+    this.#ingest.close();
     if (this.#pingTimer !== undefined) clearInterval(this.#pingTimer);
-    this.#flushTimer = undefined;
     this.#pingTimer = undefined;
-    this.#drain?.cancel();
     this.#queue.close();
-    const closed = [...this.#sessions].map((s) => {
-      s.terminate();
-      return s.closed;
-    });
+    const closed = this.#sessions.terminateAll();
     this.#wss.close();
     const httpClosed = this.#stopListening();
     this.#http?.closeAllConnections();
-    await Promise.all([...closed, httpClosed]);
+    await Promise.all([closed, httpClosed]);
   }
 
   #stopListening(): Promise<void> {
@@ -294,36 +279,13 @@ export class FanoutServer implements UpstreamSink {
 
   // ---- sessions ----
 
-  #sessionsOf(view: ViewName): Set<Session> {
-    return this.#byView.get(view) as Set<Session>;
-  }
-
-  #changed(key: string): void {
-    for (const view of viewsOfKind(kindOfKey(key))) {
-      this.#pendingUpdates.set(view, (this.#pendingUpdates.get(view) ?? 0) + 1);
-    }
-    this.#scheduleFlush();
-  }
-
-  #scheduleFlush(): void {
-    if (this.#flushTimer !== undefined || this.#isClosed) return;
-    this.#flushTimer = setTimeout(() => {
-      this.#flushTimer = undefined;
-      // While the previous fan-out is still being written, let changes accumulate: the next batch is
-      // bigger (coalesced per key) and the job queue stays short.
-      if (this.#queue.length > 0) this.#scheduleFlush();
-      else this.flushNow();
-    }, this.#options.flushWindowMs);
-  }
-
   #onConnection(ws: WebSocket): void {
     if (this.#isClosed) {
       ws.terminate();
       return;
     }
     this.#metrics.accepted();
-    const s = new Session(++this.#nextSessionId, ws, this.#clock());
-    this.#sessions.add(s);
+    const s = this.#sessions.open(ws, this.#clock());
     ws.on("message", (data: RawData, isBinary: boolean) => this.#onMessage(s, data, isBinary));
     ws.on("error", (err: Error) => this.#onSocketError(s, err));
     ws.once("close", (code: number) => this.#onClose(s, code));
@@ -393,15 +355,12 @@ export class FanoutServer implements UpstreamSink {
     s.clientName = verdict.clientName;
     s.phase = "syncing";
     s.lastPongAtMs = this.#clock();
-    this.#sessionsOf(verdict.view).add(s);
+    this.#sessions.join(s, verdict.view);
     this.#starter.start(s, verdict);
   }
 
   #closeSession(s: Session, code: number, reason: DropReason, detail: string): void {
-    if (s.closeCode !== undefined || s.phase === "closed") return;
-    this.#metrics.dropped(reason);
-    this.#logger.debug({ session: s.id, view: s.view, node: s.node, code, detail }, "closing session");
-    s.close(code, detail, this.#options.closeGraceMs);
+    this.#sessions.close(s, code, reason, detail);
   }
 
   #onSocketError(s: Session, err: Error): void {
@@ -419,9 +378,7 @@ export class FanoutServer implements UpstreamSink {
   }
 
   #onClose(s: Session, code: number): void {
-    s.markClosed();
-    this.#sessions.delete(s);
-    if (s.view !== undefined) this.#sessionsOf(s.view).delete(s);
+    this.#sessions.remove(s);
     this.#logger.debug({ session: s.id, view: s.view, code, client: s.clientName }, "session closed");
   }
 }

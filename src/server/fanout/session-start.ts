@@ -6,8 +6,10 @@ import type { Hub } from "../../snapshot/hub.js";
 import { INTERNAL_ERROR_CLOSE_CODE } from "./errors.js";
 import type { HelloAccepted } from "./handshake.js";
 import type { LiveStream } from "./live-stream.js";
-import type { DropReason, FanoutMetrics } from "./metrics.js";
+import type { Ingest } from "./ingest.js";
+import type { FanoutMetrics } from "./metrics.js";
 import type { Session } from "./session.js";
+import type { SessionRegistry } from "./session-registry.js";
 import type { SnapshotSender } from "./snapshot-sender.js";
 
 export interface SessionStarterDeps {
@@ -19,8 +21,8 @@ export interface SessionStarterDeps {
   readonly clock: () => number;
   readonly serverId: string;
   readonly snapshotReuseMs: number;
-  readonly flushNow: () => void;
-  readonly closeSession: (session: Session, code: number, reason: DropReason, detail: string) => void;
+  readonly ingest: Ingest;
+  readonly sessions: SessionRegistry;
 }
 
 /**
@@ -49,7 +51,7 @@ export class SessionStarter {
   #startSnapshot(s: Session, verdict: HelloAccepted): void {
     const { hub, metrics, logger } = this.#deps;
     const view = verdict.view;
-    this.#deps.flushNow();
+    this.#deps.ingest.flushNow();
     const builtBefore = hub.counters.snapshotsBuilt[view];
     const snapshot = hub.snapshot(view, this.#deps.clock(), this.#deps.snapshotReuseMs);
     if (hub.counters.snapshotsBuilt[view] !== builtBefore) metrics.snapshotGenerated(view, snapshot.bytes);
@@ -66,7 +68,7 @@ export class SessionStarter {
       },
       (err: unknown) => {
         logger.error({ err, session: s.id, view }, "snapshot send failed");
-        this.#deps.closeSession(s, INTERNAL_ERROR_CLOSE_CODE, "internalError", "internal error");
+        this.#deps.sessions.close(s, INTERNAL_ERROR_CLOSE_CODE, "internalError", "internal error");
       },
     );
   }
