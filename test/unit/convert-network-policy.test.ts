@@ -247,7 +247,7 @@ describe("Kubernetes NetworkPolicy → Calico v3 NetworkPolicy", () => {
       rejected: { code: "ERR_CONVERT_REJECTED" },
     });
     const noUid = convert("networkpolicies", policy({ podSelector: {} }, { uid: undefined }));
-    expect(noUid?.value?.metadata.uid).toBe("");
+    expect((noUid?.value?.metadata as { uid: string }).uid).toBe("");
   });
 
   it("does not share structure with the source object", () => {

@@ -191,13 +191,15 @@ describe("Node → Node", () => {
 
   it("writes kube-labels as Go's json.Marshal does: sorted keys, null without labels", () => {
     const out = convert("nodes", node({}, { labels: { b: "2", a: "1" } }));
-    expect(out?.value?.metadata.annotations).toEqual({
+    expect((out?.value?.metadata as { annotations: object }).annotations).toEqual({
       "projectcalico.org/kube-labels": '{"a":"1","b":"2"}',
     });
     const bare = structuredClone(node({})) as KubeObject & { metadata: { labels?: object } };
     delete bare.metadata.labels;
     const outBare = convert("nodes", bare);
-    expect(outBare?.value?.metadata.annotations).toEqual({ "projectcalico.org/kube-labels": "null" });
+    expect((outBare?.value?.metadata as { annotations: object }).annotations).toEqual({
+      "projectcalico.org/kube-labels": "null",
+    });
     expect(outBare?.value?.metadata).not.toHaveProperty("labels");
   });
 

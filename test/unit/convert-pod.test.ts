@@ -298,7 +298,9 @@ describe("Pod → WorkloadEndpoint", () => {
       "pods",
       withAnnotations({ "k8s.v1.cni.cncf.io/network-status": status, "example.com/other": "x" }),
     );
-    expect(out?.value?.metadata.annotations).toEqual({ "k8s.v1.cni.cncf.io/network-status": status });
+    expect((out?.value?.metadata as { annotations: object }).annotations).toEqual({
+      "k8s.v1.cni.cncf.io/network-status": status,
+    });
   });
 
   // Pods that must produce no endpoint: the key comes back with a null value (delete it if held).
