@@ -55,7 +55,11 @@ export interface DatastoreDeps {
   random?: () => number;
 }
 
-function positive(options: DatastoreOptions, name: keyof DatastoreOptions, fallback: number): number {
+type NumericOption = {
+  [K in keyof DatastoreOptions]-?: DatastoreOptions[K] extends number | undefined ? K : never;
+}[keyof DatastoreOptions];
+
+function positive(options: DatastoreOptions, name: NumericOption, fallback: number): number {
   const v = options[name] ?? fallback;
   if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) {
     throw new RangeError(`DatastoreOptions.${name} must be a positive number, got ${String(v)}`);

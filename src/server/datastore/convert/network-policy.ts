@@ -190,7 +190,7 @@ function k8sRuleToCalico(
     }
     const protocol = calicoProtocol(typeof port.protocol === "string" ? port.protocol : "TCP");
     let calicoPorts: CalicoPort[] | undefined;
-    if (port.port !== undefined && port.port !== null) {
+    if (typeof port.port === "number" || typeof port.port === "string") {
       let text = String(port.port);
       if (typeof port.endPort === "number") text = `${text}:${port.endPort}`;
       try {
