@@ -4,13 +4,15 @@ import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { collectDefaultMetrics, Registry } from "prom-client";
+import { VIEW_NAMES } from "../../proto/messages.js";
+import type { SyncState, ViewName } from "../../proto/messages.js";
 import { Hub } from "../snapshot/hub.js";
 import { ALL_KINDS, viewsOfKind } from "../snapshot/kinds.js";
 import { ConfigError } from "./config.js";
 import type { ServeConfig } from "./config.js";
 import { Datastore } from "./datastore/index.js";
 import { FanoutServer } from "./fanout/index.js";
-import { startHttpServers } from "./http/index.js";
+import { registerStatusMetrics, startHttpServers } from "./http/index.js";
 
 /** The Calico kinds at least one view includes: the ones worth watching. */
 export const SERVED_KINDS: readonly string[] = ALL_KINDS.filter((kind) => viewsOfKind(kind).length > 0);
@@ -118,6 +120,17 @@ export async function runServer(config: ServeConfig, deps: ServerDeps): Promise<
       // KubeControllersConfiguration) would only cost memory and API load.
       kinds: SERVED_KINDS,
     },
+  });
+  registerStatusMetrics(registry, {
+    isReady: () => fanout.isReady(),
+    viewStates: () => {
+      const views = fanout.status().views;
+      return Object.fromEntries(VIEW_NAMES.map((v) => [v, views[v].status.state])) as Record<
+        ViewName,
+        SyncState
+      >;
+    },
+    lagP99Ms: () => fanout.status().lag.laggingMs.p99,
   });
   let http: Awaited<ReturnType<typeof startHttpServers>> | undefined;
   try {

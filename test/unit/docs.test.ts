@@ -15,9 +15,11 @@ describe("docs/OPERATIONS.md", () => {
   });
 
   it("documents every tabby_ metric the server registers", () => {
-    const sources = ["../../src/server/fanout/metrics.ts", "../../src/server/datastore/metrics.ts"].map((f) =>
-      readFileSync(new URL(f, import.meta.url), "utf8"),
-    );
+    const sources = [
+      "../../src/server/fanout/metrics.ts",
+      "../../src/server/datastore/metrics.ts",
+      "../../src/server/http/status-metrics.ts",
+    ].map((f) => readFileSync(new URL(f, import.meta.url), "utf8"));
     const names = sources.flatMap((src) => [...src.matchAll(/name: "(tabby_[a-z_]+)"/g)].map((m) => m[1]!));
     expect(names.length).toBeGreaterThan(20);
     for (const name of names) expect(doc, name).toContain(`\`${name}`);
