@@ -24,6 +24,7 @@ import { checkTargets, maxChurnWithinP99 } from "../../loadtest/report.js";
 import type { ScenarioResult } from "../../loadtest/report.js";
 import { isP99Close } from "../../loadtest/scenarios/slow-agents.js";
 import { seedCluster, startSimulator } from "../../src/sim/index.js";
+import { workloadEndpointKey } from "../../src/server/datastore/index.js";
 
 function caught(f: () => unknown): unknown {
   try {
@@ -158,8 +159,9 @@ describe("verification digest", () => {
       expect(Object.keys(digest.bgpByNode)).toEqual([node]);
       expect(digest.bgpByNode[node]?.length).toBeGreaterThan(0);
       const pod = sim.list("pods").find((p) => p.metadata.namespace?.startsWith("app-"));
-      const key = `WorkloadEndpoint/${pod?.metadata.namespace}/${pod?.metadata.name}`;
-      expect(felix.get(key)).toBe(pod?.metadata.resourceVersion);
+      const key = pod === undefined ? null : workloadEndpointKey(pod);
+      expect(key).toMatch(/^WorkloadEndpoint\/app-[^/]+\/.+-k8s-.+-eth0$/);
+      expect(felix.get(key ?? "")).toBe(pod?.metadata.resourceVersion);
       expect(digest.totalKeys).toBeGreaterThanOrEqual(digest.felix.length);
       expect(expectedFor(digest, "bgp", node).size).toBe(
         digest.bgp.length + (digest.bgpByNode[node]?.length ?? 0),
