@@ -269,6 +269,7 @@ export class TabbyClient {
           this.#stats.frames++;
           this.#stats.bytes += bytes;
         },
+        wire: (bytes) => (this.#stats.wireBytes += bytes),
         welcome: (m) => this.#onWelcome(session, m),
         snapshotBegin: (m) =>
           this.#log.debug({ server, revision: m.revision, count: m.count }, "snapshot begins"),

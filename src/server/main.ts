@@ -115,6 +115,11 @@ export async function runServer(config: ServeConfig, deps: ServerDeps): Promise<
       watchdogMs: config.watchdogMs,
       staleAfterMs: config.staleAfterMs,
       missingCrdRecheckMs: config.missingCrdRecheckMs,
+      convert: {
+        interfacePrefix: config.interfacePrefix,
+        usePodCidr: config.usePodCidr,
+        calicoApiGroup: config.calicoApiGroup,
+      },
       // Kinds no view serves (IPAMHandle: one object per pod, IPAMConfig, IPReservation,
       // KubeControllersConfiguration) would only cost memory and API load.
       kinds: SERVED_KINDS,

@@ -241,7 +241,20 @@ export class ResourceLoop {
       return;
     }
     if (result.value === null) {
-      this.#d.sink.delete(result.key);
+      if (result.key !== null) this.#d.sink.delete(result.key);
+      if (result.rejected !== undefined) {
+        // Calico refuses such an object (a malformed annotation): the operator must fix it, so warn.
+        this.#d.metrics.invalidObjects.inc({ kind: this.#kind });
+        this.#log.warn(
+          {
+            name: obj.metadata?.name,
+            namespace: obj.metadata?.namespace,
+            code: result.rejected.code,
+            reason: result.rejected.reason,
+          },
+          "upstream object rejected, as Calico rejects it",
+        );
+      }
       return;
     }
     seen?.add(result.key);
