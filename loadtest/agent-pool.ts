@@ -4,7 +4,14 @@ import type { ClientState, ClientStatus, TabbyClientError, Update } from "../src
 import { CHANGED_AT_ANNOTATION } from "../src/server/datastore/index.js";
 import { diffMirror, expectedFor, resourceVersionOf } from "./digest.js";
 import { encodeHistogram, newLatencyHistogram } from "./histogram.js";
-import type { AgentSpec, StateDigest, VerifyResult, WindowStats, WorkerProgress } from "./protocol.js";
+import type {
+  AgentSpec,
+  FrameRecord,
+  StateDigest,
+  VerifyResult,
+  WindowStats,
+  WorkerProgress,
+} from "./protocol.js";
 
 interface Agent {
   readonly spec: AgentSpec;
@@ -17,6 +24,7 @@ interface Agent {
 
 type Counters = {
   bytes: number;
+  wireBytes: number;
   frames: number;
   deltas: number;
   snapshots: number;
@@ -45,6 +53,8 @@ export function changeStampOf(value: Update["value"]): number | undefined {
 export class AgentPool {
   readonly #agents: Agent[] = [];
   readonly #abort = new AbortController();
+  #specs: readonly AgentSpec[] = [];
+  #backoffMaxMs = 0;
   #histogram: Histogram = newLatencyHistogram();
   #isRecording = false;
   #windowStartMs = Date.now();
@@ -53,11 +63,19 @@ export class AgentPool {
   #errorCodes: Record<string, number> = {};
   #latencyCount = 0;
   #base: Counters = zeroCounters();
+  /** Wire bytes of the decoding felix agents at the start of the window. */
+  #felixWireBase = 0;
+  /** The agent whose frames are recorded in this window, its records, and its stats at the last one. */
+  #recorder: Agent | undefined;
+  #frames: FrameRecord[] = [];
+  #recorderBytes = 0;
   #expected: StateDigest | undefined;
   readonly #expectedCache = new Map<string, Map<string, string>>();
   #closing: Promise<void> | undefined;
 
   start(servers: readonly string[], specs: readonly AgentSpec[], backoffMaxMs: number): number {
+    this.#specs = specs;
+    this.#backoffMaxMs = backoffMaxMs;
     for (const spec of specs) {
       const client = new TabbyClient({
         servers,
@@ -117,8 +135,19 @@ export class AgentPool {
     };
   }
 
-  /** Starts a new measurement window. */
-  window(isRecording: boolean): number {
+  /** Closes every agent, then starts the same agents (new clients, same specs) on `servers`. */
+  async restart(servers: readonly string[]): Promise<number> {
+    const old = this.#agents.splice(0);
+    this.#recorder = undefined;
+    await Promise.all(old.map((a) => a.client.close()));
+    return this.start(servers, this.#specs, this.#backoffMaxMs);
+  }
+
+  /**
+   * Starts a new measurement window. With `isRecordingFrames`, the first decoding felix agent (a lite
+   * one if there is one: it emits every change of every frame) records every frame it receives.
+   */
+  window(isRecording: boolean, isRecordingFrames = false): number {
     this.#histogram.destroy();
     this.#histogram = newLatencyHistogram();
     this.#isRecording = isRecording;
@@ -128,6 +157,13 @@ export class AgentPool {
     this.#errorCodes = {};
     this.#latencyCount = 0;
     this.#base = this.#counters();
+    this.#felixWireBase = this.#decodingFelixWireBytes();
+    this.#frames = [];
+    this.#recorder = isRecordingFrames
+      ? (this.#agents.find((a) => a.spec.mode === "decode" && a.spec.view === "felix") ??
+        this.#agents.find((a) => a.spec.mode === "full" && a.spec.view === "felix"))
+      : undefined;
+    this.#recorderBytes = this.#recorder?.client.stats.bytes ?? 0;
     return this.#windowStartMs;
   }
 
@@ -140,7 +176,10 @@ export class AgentPool {
       decodingFelixAgents: this.#agents.filter((a) => a.spec.mode !== "skim" && a.spec.view === "felix")
         .length,
       decodingFelixUpdates: this.#felixUpdates,
+      decodingFelixWireBytes: this.#decodingFelixWireBytes() - this.#felixWireBase,
+      ...(this.#recorder !== undefined && { frameLog: this.#frames }),
       bytes: c.bytes - this.#base.bytes,
+      wireBytes: c.wireBytes - this.#base.wireBytes,
       frames: c.frames - this.#base.frames,
       deltas: c.deltas - this.#base.deltas,
       snapshots: c.snapshots - this.#base.snapshots,
@@ -209,6 +248,11 @@ export class AgentPool {
 
   #onUpdates(agent: Agent, batch: readonly Update[]): void {
     this.#updates += batch.length;
+    if (agent === this.#recorder) {
+      const bytes = agent.client.stats.bytes;
+      this.#frames.push({ atMs: Date.now(), bytes: bytes - this.#recorderBytes, changes: batch.length });
+      this.#recorderBytes = bytes;
+    }
     if (agent.spec.view === "felix") this.#felixUpdates += batch.length;
     // Only deltas received in sync measure propagation; a resync's snapshot carries old stamps.
     if (!this.#isRecording || agent.state !== "in-sync") return;
@@ -226,6 +270,7 @@ export class AgentPool {
     for (const a of this.#agents) {
       const s = a.client.stats;
       c.bytes += s.bytes;
+      c.wireBytes += s.wireBytes;
       c.frames += s.frames;
       c.deltas += s.deltas;
       c.snapshots += s.snapshots;
@@ -235,8 +280,16 @@ export class AgentPool {
     }
     return c;
   }
+
+  #decodingFelixWireBytes(): number {
+    let n = 0;
+    for (const a of this.#agents) {
+      if (a.spec.mode !== "skim" && a.spec.view === "felix") n += a.client.stats.wireBytes;
+    }
+    return n;
+  }
 }
 
 function zeroCounters(): Counters {
-  return { bytes: 0, frames: 0, deltas: 0, snapshots: 0, resumes: 0, reconnects: 0, errors: 0 };
+  return { bytes: 0, wireBytes: 0, frames: 0, deltas: 0, snapshots: 0, resumes: 0, reconnects: 0, errors: 0 };
 }

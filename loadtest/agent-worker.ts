@@ -13,7 +13,10 @@ const channel = serveParent<WorkerOps>(
   {
     start: ({ servers, agents, backoffMaxMs }) => ({ started: pool.start(servers, agents, backoffMaxMs) }),
     progress: ({ expectServerId, minRevision }) => pool.progress(expectServerId, minRevision),
-    window: ({ isRecording }) => ({ windowStartMs: pool.window(isRecording) }),
+    window: ({ isRecording, isRecordingFrames }) => ({
+      windowStartMs: pool.window(isRecording, isRecordingFrames),
+    }),
+    restart: async ({ servers }) => ({ started: await pool.restart(servers) }),
     collect: () => pool.collect(),
     expect: ({ digest }) => ({ fullAgents: pool.expect(digest) }),
     verify: () => pool.verify(),

@@ -10,7 +10,16 @@ import type { LoadtestOptions } from "./options.js";
 import { ProcSampler } from "./proc-stats.js";
 import { serverSpawner } from "./server-entry.js";
 import type { ServerRuntime } from "./server-entry.js";
-import type { AgentSpec, BaselineOps, SimOps, SimProcessArgs, SimReady, WorkerOps } from "./protocol.js";
+import type {
+  AgentSpec,
+  BaselineOps,
+  CeilingOps,
+  CeilingReady,
+  SimOps,
+  SimProcessArgs,
+  SimReady,
+  WorkerOps,
+} from "./protocol.js";
 
 /** Server facts from its ready message. */
 export interface ServerInfo {
@@ -27,6 +36,11 @@ export interface ServerStatus {
   readonly revision: number;
   readonly ready: boolean;
   readonly upstreamWatches?: number;
+  /** The flush window in use and the widest used (ms), when the server reports them. */
+  readonly flushWindowMs?: number;
+  readonly flushWindowMsMax?: number;
+  /** Upstream state per kind (`since`: epoch ms of the last change of state). */
+  readonly kinds?: Readonly<Record<string, { readonly state: string; readonly since: number }>>;
   readonly connections?: { readonly active: number };
   readonly views?: Readonly<
     Record<string, { readonly lastChangeRevision: number; readonly lagging: number }>
@@ -47,11 +61,30 @@ export class LoadtestError extends Error {
   }
 }
 
+/** When the last server start began (spawn), when the process reported ready, when /readyz said yes (epoch ms). */
+export interface ServerTimes {
+  readonly spawnedAtMs: number;
+  readonly listeningAtMs: number;
+  readonly readyAtMs: number;
+}
+
+/**
+ * When every upstream kind was last listed (the latest `since` of the kinds in sync, from `/status`), or
+ * null when the server does not report kinds or one of them is not in sync.
+ */
+export function upstreamListedAtMs(status: ServerStatus): number | null {
+  const kinds = Object.values(status.kinds ?? {});
+  if (kinds.length === 0 || kinds.some((k) => k.state !== "in-sync")) return null;
+  return Math.max(...kinds.map((k) => k.since));
+}
+
 /** Labels of the processes the sampler watches. */
 export const SERVER = "server";
 export const SIM = "sim";
 /** Every agent worker process, summed. */
 export const AGENTS = "agents";
+/** The ceiling scenario's broadcaster. */
+export const CEILING = "ceiling";
 
 const READY_TIMEOUT_MS = 120_000;
 
@@ -93,12 +126,14 @@ export class Harness {
   #workers: ChildPeer<WorkerOps>[] = [];
   #slowWorker: ChildPeer<WorkerOps> | undefined;
   #baselineWorkers: ChildPeer<BaselineOps>[] = [];
+  #ceiling: ChildPeer<CeilingOps> | undefined;
   #agentSpecs: readonly (readonly AgentSpec[])[] = [];
   #slowSpecs: readonly AgentSpec[] = [];
   #closing: Promise<void> | undefined;
   readonly #profileDir: string;
   #spawner: { spawn: typeof spawnTabby; runtime: ServerRuntime } | undefined;
   #slowWorkerAnswers = 0;
+  #serverTimes: ServerTimes | undefined;
 
   constructor(options: LoadtestOptions, signal: AbortSignal) {
     this.options = options;
@@ -153,6 +188,11 @@ export class Harness {
 
   noteSlowWorker(): void {
     this.#slowWorkerAnswers++;
+  }
+
+  /** The times of the last server start (undefined before one completed). */
+  get serverTimes(): ServerTimes | undefined {
+    return this.#serverTimes;
   }
 
   /** How the server ran (undefined before it started). */
@@ -210,7 +250,9 @@ export class Harness {
       execArgv = ["--cpu-prof", "--cpu-prof-dir", this.#profileDir];
     }
     this.#spawner ??= await serverSpawner();
+    const spawnedAtMs = Date.now();
     const child = await this.#spawner.spawn(args, { timeoutMs: READY_TIMEOUT_MS, execArgv });
+    const listeningAtMs = Date.now();
     this.#server = child;
     const r = child.ready;
     const info: ServerInfo = {
@@ -223,6 +265,7 @@ export class Harness {
     this.#serverInfo = info;
     this.sampler.watch(SERVER, info.pid);
     await this.waitServerReady(this.options.syncTimeoutSeconds * 1000);
+    this.#serverTimes = { spawnedAtMs, listeningAtMs, readyAtMs: Date.now() };
     return info;
   }
 
@@ -340,13 +383,32 @@ export class Harness {
     await Promise.all(workers.map((w) => w.stop(10_000)));
   }
 
+  /** Starts the ceiling scenario's broadcaster (its own process) and answers its port and server id. */
+  async startCeiling(): Promise<{ peer: ChildPeer<CeilingOps>; ready: CeilingReady }> {
+    const peer = new ChildPeer<CeilingOps>("ceiling broadcaster", "ceiling-process.ts", [], {
+      readyTimeoutMs: READY_TIMEOUT_MS,
+    });
+    this.#ceiling = peer;
+    const ready = (await peer.ready) as unknown as CeilingReady;
+    if (peer.pid !== undefined) this.sampler.watch(CEILING, peer.pid);
+    return { peer, ready };
+  }
+
+  async stopCeiling(): Promise<void> {
+    const peer = this.#ceiling;
+    this.#ceiling = undefined;
+    if (peer === undefined) return;
+    this.sampler.unwatch(CEILING);
+    await peer.stop(10_000);
+  }
+
   /** Stops everything: agents first, then the server (gracefully, so a CPU profile is written), then the rest. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.sampler.stop();
       this.#probe?.close();
       const results = await Promise.allSettled([this.stopWorkers(), this.stopBaselineWorkers()]);
-      results.push(...(await Promise.allSettled([this.stopServer()])));
+      results.push(...(await Promise.allSettled([this.stopServer(), this.stopCeiling()])));
       results.push(...(await Promise.allSettled([this.#sim?.stop(10_000)])));
       for (const r of results) {
         if (r.status === "rejected") console.error(`loadtest: cleanup: ${String(r.reason)}`);
@@ -363,6 +425,7 @@ export class Harness {
       ...(server === undefined ? [] : [server]),
       ...this.allWorkers.map((w) => w.process),
       ...this.#baselineWorkers.map((w) => w.process),
+      ...(this.#ceiling === undefined ? [] : [this.#ceiling.process]),
     ];
     // Only children that have not exited: their PIDs cannot have been reused.
     for (const child of children) {

@@ -3,7 +3,7 @@ import { delay } from "./harness.js";
 import type { Harness } from "./harness.js";
 import { mergeHistograms, percentileCurve, summarize } from "./histogram.js";
 import type { LatencySummary, PercentilePoint } from "./histogram.js";
-import type { WindowStats, WorkerOps, WorkerProgress } from "./protocol.js";
+import type { FrameRecord, WindowStats, WorkerOps, WorkerProgress } from "./protocol.js";
 import type { AgentCounters } from "./report.js";
 
 type Workers = readonly ChildPeer<WorkerOps>[];
@@ -13,8 +13,18 @@ export type OnProgress = (p: { inSync: number; total: number; updates: number; l
 
 const POLL_MS = 250;
 
-export async function startWindow(workers: Workers, isRecording: boolean): Promise<number> {
-  const starts = await Promise.all(workers.map((w) => w.request("window", { isRecording })));
+/**
+ * Starts a new window on every worker; `recordFramesOn`: the worker (by index) one of whose decoding felix
+ * agents records the frames it receives.
+ */
+export async function startWindow(
+  workers: Workers,
+  isRecording: boolean,
+  recordFramesOn?: number,
+): Promise<number> {
+  const starts = await Promise.all(
+    workers.map((w, i) => w.request("window", { isRecording, isRecordingFrames: i === recordFramesOn })),
+  );
   return Math.min(...starts.map((s) => s.windowStartMs));
 }
 
@@ -23,6 +33,15 @@ export interface WindowResult {
   readonly counters: AgentCounters;
   /** Updates a felix agent received, on average over those that decode changes (null: none does). */
   readonly updatesPerFelixAgent: number | null;
+  /**
+   * Wire bytes per update received by the felix agents that decode changes (every felix agent receives
+   * the same frames); null when they received no update.
+   */
+  readonly wireBytesPerUpdate: number | null;
+  /** Updates and wire bytes of the felix agents that decode changes, summed. */
+  readonly decodingFelix: { readonly agents: number; readonly updates: number; readonly wireBytes: number };
+  /** The frames one decoding felix agent received, when recorded (startWindow's `recordFramesOn`). */
+  readonly frameLog: readonly FrameRecord[] | undefined;
   /** Client errors by code. */
   readonly errorCodes: Readonly<Record<string, number>>;
   readonly latency: LatencySummary;
@@ -34,15 +53,20 @@ export async function collectWindow(workers: Workers): Promise<WindowResult> {
   const parts: WindowStats[] = await Promise.all(workers.map((w) => w.request("collect", {}, 60_000)));
   let decodingFelixAgents = 0;
   let decodingFelixUpdates = 0;
+  let decodingFelixWireBytes = 0;
+  let frameLog: readonly FrameRecord[] | undefined;
   const errorCodes: Record<string, number> = {};
   for (const p of parts) {
     for (const [code, n] of Object.entries(p.errorCodes)) errorCodes[code] = (errorCodes[code] ?? 0) + n;
     decodingFelixAgents += p.decodingFelixAgents;
     decodingFelixUpdates += p.decodingFelixUpdates;
+    decodingFelixWireBytes += p.decodingFelixWireBytes;
+    frameLog ??= p.frameLog;
   }
   const counters: Record<keyof AgentCounters, number> = {
     updates: 0,
     bytes: 0,
+    wireBytes: 0,
     frames: 0,
     deltas: 0,
     snapshots: 0,
@@ -59,6 +83,13 @@ export async function collectWindow(workers: Workers): Promise<WindowResult> {
       latency: summarize(h),
       curve: percentileCurve(h),
       updatesPerFelixAgent: decodingFelixAgents > 0 ? decodingFelixUpdates / decodingFelixAgents : null,
+      wireBytesPerUpdate: decodingFelixUpdates > 0 ? decodingFelixWireBytes / decodingFelixUpdates : null,
+      decodingFelix: {
+        agents: decodingFelixAgents,
+        updates: decodingFelixUpdates,
+        wireBytes: decodingFelixWireBytes,
+      },
+      frameLog,
       errorCodes,
     };
   } finally {

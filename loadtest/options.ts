@@ -1,6 +1,13 @@
 /** The load test's options: what the flags of `tabby loadtest` map to, validated, with their defaults. */
 
-export const SCENARIOS = ["connect-storm", "churn", "slow-agents", "reconnect-storm", "baseline"] as const;
+export const SCENARIOS = [
+  "connect-storm",
+  "churn",
+  "slow-agents",
+  "reconnect-storm",
+  "ceiling",
+  "baseline",
+] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 export interface LoadtestOptions {

@@ -76,6 +76,17 @@ export interface WorkerProgress {
   readonly latencyCount: number;
 }
 
+/**
+ * One deltas frame as an agent received it (from the agent's client stats between two `updates` events):
+ * its payload bytes (with any ping or status frame that came since the previous one) and its changes.
+ */
+export interface FrameRecord {
+  /** Epoch ms when the agent emitted the frame's updates. */
+  readonly atMs: number;
+  readonly bytes: number;
+  readonly changes: number;
+}
+
 /** One worker's window: the agent counters (summed across workers) plus the window's own figures. */
 export interface WindowStats extends AgentCounters {
   /** HDR histogram of latencies (ms) in the window, compressed base64. */
@@ -84,6 +95,10 @@ export interface WindowStats extends AgentCounters {
   /** Felix agents that decode changes (full or decode mode), and the updates they received. */
   readonly decodingFelixAgents: number;
   readonly decodingFelixUpdates: number;
+  /** Wire bytes those agents received (frame headers, control frames and payloads). */
+  readonly decodingFelixWireBytes: number;
+  /** The frames one decoding felix agent received, when the window was asked to record them. */
+  readonly frameLog?: readonly FrameRecord[];
   /** Errors the clients emitted in the window, by code (ERR_CLIENT_TIMEOUT, ...). */
   readonly errorCodes: Readonly<Record<string, number>>;
   readonly windowStartMs: number;
@@ -105,8 +120,13 @@ export type WorkerOps = {
     result: { started: number };
   };
   progress: { args: { expectServerId: string | null; minRevision?: number }; result: WorkerProgress };
-  /** Starts a new measurement window (counters and latency histogram from zero). */
-  window: { args: { isRecording: boolean }; result: { windowStartMs: number } };
+  /**
+   * Starts a new measurement window (counters and latency histogram from zero); `isRecordingFrames`: one
+   * decoding felix agent also records every frame it receives (FrameRecord).
+   */
+  window: { args: { isRecording: boolean; isRecordingFrames?: boolean }; result: { windowStartMs: number } };
+  /** Closes every agent and starts the same agents again on other servers (the ceiling's broadcaster). */
+  restart: { args: { servers: readonly string[] }; result: { started: number } };
   collect: { args: Record<string, never>; result: WindowStats };
   expect: { args: { digest: StateDigest }; result: { fullAgents: number } };
   verify: { args: Record<string, never>; result: VerifyResult };
@@ -150,4 +170,48 @@ export type BaselineOps = {
     result: { started: number };
   };
   progress: { args: Record<string, never>; result: BaselineProgress };
+};
+
+/** A frame for the ceiling's broadcaster to send: its payload size and the changes it carries. */
+export interface ReplayFrame {
+  readonly bytes: number;
+  readonly changes: number;
+}
+
+/** The ceiling broadcaster's counters. */
+export interface CeilingStats {
+  /** Sessions that said hello and got the (empty) snapshot, still open. */
+  readonly sessions: number;
+  /** True from replay until the last frame has been sent. */
+  readonly isReplaying: boolean;
+  /** The revision of the last frame sent (every session starts at the empty snapshot's, 1). */
+  readonly revision: number;
+  readonly framesSent: number;
+  readonly changesSent: number;
+  /** Payload bytes of one session's copy of the frames sent (every session gets the same). */
+  readonly payloadBytesSent: number;
+  /** Frames whose payload had to be larger than asked (too many changes for the size). */
+  readonly framesOverSize: number;
+  /** Sessions closed because their socket's user-space buffer passed the limit. */
+  readonly sessionsDropped: number;
+  /** Epoch ms of the first and last frame sent (0: none yet). */
+  readonly firstSentAtMs: number;
+  readonly lastSentAtMs: number;
+}
+
+export interface CeilingReady {
+  readonly port: number;
+  readonly serverId: string;
+}
+
+export type CeilingOps = {
+  /**
+   * Sends `frames` in order (looping) to every session for `durationSeconds`, each when the changes of
+   * the frames before it are due at `changesPerSecond`; answers at once.
+   */
+  replay: {
+    args: { frames: readonly ReplayFrame[]; changesPerSecond: number; durationSeconds: number };
+    result: CeilingStats;
+  };
+  stats: { args: Record<string, never>; result: CeilingStats };
 };

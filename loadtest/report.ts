@@ -17,7 +17,10 @@ export interface LatencyMs {
 /** What the agents' client libraries counted in the scenario's window. */
 export interface AgentCounters {
   readonly updates: number;
+  /** Frame payloads. */
   readonly bytes: number;
+  /** Bytes read from the sockets: payloads, WebSocket frame headers, control frames, upgrade responses. */
+  readonly wireBytes: number;
   readonly frames: number;
   readonly deltas: number;
   readonly snapshots: number;
@@ -62,6 +65,25 @@ export interface ScenarioResult {
    */
   readonly serverRssBytesMax: number | null;
   readonly serverCpuSecondsPerSecond: number | null;
+  /**
+   * Bytes the agents read from their sockets (payloads, WebSocket frame headers, pings, status frames)
+   * per update delivered, per agent: over the felix agents that decode changes, from the start of the
+   * window until they had caught up. Churn scenarios (churn, slow-agents, ceiling); null elsewhere.
+   */
+  readonly wireBytesPerChange: number | null;
+  /**
+   * The widest flush window the server used (ms): `/status` `flushWindowMsMax` at the end of the window
+   * (`details.flushWindowMsSource` "status"), or the configured window when the server does not report
+   * it ("configured"). Null without a tabby server.
+   */
+  readonly flushWindowMsMax: number | null;
+  /** reconnect-storm: from the restarted server's process start until every upstream kind was listed. */
+  readonly relistSeconds: number | null;
+  /**
+   * The churn scenario the ceiling mirrors, and the ceiling itself: tabby's deliveredPerSecond ÷ the
+   * ceiling's. Null elsewhere (or without a ceiling run).
+   */
+  readonly ceilingRatio: number | null;
   /** The API server (the simulator process). */
   readonly apiServerRssBytesMax: number;
   readonly apiServerCpuSecondsPerSecond: number;
@@ -180,7 +202,63 @@ export function checkTargets(scenarios: readonly ScenarioResult[], upstreamResou
       watches.length === 0 ? "not measured" : `${Math.max(...watches)} for ${tabby[0]?.agents ?? 0} agents`,
     isMet: watches.length === 0 ? null : Math.max(...watches) <= upstreamResources,
   });
+  checks.push(...checkIssue8Targets(scenarios));
   return checks;
+}
+
+function atMost(
+  name: string,
+  value: number | null | undefined,
+  limit: number,
+  unit: string,
+  show: (v: number) => string = (v) => `${v} ${unit}`,
+): TargetCheck {
+  const isMeasured = typeof value === "number" && Number.isFinite(value);
+  return {
+    name,
+    target: `<= ${show(limit)}`,
+    value: isMeasured ? show(value) : "not measured",
+    isMet: isMeasured ? value <= limit : null,
+  };
+}
+
+/** Issue 8's targets (fewer bytes per change, graceful overload, fast reconnect storms, memory, ceiling). */
+function checkIssue8Targets(scenarios: readonly ScenarioResult[]): TargetCheck[] {
+  const churnAt = (rate: number): ScenarioResult | undefined =>
+    scenarios.find((s) => s.scenario === "churn" && s.churnPerSecond === rate);
+  const reconnect = scenarios.find((s) => s.scenario === "reconnect-storm");
+  const connect = scenarios.find((s) => s.scenario === "connect-storm");
+  const steady = scenarios.filter(
+    (s) => (s.scenario === "churn" && s.churnPerSecond <= 2000) || s.scenario === "slow-agents",
+  );
+  const steadyRss = steady.flatMap((s) => (s.serverRssBytesMax === null ? [] : [s.serverRssBytesMax]));
+  const mb = (v: number): string => `${(v / MB).toFixed(1)} MB`;
+  return [
+    atMost("wire bytes per change at 1000 changes/s", churnAt(1000)?.wireBytesPerChange, 200, "B"),
+    atMost("wire bytes per change at 100 changes/s", churnAt(100)?.wireBytesPerChange, 400, "B"),
+    atMost("p99 latency at 2000 changes/s", churnAt(2000)?.latencyMs.p99, 250, "ms"),
+    atMost("p99 latency at 5000 changes/s (overload)", churnAt(5000)?.latencyMs.p99, 2000, "ms"),
+    atMost("reconnect storm in sync, relist included", reconnect?.inSyncSeconds.reconnectStorm, 15, "s"),
+    atMost("connect storm in sync (issue 8)", connect?.inSyncSeconds.connectStorm, 5, "s"),
+    atMost(
+      "server RSS in steady churn (up to 2000/s)",
+      steadyRss.length === 0 ? null : Math.max(...steadyRss),
+      200 * MB,
+      "B",
+      mb,
+    ),
+    atMost("server RSS at the reconnect storm's peak", reconnect?.serverRssBytesMax, 350 * MB, "B", mb),
+    {
+      name: "ceiling ratio at 1000 changes/s",
+      target: ">= 0.7",
+      value:
+        typeof churnAt(1000)?.ceilingRatio === "number"
+          ? String(churnAt(1000)?.ceilingRatio)
+          : "not measured",
+      isMet:
+        typeof churnAt(1000)?.ceilingRatio === "number" ? (churnAt(1000)?.ceilingRatio ?? 0) >= 0.7 : null,
+    },
+  ];
 }
 
 /** The highest churn rate run with p99 <= 250 ms that the simulator achieved within 10%. */

@@ -11,6 +11,7 @@ import { Progress } from "./progress.js";
 import { REPORT_SCHEMA_VERSION, checkTargets, maxChurnWithinP99 } from "./report.js";
 import type { LoadtestReport, MachineInfo, ScenarioResult } from "./report.js";
 import { baseline } from "./scenarios/baseline.js";
+import { ceiling } from "./scenarios/ceiling.js";
 import type { ScenarioContext } from "./scenarios/common.js";
 import { connectStorm } from "./scenarios/connect-storm.js";
 import { reconnectStorm } from "./scenarios/reconnect-storm.js";
@@ -63,7 +64,14 @@ export async function runLoadtest(options: LoadtestOptions, deps: RunDeps = {}):
     isEnabled: options.hasProgressBar,
     ...(deps.log !== undefined && { log: deps.log }),
   });
-  const ctx: ScenarioContext = { h, progress, resources: 0, totalKeys: 0, results: [] };
+  const ctx: ScenarioContext = {
+    h,
+    progress,
+    resources: 0,
+    totalKeys: 0,
+    results: [],
+    recordings: new Map(),
+  };
   const onExit = (): void => h.killAllNow();
   process.once("exit", onExit);
   let error: string | undefined;
@@ -128,11 +136,39 @@ async function runScenarios(ctx: ScenarioContext): Promise<void> {
       report(ctx);
     }
     if (!isReferenceDone) await atReference();
+    if (o.scenarios.includes("ceiling")) await runCeiling(ctx, reference);
   }
   if (o.scenarios.includes("baseline")) {
     ctx.results.push(await baseline(ctx, Math.min(...o.churnRates)));
     report(ctx);
   }
+}
+
+/**
+ * The ceiling mirrors the churn run at the reference rate (or the recorded churn run closest to it; the
+ * reference run first when no churn run was asked for), and sets that run's `ceilingRatio`. It goes after
+ * every tabby scenario: its agents leave the server for the broadcaster.
+ */
+async function runCeiling(ctx: ScenarioContext, reference: number): Promise<void> {
+  const recorded = ctx.results.filter((s) => s.scenario === "churn" && ctx.recordings.has(s.name));
+  let mirrored = recorded.reduce<ScenarioResult | undefined>(
+    (best, s) =>
+      best === undefined || Math.abs(s.churnPerSecond - reference) < Math.abs(best.churnPerSecond - reference)
+        ? s
+        : best,
+    undefined,
+  );
+  if (mirrored === undefined) {
+    ctx.progress.log(`ceiling: no churn run to mirror, running churn-${reference} first`);
+    mirrored = await steadyChurn(ctx, reference);
+    ctx.results.push(mirrored);
+    report(ctx);
+  }
+  const result = await ceiling(ctx, mirrored);
+  const index = ctx.results.indexOf(mirrored);
+  ctx.results[index] = { ...mirrored, ceilingRatio: result.ceilingRatio };
+  ctx.results.push(result);
+  report(ctx);
 }
 
 function report(ctx: ScenarioContext): void {
@@ -147,6 +183,9 @@ function report(ctx: ScenarioContext): void {
       `, ${s.deliveredPerSecond} updates/s delivered` +
       (s.serverCpuSecondsPerSecond === null ? "" : `, server CPU ${s.serverCpuSecondsPerSecond}/s`) +
       (s.serverRssBytesMax === null ? "" : `, RSS ${(s.serverRssBytesMax / 1048576).toFixed(0)} MB`) +
+      (s.wireBytesPerChange === null ? "" : `, ${s.wireBytesPerChange} wire B/change`) +
+      (s.relistSeconds === null ? "" : `, relist ${s.relistSeconds} s`) +
+      (s.ceilingRatio === null ? "" : `, ceiling ratio ${s.ceilingRatio}`) +
       `, ${s.upstreamWatches} API-side watches`,
   );
   for (const m of s.mismatchSamples.slice(0, 5)) ctx.progress.log(`  ${m}`);

@@ -16,6 +16,11 @@ function inSync(s: ScenarioResult): string {
   return v === null ? "–" : `${v.toFixed(2)} s`;
 }
 
+function flushWindow(s: ScenarioResult): string {
+  if (s.flushWindowMsMax === null) return "–";
+  return `${s.flushWindowMsMax} ms${s.details.flushWindowMsSource === "configured" ? " (configured)" : ""}`;
+}
+
 /** The Markdown summary written next to report.json. */
 export function renderSummary(report: LoadtestReport): string {
   const o = report.options;
@@ -43,13 +48,13 @@ export function renderSummary(report: LoadtestReport): string {
   lines.push("## Scenarios");
   lines.push("");
   lines.push(
-    "| scenario | agents | churn/s (achieved) | verified | in sync | p50 | p90 | p99 | max | delivered/s | sent/s | server CPU/s | server RSS max | API CPU/s | API-side watches |",
+    "| scenario | agents | churn/s (achieved) | verified | in sync | p50 | p90 | p99 | max | delivered/s | sent/s | wire B/change | flush window max | server CPU/s | server RSS max | API CPU/s | API-side watches | relist | ceiling ratio |",
   );
-  lines.push("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+  lines.push("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
   for (const s of report.scenarios) {
     const l = s.latencyMs;
     lines.push(
-      `| ${s.name} | ${s.agents} | ${s.churnPerSecond} (${num(s.achievedChurnPerSecond)}) | ${s.verified ? "yes" : `**no** (${s.mismatches})`} | ${inSync(s)} | ${num(l.p50, 0, " ms")} | ${num(l.p90, 0, " ms")} | ${num(l.p99, 0, " ms")} | ${num(l.max, 0, " ms")} | ${num(s.deliveredPerSecond)} | ${mb(s.bytesSentPerSecond)} | ${num(s.serverCpuSecondsPerSecond, 2)} | ${mb(s.serverRssBytesMax)} | ${num(s.apiServerCpuSecondsPerSecond, 2)} | ${s.upstreamWatches} |`,
+      `| ${s.name} | ${s.agents} | ${s.churnPerSecond} (${num(s.achievedChurnPerSecond)}) | ${s.verified ? "yes" : `**no** (${s.mismatches})`} | ${inSync(s)} | ${num(l.p50, 0, " ms")} | ${num(l.p90, 0, " ms")} | ${num(l.p99, 0, " ms")} | ${num(l.max, 0, " ms")} | ${num(s.deliveredPerSecond)} | ${mb(s.bytesSentPerSecond)} | ${num(s.wireBytesPerChange, 0, " B")} | ${flushWindow(s)} | ${num(s.serverCpuSecondsPerSecond, 2)} | ${mb(s.serverRssBytesMax)} | ${num(s.apiServerCpuSecondsPerSecond, 2)} | ${s.upstreamWatches} | ${num(s.relistSeconds, 2, " s")} | ${num(s.ceilingRatio, 2)} |`,
     );
   }
   lines.push("");

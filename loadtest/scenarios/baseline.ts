@@ -155,6 +155,10 @@ export async function baseline(ctx: ScenarioContext, ratePerSecond: number): Pro
     bytesSentPerSecond: Math.round(watchBytes / seconds),
     serverRssBytesMax: null,
     serverCpuSecondsPerSecond: null,
+    wireBytesPerChange: null,
+    flushWindowMsMax: null,
+    relistSeconds: null,
+    ceilingRatio: null,
     apiServerRssBytesMax: api.rssBytesMax,
     apiServerCpuSecondsPerSecond: round(api.cpuSecondsPerSecond, 3),
     agentsCpuSecondsPerSecond: round(agentProcs.cpuSecondsPerSecond, 3),
@@ -163,6 +167,7 @@ export async function baseline(ctx: ScenarioContext, ratePerSecond: number): Pro
     agentCounters: {
       updates: end.watchEvents,
       bytes: end.listBytes + end.probeBytes + end.watchBytes,
+      wireBytes: end.listBytes + end.probeBytes + end.watchBytes,
       frames: 0,
       deltas: 0,
       snapshots: 0,

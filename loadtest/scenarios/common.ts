@@ -1,4 +1,5 @@
 import type { ChildPeer } from "../ipc.js";
+import { SERVE_SETTINGS } from "../../src/server/config-schema.js";
 import { AGENTS, SERVER, SIM } from "../harness.js";
 import type { Harness } from "../harness.js";
 import type { PercentilePoint } from "../histogram.js";
@@ -6,7 +7,7 @@ import { collectWindow, setChurn, startWindow, verifyMirrors, watchProgress } fr
 import type { OnProgress, Verification, WindowResult } from "../measure.js";
 import type { ScenarioName } from "../options.js";
 import type { Progress } from "../progress.js";
-import type { WorkerOps } from "../protocol.js";
+import type { FrameRecord, WorkerOps } from "../protocol.js";
 import { latencyMs } from "../report.js";
 import type { AgentCounters, ScenarioResult } from "../report.js";
 
@@ -19,6 +20,28 @@ export interface ScenarioContext {
   totalKeys: number;
   /** Results so far (the slow-agents scenario compares with the churn run at its rate). */
   readonly results: ScenarioResult[];
+  /** The frames a decoding felix agent received in each churn run, by scenario name (for the ceiling). */
+  readonly recordings: Map<string, FrameRecording>;
+}
+
+/** What one felix agent received during a churn run: the ceiling replays it. */
+export interface FrameRecording {
+  readonly frames: readonly FrameRecord[];
+  /** Seconds the simulator churned: the recorded changes went out at (their number ÷ this) per second. */
+  readonly churnSeconds: number;
+}
+
+/**
+ * The index of the worker (in `Harness.allWorkers` order) holding the agent that records frames: a lite
+ * felix agent that decodes changes, else a full felix one; undefined when there is none.
+ */
+export function recorderWorker(h: Harness): number | undefined {
+  const regular = h.agentSpecs.regular;
+  for (const mode of ["decode", "full"] as const) {
+    const i = regular.findIndex((specs) => specs.some((s) => s.mode === mode && s.view === "felix"));
+    if (i >= 0) return i;
+  }
+  return undefined;
 }
 
 /** A progress callback that feeds the bar, with `value(p)` as its value. */
@@ -50,8 +73,17 @@ export interface Measured {
   readonly atStop: WindowResult;
   readonly final: WindowResult;
   readonly inSyncSeconds?: { readonly connectStorm: number | null; readonly reconnectStorm: number | null };
+  readonly relistSeconds?: number | null;
   readonly details?: Record<string, unknown>;
 }
+
+/** Scenarios whose window is steady churn: their wire bytes per change are reported. */
+const STEADY: ReadonlySet<string> = new Set(["churn", "slow-agents", "ceiling"]);
+
+/** The server's flush window when not set (`tabby serve`'s default). */
+export const DEFAULT_FLUSH_WINDOW_MS = Number(
+  SERVE_SETTINGS.find((s) => s.field === "flushWindowMs")?.default ?? 10,
+);
 
 /** Turns a measured window into a report entry, adding the server's and simulator's CPU and RSS. */
 export async function toResult(ctx: ScenarioContext, m: Measured): Promise<ScenarioResult> {
@@ -70,6 +102,9 @@ export async function toResult(ctx: ScenarioContext, m: Measured): Promise<Scena
     ctx.totalKeys = m.verification.totalKeys;
   }
   const c: AgentCounters = m.atStop.counters;
+  const flushWindowMsMax = status?.flushWindowMsMax;
+  const hasFlushMax = typeof flushWindowMsMax === "number" && Number.isFinite(flushWindowMsMax);
+  const perChange = m.final.wireBytesPerUpdate;
   const curve: readonly PercentilePoint[] = m.final.curve;
   return {
     scenario: m.scenario,
@@ -95,6 +130,14 @@ export async function toResult(ctx: ScenarioContext, m: Measured): Promise<Scena
     bytesSentPerSecond: Math.round(c.bytes / seconds),
     serverRssBytesMax: serverRss,
     serverCpuSecondsPerSecond: round(server.cpuSecondsPerSecond, 3),
+    wireBytesPerChange: STEADY.has(m.scenario) && perChange !== null ? round(perChange, 1) : null,
+    flushWindowMsMax: !h.hasServer
+      ? null
+      : hasFlushMax
+        ? flushWindowMsMax
+        : (h.options.flushWindowMs ?? DEFAULT_FLUSH_WINDOW_MS),
+    relistSeconds: m.relistSeconds ?? null,
+    ceilingRatio: null,
     apiServerRssBytesMax: apiRss,
     apiServerCpuSecondsPerSecond: round(api.cpuSecondsPerSecond, 3),
     agentsCpuSecondsPerSecond: round(agentProcs.cpuSecondsPerSecond, 3),
@@ -111,6 +154,8 @@ export async function toResult(ctx: ScenarioContext, m: Measured): Promise<Scena
       }),
       totalKeys: ctx.totalKeys,
       agentErrorCodes: m.final.errorCodes,
+      ...(h.hasServer && { flushWindowMsSource: hasFlushMax ? "status" : "configured" }),
+      ...(STEADY.has(m.scenario) && { decodingFelixAgents: m.final.decodingFelix }),
       ...(status?.counters !== undefined && { serverCounters: status.counters }),
       ...m.details,
     },
@@ -129,6 +174,8 @@ export interface ChurnWindowOptions {
   readonly agents: number;
   readonly ratePerSecond: number;
   readonly durationSeconds: number;
+  /** One decoding felix agent records the frames it receives (in `final.frameLog`). */
+  readonly isRecordingFrames?: boolean;
   readonly details?: Record<string, unknown>;
 }
 
@@ -138,7 +185,7 @@ export interface ChurnWindowOptions {
  */
 export async function churnWindow(ctx: ScenarioContext, o: ChurnWindowOptions): Promise<Measured> {
   const { h } = ctx;
-  await startWindow(o.workers, true);
+  await startWindow(o.workers, true, o.isRecordingFrames === true ? recorderWorker(h) : undefined);
   h.probe.window();
   const changes0 = await setChurn(h, o.ratePerSecond);
   const fromMs = Date.now();

@@ -1,4 +1,4 @@
-import { delay } from "../harness.js";
+import { delay, upstreamListedAtMs } from "../harness.js";
 import type { ServerInfo } from "../harness.js";
 import {
   collectWindow,
@@ -56,6 +56,8 @@ export async function reconnectStorm(ctx: ScenarioContext, ratePerSecond: number
   // The port is free again once the process is gone; the agents retry it with their backoff.
   const info = await restartOn(ctx, port);
   const readyAtMs = Date.now();
+  const times = h.serverTimes;
+  const listedAtMs = upstreamListedAtMs(await h.serverStatus()) ?? times?.readyAtMs ?? readyAtMs;
   const backAtMs = await waitAllInSync(h, workers, info.serverId, h.options.syncTimeoutSeconds * 1000, bar);
   const untilMs = Math.max(fromMs + durationMs, (backAtMs ?? Date.now()) + AFTER_SYNC_MS);
   await watchProgress(h, workers, untilMs, bar, info.serverId);
@@ -83,11 +85,16 @@ export async function reconnectStorm(ctx: ScenarioContext, ratePerSecond: number
       connectStorm: null,
       reconnectStorm: backAtMs === null ? null : round((backAtMs - killedAtMs) / 1000, 3),
     },
+    relistSeconds: times === undefined ? null : round((listedAtMs - times.spawnedAtMs) / 1000, 3),
     details: {
       apiLatencyMs: latencyMs(h.probe.summary()),
       oldServerId,
       newServerId: info.serverId,
       restartUntilReadySeconds: round((readyAtMs - killedAtMs) / 1000, 3),
+      ...(times !== undefined && {
+        serverStartSeconds: round((times.listeningAtMs - times.spawnedAtMs) / 1000, 3),
+        listSeconds: round((listedAtMs - times.listeningAtMs) / 1000, 3),
+      }),
       inSyncAfterReadySeconds: backAtMs === null ? null : round((backAtMs - readyAtMs) / 1000, 3),
     },
   });

@@ -59,7 +59,7 @@ export function loadtestCommand(): Command {
     )
     .option(
       "--reference-churn <n>",
-      "churn rate of slow-agents and reconnect-storm (default: the --churn rate closest to 1000)",
+      "churn rate of slow-agents, reconnect-storm and the run ceiling mirrors (default: the --churn rate closest to 1000)",
       wholeNumber(1),
     )
     .option("--duration <s>", "seconds of churn per measured scenario (default 30)", wholeNumber(1))

@@ -50,14 +50,15 @@ export function serveCommand(): Command {
     const onSignal = (signal: NodeJS.Signals): void => {
       signals++;
       if (signals > 1) {
+        // The drain below then resolves as soon as everything is closed: destroy() wins over close().
         logger.warn({ signal }, "second signal: closing now");
-        void running.close();
+        void running.destroy();
         return;
       }
       logger.info({ signal, drainMs: config.drainMs }, "draining sessions, then exiting");
-      running.shutdown().then(
+      running.close().then(
         () => {
-          logger.info("drained; exiting");
+          logger.info("closed; exiting");
           logger.flush(() => process.exit(0));
         },
         (err: unknown) => {

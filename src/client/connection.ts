@@ -1,3 +1,5 @@
+import type { IncomingMessage } from "node:http";
+import type { Socket } from "node:net";
 import WebSocket from "ws";
 import type { ClientOptions, RawData } from "ws";
 import { CloseCode, FATAL_CLOSE_CODES } from "../../proto/close-codes.js";
@@ -48,6 +50,11 @@ export interface SessionEnd {
 /** What a session reports to its owner, in protocol order. */
 export interface ConnectionEvents {
   frame(bytes: number): void;
+  /**
+   * Bytes read from the socket since the last call: the HTTP upgrade response, WebSocket frame headers,
+   * control frames (ping, close) and payloads.
+   */
+  wire(bytes: number): void;
   welcome(message: WelcomeMessage): void;
   snapshotBegin(message: SnapshotBeginMessage): void;
   snapshot(result: SnapshotResult): void;
@@ -100,6 +107,9 @@ export class Connection {
   #isLocalEnd = false;
   #localCode: number | undefined;
   #lastFrameAtMs = 0;
+  /** The socket under the WebSocket (from the upgrade), and how much of its bytesRead was reported. */
+  #socket: Socket | undefined;
+  #wireReported = 0;
   #connectTimer: NodeJS.Timeout | undefined;
   #readTimer: NodeJS.Timeout | undefined;
   #moveTimer: NodeJS.Timeout | undefined;
@@ -125,9 +135,13 @@ export class Connection {
       () => this.#fail(new ClientTimeoutError("connect", options.connectTimeoutMs, options.url)),
       options.connectTimeoutMs,
     );
+    this.#ws.on("upgrade", (res: IncomingMessage) => (this.#socket = res.socket));
     this.#ws.on("open", () => this.#onOpen());
     this.#ws.on("message", (data: RawData, isBinary: boolean) => this.#onMessage(data, isBinary));
-    this.#ws.on("ping", () => (this.#lastFrameAtMs = this.#now()));
+    this.#ws.on("ping", () => {
+      this.#lastFrameAtMs = this.#now();
+      this.#reportWire();
+    });
     this.#ws.on("error", (err: Error) => this.#onError(err));
     this.#ws.on("close", (code: number, reason: Buffer) => this.#onClose(code, reason));
   }
@@ -144,6 +158,13 @@ export class Connection {
   /** Ends the session with a normal close. Idempotent; resolves when the socket is closed. */
   close(): Promise<SessionEnd> {
     this.#end(undefined, CloseCode.normal, "client closed");
+    return this.#ended;
+  }
+
+  /** Drops the socket now, also when a close handshake is under way. Idempotent. */
+  destroy(): Promise<SessionEnd> {
+    if (this.#phase === "ending") this.#ws.terminate();
+    else this.#end(undefined, CloseCode.normal, "client destroyed", true);
     return this.#ended;
   }
 
@@ -170,7 +191,16 @@ export class Connection {
     }, delayMs);
   }
 
+  /** Reports the socket's bytes read since the last report (it keeps its count once closed). */
+  #reportWire(): void {
+    const read = this.#socket?.bytesRead ?? 0;
+    if (read <= this.#wireReported) return;
+    this.#o.events.wire(read - this.#wireReported);
+    this.#wireReported = read;
+  }
+
   #onMessage(data: RawData, isBinary: boolean): void {
+    this.#reportWire();
     if (this.#phase === "ending") return;
     const frame = Array.isArray(data)
       ? Buffer.concat(data)
@@ -384,6 +414,7 @@ export class Connection {
   }
 
   #onClose(code: number, reasonBuffer: Buffer): void {
+    this.#reportWire();
     this.#clearTimers();
     this.#phase = "ending";
     this.#queue.length = 0;

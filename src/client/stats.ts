@@ -6,9 +6,14 @@ export interface ClientStats {
   readonly resumes: number;
   /** Connection attempts after the first. */
   readonly reconnects: number;
-  /** Frames received, and their bytes. */
+  /** Frames received, and their bytes (payloads). */
   readonly frames: number;
   readonly bytes: number;
+  /**
+   * Bytes read from the sockets: every payload plus the WebSocket frame headers, control frames (pings,
+   * closes) and the HTTP upgrade responses. Counted as messages arrive and when a socket closes.
+   */
+  readonly wireBytes: number;
   /** Delta frames received. */
   readonly deltas: number;
   /** Updates emitted to the application. */
@@ -20,7 +25,17 @@ export interface ClientStats {
 export type MutableClientStats = { -readonly [K in keyof ClientStats]: ClientStats[K] };
 
 export function newClientStats(): MutableClientStats {
-  return { snapshots: 0, resumes: 0, reconnects: 0, frames: 0, bytes: 0, deltas: 0, updates: 0, errors: 0 };
+  return {
+    snapshots: 0,
+    resumes: 0,
+    reconnects: 0,
+    frames: 0,
+    bytes: 0,
+    wireBytes: 0,
+    deltas: 0,
+    updates: 0,
+    errors: 0,
+  };
 }
 
 /** A promise with its resolve and reject (Promise.withResolvers is Node 22+). */

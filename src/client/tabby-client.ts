@@ -69,6 +69,8 @@ export class TabbyClient {
   #synced: Deferred<void> | undefined;
   readonly #closed = deferred<TabbyClientError | undefined>();
   #closing: Promise<void> | undefined;
+  /** The connection a close() is ending (a destroy() meanwhile drops it). */
+  #closingConnection: Connection | undefined;
   #closeReason: TabbyClientError | undefined;
   readonly #onAbort = (): void => void this.close();
   /** Open `updates()` iterators; each leaves the set when it ends. */
@@ -199,9 +201,30 @@ export class TabbyClient {
     return this.#closed.promise;
   }
 
-  /** Stops for good: closes the session, clears every timer. Idempotent. */
+  /**
+   * Stops for good, gracefully: ends the session with a close handshake (bounded by closeTimeoutMs),
+   * clears every timer. Idempotent; `destroy()` during it wins and both then resolve together.
+   */
   close(): Promise<void> {
-    return this.#shutdown(undefined);
+    return this.#shutdown(undefined, false);
+  }
+
+  /**
+   * Stops for good, now: drops the socket without a close handshake and clears every timer. `closed()`
+   * resolves with `err` (wrapped as ERR_CLIENT_CLOSED unless it is a TabbyClientError). Idempotent; wins
+   * over a close() in progress.
+   */
+  destroy(err?: Error): Promise<void> {
+    const reason =
+      err === undefined || err instanceof TabbyClientError
+        ? err
+        : new ClientClosedError(`destroyed: ${err.message}`, { cause: err });
+    return this.#shutdown(reason, true);
+  }
+
+  /** `await using client = new TabbyClient(...)`: close() at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   // ---- connecting ----
@@ -251,7 +274,7 @@ export class TabbyClient {
       // Only when every server rejected the client (discovery never returns an empty list).
       const reason = this.#closeReason ?? new ClientDiscoveryError("no usable server address");
       this.#log.error({ servers: this.#servers }, "every server rejected the client");
-      void this.#shutdown(reason);
+      void this.#shutdown(reason, false);
       return;
     }
     this.#connect(server);
@@ -282,6 +305,7 @@ export class TabbyClient {
           this.#stats.frames++;
           this.#stats.bytes += bytes;
         },
+        wire: (bytes) => (this.#stats.wireBytes += bytes),
         welcome: (m) => this.#onWelcome(session, m),
         snapshotBegin: (m) =>
           this.#log.debug({ server, revision: m.revision, count: m.count }, "snapshot begins"),
@@ -358,7 +382,7 @@ export class TabbyClient {
         this.#log.error({ server: end.server, closeCode: end.closeCode }, "every server rejected the client");
         this.#setStatus(status);
         this.#reportError(end.error);
-        void this.#shutdown(end.error);
+        void this.#shutdown(end.error, false);
         return;
       }
     }
@@ -418,8 +442,12 @@ export class TabbyClient {
     return new ClientClosedError("the client closed before it was in sync", { cause: this.#closeReason });
   }
 
-  #shutdown(reason: TabbyClientError | undefined): Promise<void> {
-    if (this.#closing !== undefined) return this.#closing;
+  #shutdown(reason: TabbyClientError | undefined, isNow: boolean): Promise<void> {
+    if (this.#closing !== undefined) {
+      // destroy() during close(): cut the socket that is still finishing its close handshake.
+      if (isNow) void this.#closingConnection?.destroy();
+      return this.#closing;
+    }
     this.#isClosed = true;
     this.#closeReason ??= reason;
     clearTimeout(this.#retryTimer);
@@ -429,8 +457,10 @@ export class TabbyClient {
     const connection = this.#connection;
     this.#connection = undefined;
     this.#session = undefined;
+    this.#closingConnection = connection;
     this.#closing = (async () => {
-      if (connection !== undefined) await connection.close();
+      if (connection !== undefined) await (isNow ? connection.destroy() : connection.close());
+      this.#closingConnection = undefined;
       this.#setStatus({
         state: "closed",
         ...(reason !== undefined && { reason: reason.message, error: reason }),

@@ -4,15 +4,19 @@
  * validated ServeConfig.
  */
 
-export type SettingType = "int" | "port" | "string" | "host" | "level" | "path";
+export type SettingType = "int" | "port" | "string" | "host" | "level" | "path" | "bool";
 
 export interface Setting {
   /** Field of ServeConfig, camelCase with its unit (`pingIntervalMs`). */
   readonly field: string;
   readonly type: SettingType;
-  readonly default: number | string | undefined;
+  readonly default: number | string | boolean | undefined;
   readonly min?: number;
   readonly max?: number;
+  /** A string setting limited to these values. */
+  readonly choices?: readonly string[];
+  /** A string setting must match this (the description says what it means). */
+  readonly pattern?: RegExp;
   readonly description: string;
 }
 
@@ -186,6 +190,28 @@ export const SERVE_SETTINGS = [
     min: 1000,
     max: 86_400_000,
     description: "how often a CRD that is not installed is checked again",
+  },
+  // Calico conversion (docs/CALICO-CONFORMANCE.md).
+  {
+    field: "interfacePrefix",
+    type: "string",
+    default: "cali",
+    pattern: /^[A-Za-z0-9_.-]{1,4}(,[A-Za-z0-9_.-]{1,4})*$/,
+    description:
+      "Felix's FELIX_INTERFACEPREFIX: a WorkloadEndpoint's veth is this (the first of a comma list) + 11 hex chars",
+  },
+  {
+    field: "usePodCidr",
+    type: "bool",
+    default: false,
+    description: "calico-node's USE_POD_CIDR (host-local IPAM): node tunnel addresses come from the podCIDR",
+  },
+  {
+    field: "calicoApiGroup",
+    type: "string",
+    default: "crd.projectcalico.org/v1",
+    choices: ["crd.projectcalico.org/v1", "projectcalico.org/v3"],
+    description: "Calico's CALICO_API_GROUP: read the Calico resources from the v1 CRDs or the native v3 API",
   },
 ] as const satisfies readonly Setting[];
 

@@ -28,6 +28,9 @@ export interface ServeConfig {
   readonly watchdogMs: number;
   readonly staleAfterMs: number;
   readonly missingCrdRecheckMs: number;
+  readonly interfacePrefix: string;
+  readonly usePodCidr: boolean;
+  readonly calicoApiGroup: "crd.projectcalico.org/v1" | "projectcalico.org/v3";
 }
 
 export class ConfigError extends Error {
@@ -44,7 +47,7 @@ export class ConfigError extends Error {
 
 const LEVELS = new Set(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
 
-function parseSetting(s: Setting, raw: string, source: string): number | string {
+function parseSetting(s: Setting, raw: string, source: string): number | string | boolean {
   const where = `${s.field} (${source})`;
   switch (s.type) {
     case "int":
@@ -65,8 +68,16 @@ function parseSetting(s: Setting, raw: string, source: string): number | string 
       if (raw.trim() === "" || /\s/.test(raw))
         throw new ConfigError(s.field, `${where}: "${raw}" is not a host address`);
       return raw;
+    case "bool":
+      if (raw !== "true" && raw !== "false")
+        throw new ConfigError(s.field, `${where}: "${raw}" is not true or false`);
+      return raw === "true";
     default:
       if (raw === "") throw new ConfigError(s.field, `${where}: must not be empty`);
+      if (s.choices !== undefined && !s.choices.includes(raw))
+        throw new ConfigError(s.field, `${where}: "${raw}" is not one of ${s.choices.join(", ")}`);
+      if (s.pattern !== undefined && !s.pattern.test(raw))
+        throw new ConfigError(s.field, `${where}: "${raw}" is not valid (${s.description})`);
       return raw;
   }
 }
@@ -80,7 +91,7 @@ export function loadServeConfig(
   flags: Readonly<Record<string, string | undefined>>,
   env: Readonly<Record<string, string | undefined>> = process.env,
 ): ServeConfig {
-  const out: Record<string, number | string | undefined> = {};
+  const out: Record<string, number | string | boolean | undefined> = {};
   const known = new Set<string>(SERVE_SETTINGS.map((s) => s.field));
   for (const name of Object.keys(flags)) {
     if (!known.has(name) && flags[name] !== undefined)

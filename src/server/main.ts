@@ -27,10 +27,14 @@ export interface RunningServer {
   readonly fanout: FanoutServer;
   readonly datastore: Datastore;
   readonly registry: Registry;
-  /** Graceful stop: readiness false, listener closed, sessions closed over `drainMs`, upstream closed. */
-  shutdown(drainMs?: number): Promise<void>;
-  /** Immediate stop. Idempotent. */
-  close(): Promise<void>;
+  /**
+   * Graceful stop: readiness false, listener closed, sessions closed spread over `drainMs` (default: the
+   * configured drainMs), then the upstream and the HTTP side doors closed. Resolves within drainMs plus
+   * the close grace. Idempotent (a later call returns the first promise); `destroy()` during it wins.
+   */
+  close(options?: { readonly drainMs?: number }): Promise<void>;
+  /** Immediate stop: every session terminated, upstream and HTTP closed now. Idempotent; wins over close(). */
+  destroy(err?: Error): Promise<void>;
 }
 
 export interface ServerDeps {
@@ -111,6 +115,11 @@ export async function runServer(config: ServeConfig, deps: ServerDeps): Promise<
       watchdogMs: config.watchdogMs,
       staleAfterMs: config.staleAfterMs,
       missingCrdRecheckMs: config.missingCrdRecheckMs,
+      convert: {
+        interfacePrefix: config.interfacePrefix,
+        usePodCidr: config.usePodCidr,
+        calicoApiGroup: config.calicoApiGroup,
+      },
       // Kinds no view serves (IPAMHandle: one object per pod, IPAMConfig, IPReservation,
       // KubeControllersConfiguration) would only cost memory and API load.
       kinds: SERVED_KINDS,
@@ -153,11 +162,20 @@ export async function runServer(config: ServeConfig, deps: ServerDeps): Promise<
     );
     const httpServers = http;
     let closing: Promise<void> | undefined;
-    const stop = (drainMs: number): Promise<void> => {
-      closing ??= (async () => {
-        if (drainMs > 0) await fanout.drain(drainMs);
-        await Promise.all([fanout.close(), datastore.close()]);
+    let destroying: Promise<void> | undefined;
+    const destroy = (err?: Error): Promise<void> => {
+      destroying ??= (async () => {
+        await Promise.all([fanout.destroy(err), datastore.close()]);
         await httpServers.close();
+      })();
+      return destroying;
+    };
+    const close = (options: { readonly drainMs?: number } = {}): Promise<void> => {
+      if (destroying !== undefined) return destroying;
+      closing ??= (async () => {
+        // Resolves early when destroy() is called meanwhile (the fan-out's destroy wins over its close).
+        await fanout.close({ drainMs: options.drainMs ?? config.drainMs });
+        await destroy();
       })();
       return closing;
     };
@@ -170,11 +188,11 @@ export async function runServer(config: ServeConfig, deps: ServerDeps): Promise<
       fanout,
       datastore,
       registry,
-      shutdown: (drainMs = config.drainMs) => stop(drainMs),
-      close: () => stop(0),
+      close,
+      destroy,
     };
   } catch (err) {
-    await Promise.allSettled([fanout.close(), datastore.close(), http?.close()]);
+    await Promise.allSettled([fanout.destroy(), datastore.close(), http?.close()]);
     throw err;
   }
 }

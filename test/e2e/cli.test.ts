@@ -143,28 +143,9 @@ describe("tabby serve on SIGTERM", () => {
   it("turns unready, closes sessions spread over the drain period with 4008, then exits 0", async () => {
     const { kubeconfig } = await simWithKubeconfig();
     const server = await serve(kubeconfig, ["--drain-ms", "2000"]);
-    const sockets = await Promise.all(
-      Array.from({ length: 10 }, async (_, i) => {
-        const ws = new WebSocket(`ws://127.0.0.1:${String(server.ready.port)}`);
-        await new Promise((resolve, reject) => ws.once("open", resolve).once("error", reject));
-        ws.send(
-          encodeMessage({
-            t: "hello",
-            versions: [1, 1],
-            view: "felix",
-            node: `n${i}`,
-            client: { name: "t", version: "1" },
-          }),
-        );
-        await new Promise<void>((resolve) => {
-          ws.on("message", (data: Buffer) => {
-            const m = decodeServerMessage(data);
-            if (m.t === "status" && m.state === "in-sync") resolve();
-          });
-        });
-        return ws;
-      }),
-    );
+    const sockets = await inSyncSockets(server, 10);
+    const ws = new WebSocket(`ws://127.0.0.1:${String(server.ready.port)}`);
+    await new Promise((resolve, reject) => ws.once("open", resolve).once("error", reject));
     const closes = sockets.map(
       (ws) =>
         new Promise<{ code: number; at: number }>((resolve) =>
@@ -183,7 +164,52 @@ describe("tabby serve on SIGTERM", () => {
     expect(times[times.length - 1]! - times[0]!).toBeGreaterThan(800);
     expect(await exited).toBe(0);
   }, 60_000);
+
+  it("closes at once on a second SIGTERM during the drain, and exits 0", async () => {
+    const { kubeconfig } = await simWithKubeconfig();
+    const server = await serve(kubeconfig, ["--drain-ms", "30000"]);
+    const sockets = await inSyncSockets(server, 6);
+    const closes = sockets.map((ws) => new Promise<number>((resolve) => ws.once("close", resolve)));
+    const exited = new Promise<number | null>((resolve) =>
+      server.process.once("exit", (code) => resolve(code)),
+    );
+    server.process.kill("SIGTERM");
+    // The drain closes the first session at once and the next one 5 s later.
+    expect(await Promise.race(closes)).toBe(CloseCode.shuttingDown);
+    const second = Date.now();
+    server.process.kill("SIGTERM");
+    expect(await exited).toBe(0);
+    expect(Date.now() - second).toBeLessThan(3000);
+    const codes = await Promise.all(closes);
+    expect(codes.filter((c) => c === CloseCode.shuttingDown).length).toBeLessThan(6);
+  }, 60_000);
 });
+
+/** `n` raw WebSocket sessions of the felix view, each in sync. */
+function inSyncSockets(server: TabbyChild, n: number): Promise<WebSocket[]> {
+  return Promise.all(
+    Array.from({ length: n }, async (_, i) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${String(server.ready.port)}`);
+      await new Promise((resolve, reject) => ws.once("open", resolve).once("error", reject));
+      ws.send(
+        encodeMessage({
+          t: "hello",
+          versions: [1, 1],
+          view: "felix",
+          node: `n${i}`,
+          client: { name: "t", version: "1" },
+        }),
+      );
+      await new Promise<void>((resolve) => {
+        ws.on("message", (data: Buffer) => {
+          const m = decodeServerMessage(data);
+          if (m.t === "status" && m.state === "in-sync") resolve();
+        });
+      });
+      return ws;
+    }),
+  );
+}
 
 describe("tabby demo (npm start)", () => {
   it("runs simulator, server and agents, gets every agent in sync, and stops by itself", async () => {

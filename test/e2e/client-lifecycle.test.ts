@@ -60,6 +60,77 @@ describe("client: close", () => {
     expect(client.size).toBe(1); // the mirror stays readable
   });
 
+  it("destroy() drops the socket now, resolves closed() with the reason, leaves no timer", async () => {
+    const server = await makeServer({ hub: hubWith(STATE) });
+    await fakeTimers();
+    const client = new TabbyClient({
+      servers: [server.url],
+      view: "felix",
+      logger: pino({ level: "silent" }),
+    });
+    const rec = record(client);
+    client.start();
+    await vi.advanceTimersByTimeAsync(0);
+    await client.synced();
+    const [session] = [...server.sessions];
+    const cause = new Error("agent stopping");
+    const first = client.destroy(cause);
+    expect(client.destroy()).toBe(first);
+    expect(client.close()).toBe(first);
+    await first;
+    expect(await session!.closed).toBe(1006); // no close handshake
+    expect(vi.getTimerCount()).toBe(0);
+    const reason = await client.closed();
+    expect(reason).toMatchObject({ code: "ERR_CLIENT_CLOSED", cause });
+    expect(rec.statuses.filter((s) => s.state === "closed")).toEqual([
+      expect.objectContaining({ state: "closed", error: reason }),
+    ]);
+  });
+
+  it("destroy() during a close() whose handshake hangs wins: both resolve at once", async () => {
+    const server = await makeServer({ hub: hubWith(STATE) });
+    await fakeTimers();
+    const client = new TabbyClient({
+      servers: [server.url],
+      view: "felix",
+      closeTimeoutMs: 30_000,
+      logger: pino({ level: "silent" }),
+    });
+    client.start();
+    await vi.advanceTimersByTimeAsync(0);
+    await client.synced();
+    const [session] = [...server.sessions];
+    session!.ws.pause(); // the server never reads the client's close frame, so never answers it
+    let isClosed = false;
+    const closing = client.close().then(() => (isClosed = true));
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(isClosed).toBe(false);
+    const destroying = client.destroy();
+    expect(destroying).toBe(client.close());
+    await Promise.all([closing, destroying]); // long before the 30 s close timeout
+    expect(isClosed).toBe(true);
+    expect(vi.getTimerCount()).toBe(0);
+    expect(await client.closed()).toBeUndefined(); // close() came first: a plain stop
+    session!.ws.resume();
+  });
+
+  it("await using: the client is closed at the end of the scope", async () => {
+    const server = await makeServer({ hub: hubWith(STATE) });
+    let seen: TabbyClient | undefined;
+    {
+      await using client = new TabbyClient({
+        servers: [server.url],
+        view: "felix",
+        logger: pino({ level: "silent" }),
+      });
+      seen = client;
+      client.start();
+      await client.synced();
+    }
+    expect(await seen.closed()).toBeUndefined();
+    expect(seen.status.state).toBe("closed");
+  });
+
   it("while waiting to retry: cancels the retry timer", async () => {
     const address = await refusingAddress();
     await fakeTimers();

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { assembleDeltas, encodeEntry } from "../../proto/frame-builder.js";
 import { hubWith } from "./client-test-server.js";
-import { inSync, makeClient, makeServer, nextEvent, pool, record } from "./client-test-utils.js";
+import { inSync, makeClient, makeServer, nextEvent, pool, record, until } from "./client-test-utils.js";
 
 const STATE = Object.fromEntries(
   Array.from({ length: 20 }, (_, i) => [`IPPool/p${i}`, pool(`10.${i}.0.0/16`)]),
@@ -83,5 +83,30 @@ describe("client: lite mode (mirror: false)", () => {
     full.start();
     expect(await nextEvent(full, "error")).toMatchObject({ code: "ERR_CLIENT_PROTOCOL" });
     expect(full.stats.snapshots).toBe(0);
+  });
+
+  it("counts wire bytes: payloads plus frame headers, control frames and the upgrade response", async () => {
+    const server = await makeServer({ hub: hubWith(STATE) });
+    const client = makeClient({ servers: [server.url], view: "felix", mirror: false });
+    client.start();
+    await client.synced();
+    const s0 = client.stats;
+    // The upgrade response (101 and its headers) and 2+ header bytes per frame come on top of payloads.
+    expect(s0.wireBytes).toBeGreaterThan(s0.bytes + 2 * s0.frames + 100);
+
+    // A 200-byte binary frame (2 + 2 header bytes: payloads of 126..65535 bytes have a 16-bit length)
+    // and a WebSocket ping with 10 bytes of payload (2 header bytes).
+    const r = client.revision;
+    let frame: Buffer = Buffer.alloc(0);
+    for (let n = 0; frame.byteLength < 200; n++) {
+      frame = assembleDeltas(r, r, [encodeEntry({ k: "IPPool/pad", v: { pad: "x".repeat(n) } })]);
+    }
+    expect(frame.byteLength).toBe(200);
+    const batchDone = until(() => client.stats.frames === s0.frames + 1, 5000, "the padded frame");
+    for (const session of server.sessions) session.ws.send(frame);
+    await batchDone;
+    for (const session of server.sessions) session.ws.ping(Buffer.from("0123456789"));
+    await until(() => client.stats.wireBytes - s0.wireBytes === 204 + 12, 5000, "the ping's bytes");
+    expect(client.stats.bytes - s0.bytes).toBe(200);
   });
 });

@@ -31,7 +31,7 @@ async function startFanout(
     registry: new Registry(),
     options: { flushWindowMs: 1 },
   });
-  onTestFinished(() => server.close());
+  onTestFinished(() => server.destroy());
   for (let i = 0; i < churn; i++) server.upsert("IPPool/churn", { spec: { i } });
   if (churn > 0) server.delete("IPPool/churn");
   for (const [key, value] of Object.entries(state)) server.upsert(key, value);
@@ -158,7 +158,7 @@ describe("client against the real FanoutServer", () => {
     const revisionBefore = client.revision;
 
     // "Restart": the old server goes away, a new process with a new id serves the same state at the same address.
-    await first.server.close();
+    await first.server.destroy();
     const second = await startFanout(STATE, 9);
     proxy.target = second.port;
     const back = inSync(client);
@@ -193,7 +193,7 @@ describe("client against the real FanoutServer", () => {
     await client.synced();
     list.servers = [`ws://127.0.0.1:${b.port}`];
     const onB = inSync(client, list.servers[0]);
-    await a.server.drain(0);
+    await a.server.close();
     await onB;
     expect(rec.statuses.find((s) => s.state === "disconnected")?.closeCode).toBe(4008);
     expect(client.serverId).toBe(b.server.serverId);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { podObject, seedSmallCluster } from "../support/datastore-fixtures.js";
+import { podObject, seedSmallCluster, wepKey } from "../support/datastore-fixtures.js";
 import { startHarness } from "../support/datastore-harness.js";
 
 describe("Datastore: 410 Gone", () => {
@@ -9,7 +9,7 @@ describe("Datastore: 410 Gone", () => {
       datastore: { kinds: ["WorkloadEndpoint", "Profile"], backoffInitialMs: 50, backoffMaxMs: 100 },
     });
     await h.converged();
-    expect(h.sink.hub.store.has("WorkloadEndpoint/payments/api-0")).toBe(true);
+    expect(h.sink.hub.store.has(wepKey("payments", "api-0"))).toBe(true);
 
     // Keep the pods watch down while pods change, then compact the history past its resourceVersion.
     h.sim.faults.failRequests(500, 400, { resources: ["pods"] });
@@ -19,8 +19,8 @@ describe("Datastore: 410 Gone", () => {
     h.sim.faults.setHistoryLimit(1);
 
     await h.converged();
-    expect(h.sink.hub.store.has("WorkloadEndpoint/payments/api-0")).toBe(false);
-    expect(h.sink.hub.store.has("WorkloadEndpoint/payments/late-0")).toBe(true);
+    expect(h.sink.hub.store.has(wepKey("payments", "api-0"))).toBe(false);
+    expect(h.sink.hub.store.has(wepKey("payments", "late-0"))).toBe(true);
     expect(await h.metric("tabby_upstream_gone_total", { kind: "WorkloadEndpoint" })).toBeGreaterThanOrEqual(
       1,
     );
@@ -54,7 +54,7 @@ describe("Datastore: 410 Gone", () => {
       .poll(() => h.metric("tabby_upstream_relists_total"), { timeout: 5000 })
       .toBeGreaterThanOrEqual(relistsBefore + 3);
     await h.converged();
-    expect(h.sink.hub.store.has("WorkloadEndpoint/payments/api-5")).toBe(false);
+    expect(h.sink.hub.store.has(wepKey("payments", "api-5", "node-2"))).toBe(false);
     expect(h.sink.hub.store.has("Profile/ksa.payments.api")).toBe(false);
     expect(h.sink.hub.store.has("Profile/kns.payments")).toBe(true);
     expect(await h.metric("tabby_upstream_events_total", { kind: "WorkloadEndpoint", type: "error" })).toBe(

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { RESOURCES, resourceId } from "../../src/server/datastore/index.js";
 import { ALL_KINDS } from "../../src/snapshot/index.js";
-import { podObject, seedSmallCluster } from "../support/datastore-fixtures.js";
+import { podObject, seedSmallCluster, wepKey } from "../support/datastore-fixtures.js";
 import { startHarness } from "../support/datastore-harness.js";
 
 describe("Datastore: list, watch, convert", () => {
@@ -16,10 +16,10 @@ describe("Datastore: list, watch, convert", () => {
     expect(h.sim.openWatches).toBe(RESOURCES.length);
     expect(await h.metric("tabby_upstream_watches")).toBe(RESOURCES.length);
     // Pods without endpoint produced nothing.
-    expect(h.sink.hub.store.has("WorkloadEndpoint/kube-system/kube-proxy-a")).toBe(false);
-    expect(h.sink.hub.store.has("WorkloadEndpoint/payments/pending-0")).toBe(false);
-    expect(h.sink.hub.store.has("WorkloadEndpoint/payments/job-0")).toBe(false);
-    expect(h.sink.hub.store.has("WorkloadEndpoint/payments/api-0")).toBe(true);
+    expect(h.sink.hub.store.has(wepKey("kube-system", "kube-proxy-a"))).toBe(false);
+    expect(h.sink.hub.store.has(wepKey("payments", "pending-0"))).toBe(false);
+    expect(h.sink.hub.store.has(wepKey("payments", "job-0"))).toBe(false);
+    expect(h.sink.hub.store.has(wepKey("payments", "api-0"))).toBe(true);
 
     // Live changes of every sort.
     h.sim.patch("pods", "payments", "api-1", { metadata: { labels: { app: "api", version: "v2" } } });
@@ -38,8 +38,8 @@ describe("Datastore: list, watch, convert", () => {
     h.sim.patch("ippools", undefined, "default-ipv4-ippool", { spec: { natOutgoing: false } });
     h.sim.remove("networkpolicies.crd.projectcalico.org", "payments", "default.db");
     await h.converged();
-    expect(h.sink.hub.store.has("WorkloadEndpoint/payments/pending-0")).toBe(true);
-    expect(h.sink.hub.store.has("WorkloadEndpoint/payments/api-2")).toBe(false);
+    expect(h.sink.hub.store.has(wepKey("payments", "pending-0"))).toBe(true);
+    expect(h.sink.hub.store.has(wepKey("payments", "api-2", "node-2"))).toBe(false);
     expect(h.sink.hub.store.has("Profile/ksa.payments.api")).toBe(false);
     expect(h.sink.hub.store.has("NetworkPolicy/payments/default.db")).toBe(false);
     expect(
@@ -70,6 +70,30 @@ describe("Datastore: list, watch, convert", () => {
     h.sim.remove("endpointslices", "payments", "api-1");
     await h.converged();
     expect(h.actual().size).toBe(0);
+  });
+
+  it("drops the endpoint of a pod Calico rejects, counts it, and brings it back once fixed", async () => {
+    const h = await startHarness({
+      seed: (sim) => seedSmallCluster(sim, { pods: 3 }),
+      datastore: { kinds: ["WorkloadEndpoint"] },
+    });
+    await h.converged();
+    expect(h.sink.hub.store.has(wepKey("payments", "api-1", "node-1"))).toBe(true);
+    const annotate = (value: string): void => {
+      h.sim.patch("pods", "payments", "api-1", {
+        metadata: { annotations: { "cni.projectcalico.org/allowedSourcePrefixes": value } },
+      });
+    };
+    annotate("10.0.0.0/8"); // not JSON: Calico fails the pod
+    await h.converged();
+    expect(h.sink.hub.store.has(wepKey("payments", "api-1", "node-1"))).toBe(false);
+    expect(await h.metric("tabby_upstream_invalid_objects_total", { kind: "WorkloadEndpoint" })).toBe(1);
+    annotate('["10.0.0.0/8"]');
+    await h.converged();
+    const value = h.sink.hub.store.valueOf(wepKey("payments", "api-1", "node-1"));
+    expect((value?.spec as { allowSpoofedSourcePrefixes: string[] }).allowSpoofedSourcePrefixes).toEqual([
+      "10.0.0.0/8",
+    ]);
   });
 
   it("restricted to some kinds, watches only their resources", async () => {

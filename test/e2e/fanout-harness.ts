@@ -57,7 +57,7 @@ export async function startFanout(opts: HarnessOptions = {}): Promise<Harness> {
     options: opts.options ?? {},
     ...(opts.clock !== undefined && { clock: opts.clock }),
   });
-  onTestFinished(() => server.close());
+  onTestFinished(() => server.destroy());
   if (opts.isInSync ?? true) markInSync(server);
   const address = await server.listen(0, "127.0.0.1");
   return { server, hub, registry, url: `ws://127.0.0.1:${address.port}/`, port: address.port };

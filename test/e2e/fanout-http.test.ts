@@ -94,7 +94,7 @@ describe("HTTP side doors", () => {
     expect((await get(port, "/livez", "POST")).status).toBe(405);
     expect((await get(port, "/livez?verbose=1")).status).toBe(200);
 
-    void h.server.drain(0);
+    void h.server.close();
     const draining = await get(port, "/readyz");
     expect(draining.status).toBe(503);
     expect(JSON.parse(draining.body)).toEqual({ ready: false, reason: "draining" });

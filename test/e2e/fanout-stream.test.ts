@@ -171,7 +171,7 @@ describe("fan-out streaming", () => {
       await Promise.all(clients.map((c) => c.until(() => c.revision === head)));
       const counts = h.server.status().views.felix;
       const metric = await metricValue(h.registry, "tabby_frames_encoded_total", { view: "felix" });
-      await h.server.close();
+      await h.server.destroy();
       return { encoded: counts.framesEncoded, sent: counts.framesSent, metric };
     }
     const one = await run(1);

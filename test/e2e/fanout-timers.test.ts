@@ -77,7 +77,7 @@ describe("fan-out timers", () => {
     );
     expect(h.server.isReady()).toBe(true);
     let isDrained = false;
-    const drained = h.server.drain(1000).then(() => (isDrained = true));
+    const drained = h.server.close({ drainMs: 1000 }).then(() => (isDrained = true));
     expect(h.server.isReady()).toBe(false);
     expect(h.server.notReadyReason()).toBe("draining");
     expect(h.server.status().draining).toBe(true);
@@ -128,16 +128,67 @@ describe("fan-out timers", () => {
     expect(await metricValue(h.registry, "tabby_updates_skipped_total")).toBe(2);
   });
 
-  it("close() terminates every session now and is idempotent", async () => {
+  it("destroy() terminates every session now and is idempotent", async () => {
     const h = await startFanout({ clock });
     const a = await RawClient.live(h.url, hello({ view: "felix" }));
     const b = await RawClient.connect(h.url, null);
-    const first = h.server.close();
+    const first = h.server.destroy();
+    expect(h.server.destroy()).toBe(first);
     expect(h.server.close()).toBe(first);
     await first;
     expect(await a.closed).toBe(1006);
     expect(await b.closed).toBe(1006);
     expect(h.server.isReady()).toBe(false);
     expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("close() is graceful with a deadline: a peer that never answers the close is cut after closeGraceMs", async () => {
+    const h = await startFanout({ clock, options: { closeGraceMs: 5000 } });
+    const polite = await RawClient.live(h.url, hello({ view: "felix" }));
+    const deaf = await RawClient.live(h.url, hello({ view: "felix" }));
+    deaf.ws.pause(); // reads nothing more: never sees the close frame, never answers it
+    let isClosed = false;
+    const closing = h.server.close().then(() => (isClosed = true));
+    expect(h.server.close()).toBe(h.server.close());
+    expect(await polite.closed).toBe(CloseCode.shuttingDown);
+    await advance(4999);
+    expect(isClosed).toBe(false);
+    expect(h.server.status().connections.active).toBe(1);
+    await advance(1);
+    await closing;
+    expect(h.server.status().connections.active).toBe(0);
+    deaf.ws.resume();
+    await deaf.closed; // the server cut it: the close frame it had queued may still be read first
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("destroy() during close() wins: both resolve at once, without waiting for the drain", async () => {
+    const h = await startFanout({ clock });
+    const clients = await Promise.all(
+      Array.from({ length: 4 }, () => RawClient.live(h.url, hello({ view: "felix" }))),
+    );
+    const closing = h.server.close({ drainMs: 60_000 });
+    await waitFor(() => clients[0]!.closeCode !== undefined);
+    expect(clients.filter((c) => c.closeCode !== undefined)).toHaveLength(1);
+    const destroying = h.server.destroy(new Error("second signal"));
+    expect(h.server.close({ drainMs: 60_000 })).toBe(destroying);
+    await Promise.all([closing, destroying]); // no timer advanced: neither waits for the 60 s drain
+    expect(await Promise.all(clients.map((c) => c.closed))).toEqual([
+      CloseCode.shuttingDown,
+      1006,
+      1006,
+      1006,
+    ]);
+    expect(h.server.status().connections.active).toBe(0);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("close() refuses a bad drainMs with a coded error naming the field", async () => {
+    const h = await startFanout({ clock });
+    await expect(h.server.close({ drainMs: -1 })).rejects.toMatchObject({
+      code: "ERR_FANOUT_INVALID_OPTION",
+      message: expect.stringContaining("drainMs") as string,
+    });
+    expect(h.server.isReady()).toBe(true);
   });
 });

@@ -37,10 +37,14 @@ const DOCUMENTED_FIELDS = [
   "serverRssBytesMax",
   "serverCpuSecondsPerSecond",
   "upstreamWatches",
+  "wireBytesPerChange",
+  "flushWindowMsMax",
+  "relistSeconds",
+  "ceilingRatio",
 ] as const;
 
 describe("tabby loadtest, small", () => {
-  it("runs a connect storm and steady churn with 50 agents, verifies the mirrors and records latencies", async () => {
+  it("runs a connect storm, steady churn and its ceiling with 50 agents, verifies the mirrors and records latencies", async () => {
     const out = await mkdtemp(join(tmpdir(), "tabby-loadtest-"));
     cleanups.push(() => rm(out, { recursive: true, force: true }));
     const before = new Set(await childPids());
@@ -53,7 +57,7 @@ describe("tabby loadtest, small", () => {
       durationSeconds: 10,
       workers: 2,
       fullAgents: 4,
-      scenarios: ["connect-storm", "churn"],
+      scenarios: ["connect-storm", "churn", "ceiling"],
       outDir: out,
       hasProgressBar: false,
       syncTimeoutSeconds: 30,
@@ -63,9 +67,9 @@ describe("tabby loadtest, small", () => {
 
     expect(report.error, lines.join("\n")).toBeUndefined();
     expect(report.verified).toBe(true);
-    expect(report.scenarios.map((s) => s.name)).toEqual(["connect-storm", "churn-50"]);
-    const [connect, churn] = report.scenarios;
-    for (const s of report.scenarios) {
+    expect(report.scenarios.map((s) => s.name)).toEqual(["connect-storm", "churn-50", "ceiling"]);
+    const [connect, churn, ceiling] = report.scenarios;
+    for (const s of report.scenarios.slice(0, 2)) {
       for (const f of DOCUMENTED_FIELDS) expect(s, `${s.name}.${f}`).toHaveProperty(f);
       expect(s.verified).toBe(true);
       expect(s.mismatches).toBe(0);
@@ -85,11 +89,30 @@ describe("tabby loadtest, small", () => {
     expect(churn?.latencyMs.p50).toBeLessThanOrEqual(churn?.latencyMs.p99 ?? -1);
     expect(churn?.deliveredPerSecond).toBeGreaterThan(0);
     expect(churn?.serverCpuSecondsPerSecond).toBeGreaterThan(0);
+    // Issue 8: every byte the agents read (frame headers, pings, status frames) per change delivered.
+    expect(Number.isFinite(churn?.wireBytesPerChange)).toBe(true);
+    expect(churn?.wireBytesPerChange).toBeGreaterThan(20);
+    // Uncompressed frames cost ~1100 B a change; issue 8's compression brings it under 400 B.
+    expect(churn?.wireBytesPerChange).toBeLessThan(2000);
+    expect(churn?.flushWindowMsMax).toBeGreaterThan(0);
+    expect(connect?.wireBytesPerChange).toBeNull();
+
+    // The ceiling: the same 50 agents fed by the broadcaster with churn-50's frames, at its rate.
+    expect(ceiling?.verified, JSON.stringify(ceiling?.mismatchSamples)).toBe(true);
+    expect(ceiling?.agents).toBe(50);
+    expect(ceiling?.churnPerSecond).toBe(50);
+    expect(ceiling?.latencyMs.count).toBeGreaterThan(0);
+    expect(ceiling?.deliveredPerSecond).toBeGreaterThan(0);
+    expect(ceiling?.details.mirrors).toBe("churn-50");
+    expect(ceiling?.ceilingRatio).toBeGreaterThan(0);
+    expect(churn?.ceilingRatio).toBe(ceiling?.ceilingRatio);
+    expect(ceiling?.serverRssBytesMax).toBeNull();
 
     const written = JSON.parse(await readFile(join(out, "report.json"), "utf8")) as LoadtestReport;
     expect(written.scenarios.map((s) => s.latencyMs.p99)).toEqual(
       report.scenarios.map((s) => s.latencyMs.p99),
     );
+    expect(written.scenarios[1]?.wireBytesPerChange).toBe(churn?.wireBytesPerChange);
     expect(await readFile(join(out, "summary.md"), "utf8")).toContain("churn-50");
     expect(await readFile(join(out, "latency.svg"), "utf8")).toContain("<svg");
     expect(await readFile(join(out, "server.svg"), "utf8")).toContain("<path");
@@ -97,5 +120,5 @@ describe("tabby loadtest, small", () => {
     // Every child process (simulator, server, workers) is gone.
     const left = (await childPids()).filter((pid) => !before.has(pid));
     expect(left).toEqual([]);
-  }, 90_000);
+  }, 150_000);
 });

@@ -1,5 +1,6 @@
 /** A small, realistic cluster for datastore tests: every converted kind, including pods without endpoint. */
 import type { Simulator } from "../../src/sim/index.js";
+import { workloadEndpointName } from "../../src/server/datastore/index.js";
 
 export function nodeObject(name: string, i: number): object {
   return {
@@ -97,4 +98,9 @@ export function seedSmallCluster(sim: Simulator, opts: { pods?: number; hasCrds?
     spec: { node: "node-0", classes: ["Agent"], updatePeriodSeconds: 10 },
     status: { agent: { birdV4: { state: "Ready" } } },
   });
+}
+
+/** The snapshot key of a pod's WorkloadEndpoint: Calico's name `<node>-k8s-<pod>-eth0`, dashes doubled. */
+export function wepKey(ns: string, pod: string, node = "node-0"): string {
+  return `WorkloadEndpoint/${ns}/${workloadEndpointName(node, pod)}`;
 }

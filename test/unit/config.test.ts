@@ -25,6 +25,30 @@ describe("serve config", () => {
     expect(loadServeConfig({}, { TABBY_FLUSH_WINDOW_MS: "25" }).flushWindowMs).toBe(25);
   });
 
+  it("reads the Calico conversion settings, Felix's and calico-node's defaults when unset", () => {
+    const d = loadServeConfig({}, {});
+    expect([d.interfacePrefix, d.usePodCidr, d.calicoApiGroup]).toEqual([
+      "cali",
+      false,
+      "crd.projectcalico.org/v1",
+    ]);
+    const c = loadServeConfig(
+      { interfacePrefix: "tap,cali" },
+      { TABBY_USE_POD_CIDR: "true", TABBY_CALICO_API_GROUP: "projectcalico.org/v3" },
+    );
+    expect([c.interfacePrefix, c.usePodCidr, c.calicoApiGroup]).toEqual([
+      "tap,cali",
+      true,
+      "projectcalico.org/v3",
+    ]);
+    expect(() => loadServeConfig({ interfacePrefix: "toolong" }, {})).toThrow(err("interfacePrefix"));
+    expect(() => loadServeConfig({ interfacePrefix: "ca li" }, {})).toThrow(err("interfacePrefix"));
+    expect(() => loadServeConfig({ usePodCidr: "yes" }, {})).toThrow(err("usePodCidr"));
+    expect(() => loadServeConfig({ calicoApiGroup: "projectcalico.org/v1" }, {})).toThrow(
+      err("calicoApiGroup"),
+    );
+  });
+
   it("falls back to the first path of KUBECONFIG", () => {
     expect(loadServeConfig({}, { KUBECONFIG: "/a:/b" }).kubeconfig).toBe("/a");
     expect(loadServeConfig({ kubeconfig: "/c" }, { KUBECONFIG: "/a" }).kubeconfig).toBe("/c");

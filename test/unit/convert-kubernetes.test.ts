@@ -5,18 +5,6 @@ import type { KubeObject } from "../../src/server/datastore/index.js";
 const managed = [{ manager: "kubectl-client-side-apply", operation: "Update" }];
 const lastApplied = { "kubectl.kubernetes.io/last-applied-configuration": '{"kind":"x"}' };
 
-const policySpec = {
-  podSelector: { matchLabels: { app: "db" } },
-  policyTypes: ["Ingress", "Egress"],
-  ingress: [
-    {
-      from: [{ podSelector: { matchLabels: { role: "api" } } }, { namespaceSelector: {} }],
-      ports: [{ protocol: "TCP", port: 5432 }],
-    },
-  ],
-  egress: [{ to: [{ ipBlock: { cidr: "10.0.0.0/8", except: ["10.1.0.0/16"] } }] }],
-};
-
 const serviceSpec = {
   type: "ClusterIP",
   selector: { app: "db" },
@@ -38,43 +26,6 @@ const endpointsV1 = [
 ];
 
 const cases: { name: string; resource: string; obj: KubeObject; want: unknown }[] = [
-  {
-    name: "NetworkPolicy → KubernetesNetworkPolicy (spec kept as is)",
-    resource: "networkpolicies",
-    obj: {
-      apiVersion: "networking.k8s.io/v1",
-      kind: "NetworkPolicy",
-      metadata: {
-        name: "db-allow-api",
-        namespace: "payments",
-        uid: "np-1",
-        resourceVersion: "501",
-        generation: 3,
-        creationTimestamp: "2024-04-02T10:00:00Z",
-        labels: { owner: "billing" },
-        annotations: { ...lastApplied, "tabby.dev/changed-at": "1714557600500" },
-        managedFields: managed,
-      },
-      spec: policySpec,
-    },
-    want: {
-      key: "KubernetesNetworkPolicy/payments/db-allow-api",
-      value: {
-        kind: "KubernetesNetworkPolicy",
-        apiVersion: "projectcalico.org/v3",
-        metadata: {
-          name: "db-allow-api",
-          namespace: "payments",
-          uid: "np-1",
-          resourceVersion: "501",
-          creationTimestamp: "2024-04-02T10:00:00Z",
-          labels: { owner: "billing" },
-          annotations: { "tabby.dev/changed-at": "1714557600500" },
-        },
-        spec: policySpec,
-      },
-    },
-  },
   {
     name: "Service → KubernetesService (status dropped)",
     resource: "services",
@@ -184,16 +135,16 @@ const cases: { name: string; resource: string; obj: KubeObject; want: unknown }[
   },
 ];
 
-describe("Kubernetes NetworkPolicy, Service, EndpointSlice", () => {
+describe("Kubernetes Service, EndpointSlice", () => {
   it.each(cases)("$name", ({ resource, obj, want }) => {
     expect(convert(resource, obj)).toEqual(want);
   });
 
   it("does not share structure with the source object", () => {
-    const obj = structuredClone(cases[0]!.obj) as { spec: { podSelector: { matchLabels: { app: string } } } };
-    const out = convert("networkpolicies", obj);
-    obj.spec.podSelector.matchLabels.app = "changed";
-    expect((out?.value?.spec as typeof policySpec).podSelector.matchLabels.app).toBe("db");
+    const obj = structuredClone(cases[0]!.obj) as { spec: { selector: { app: string } } };
+    const out = convert("services", obj);
+    obj.spec.selector.app = "changed";
+    expect((out?.value?.spec as typeof serviceSpec).selector.app).toBe("db");
   });
 
   it("ignores objects without a namespace", () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { convert } from "../../src/server/datastore/index.js";
+import { convert, createResources } from "../../src/server/datastore/index.js";
 import type { KubeObject } from "../../src/server/datastore/index.js";
 
 function node(
@@ -39,19 +39,37 @@ const calico = {
   "projectcalico.org/IPv4Address": "172.18.0.3/16",
   "projectcalico.org/IPv6Address": "fc00:f853:ccd:e793::3/64",
   "projectcalico.org/ASNumber": "64512",
+  "projectcalico.org/RouteReflectorClusterID": "224.0.0.1",
   "projectcalico.org/IPv4IPIPTunnelAddr": "10.244.1.1",
   "projectcalico.org/IPv4VXLANTunnelAddr": "10.244.1.2",
+  "projectcalico.org/VXLANTunnelMACAddr": "66:d3:b4:4e:7a:01",
+  "projectcalico.org/IPv6VXLANTunnelAddr": "fd00:10:244:1::2",
+  "projectcalico.org/VXLANTunnelMACAddrV6": "66-d3-b4-4e-7a-02",
+  "projectcalico.org/IPv4WireguardInterfaceAddr": "10.244.1.3",
+  "projectcalico.org/IPv6WireguardInterfaceAddr": "fd00:10:244:1::3",
   "projectcalico.org/WireguardPublicKey": "jlkVyQYooZYzI2wFfNhSZez5eWh44yfq1wKVjLvSXgY=",
+  "projectcalico.org/WireguardPublicKeyV6": "mNk1Lk2CjYxJ4sIx3lH3Pj8JzqkT8Yw7jvCj9n0zZ1o=",
+  "projectcalico.org/Interfaces":
+    '[{"name":"eth0","addresses":["172.18.0.3","bogus","fc00:f853:ccd:e793::3"]}]',
+  "projectcalico.org/labels": '{"rack":"r1","kubernetes.io/os":"shadowed"}',
+  "projectcalico.org/annotations": '{"note":"from calicoctl"}',
   "tabby.dev/changed-at": "1714557600999",
 };
 
+const KUBE_LABELS = '{"kubernetes.io/hostname":"worker-1","kubernetes.io/os":"linux"}';
 const meta = {
   name: "worker-1",
   uid: "c0ffee00-1234-4abc-9def-000000000001",
   resourceVersion: "90210",
   creationTimestamp: "2024-03-01T08:00:00Z",
   labels: { "kubernetes.io/hostname": "worker-1", "kubernetes.io/os": "linux" },
+  annotations: { "projectcalico.org/kube-labels": KUBE_LABELS },
 };
+const orchRefs = [{ nodeName: "worker-1", orchestrator: "k8s" }];
+const kubeAddresses = [
+  { address: "172.18.0.3", type: "InternalIP" },
+  { address: "203.0.113.7", type: "ExternalIP" },
+];
 
 const cases: { name: string; obj: KubeObject; want: unknown }[] = [
   {
@@ -62,23 +80,41 @@ const cases: { name: string; obj: KubeObject; want: unknown }[] = [
       value: {
         kind: "Node",
         apiVersion: "projectcalico.org/v3",
-        metadata: { ...meta, annotations: { "tabby.dev/changed-at": "1714557600999" } },
+        metadata: {
+          ...meta,
+          // Calico's labels annotation, overlaid by the Kubernetes labels.
+          labels: { rack: "r1", "kubernetes.io/hostname": "worker-1", "kubernetes.io/os": "linux" },
+          annotations: {
+            note: "from calicoctl",
+            "projectcalico.org/kube-labels": KUBE_LABELS,
+            "tabby.dev/changed-at": "1714557600999",
+          },
+        },
         spec: {
           bgp: {
+            asNumber: 64512,
             ipv4Address: "172.18.0.3/16",
             ipv6Address: "fc00:f853:ccd:e793::3/64",
-            asNumber: 64512,
             ipv4IPIPTunnelAddr: "10.244.1.1",
+            routeReflectorClusterID: "224.0.0.1",
           },
           ipv4VXLANTunnelAddr: "10.244.1.2",
-          wireguardPublicKey: "jlkVyQYooZYzI2wFfNhSZez5eWh44yfq1wKVjLvSXgY=",
-          orchRefs: [{ nodeName: "worker-1", orchestrator: "k8s" }],
+          vxlanTunnelMACAddr: "66:d3:b4:4e:7a:01",
+          ipv6VXLANTunnelAddr: "fd00:10:244:1::2",
+          vxlanTunnelMACAddrV6: "66-d3-b4-4e-7a-02",
+          orchRefs,
+          wireguard: { interfaceIPv4Address: "10.244.1.3", interfaceIPv6Address: "fd00:10:244:1::3" },
           addresses: [
             { address: "172.18.0.3/16", type: "CalicoNodeIP" },
             { address: "fc00:f853:ccd:e793::3/64", type: "CalicoNodeIP" },
-            { address: "172.18.0.3", type: "InternalIP" },
-            { address: "203.0.113.7", type: "ExternalIP" },
+            ...kubeAddresses,
           ],
+          interfaces: [{ name: "eth0", addresses: ["172.18.0.3", "fc00:f853:ccd:e793::3"] }],
+        },
+        status: {
+          wireguardPublicKey: "jlkVyQYooZYzI2wFfNhSZez5eWh44yfq1wKVjLvSXgY=",
+          wireguardPublicKeyV6: "mNk1Lk2CjYxJ4sIx3lH3Pj8JzqkT8Yw7jvCj9n0zZ1o=",
+          podCIDRs: ["10.244.1.0/24"],
         },
       },
     },
@@ -92,22 +128,23 @@ const cases: { name: string; obj: KubeObject; want: unknown }[] = [
         kind: "Node",
         apiVersion: "projectcalico.org/v3",
         metadata: meta,
-        spec: {
-          orchRefs: [{ nodeName: "worker-1", orchestrator: "k8s" }],
-          addresses: [
-            { address: "172.18.0.3", type: "InternalIP" },
-            { address: "203.0.113.7", type: "ExternalIP" },
-          ],
-        },
+        spec: { orchRefs, addresses: kubeAddresses },
+        status: { podCIDRs: ["10.244.1.0/24"] },
       },
     },
   },
   {
-    name: "a dotted AS number and malformed addresses",
+    name: "a dotted AS number and invalid annotations, each ignored as Calico ignores it",
     obj: node({
       "projectcalico.org/ASNumber": "1.10",
       "projectcalico.org/IPv4Address": "bogus",
+      "projectcalico.org/IPv6Address": "10.0.0.1/8", // wrong family
       "projectcalico.org/IPv4VXLANTunnelAddr": "fd00::1",
+      "projectcalico.org/IPv4IPIPTunnelAddr": "10.244.1.1/24", // not masked: not a network
+      "projectcalico.org/VXLANTunnelMACAddr": "66:d3:b4",
+      "projectcalico.org/RouteReflectorClusterID": "not-an-ip",
+      "projectcalico.org/labels": "{not json",
+      "projectcalico.org/Interfaces": "[broken",
     }),
     want: {
       key: "Node/worker-1",
@@ -115,14 +152,8 @@ const cases: { name: string; obj: KubeObject; want: unknown }[] = [
         kind: "Node",
         apiVersion: "projectcalico.org/v3",
         metadata: meta,
-        spec: {
-          bgp: { asNumber: 65546 },
-          orchRefs: [{ nodeName: "worker-1", orchestrator: "k8s" }],
-          addresses: [
-            { address: "172.18.0.3", type: "InternalIP" },
-            { address: "203.0.113.7", type: "ExternalIP" },
-          ],
-        },
+        spec: { bgp: { asNumber: 65546 }, orchRefs, addresses: kubeAddresses },
+        status: { podCIDRs: ["10.244.1.0/24"] },
       },
     },
   },
@@ -133,7 +164,46 @@ describe("Node → Node", () => {
     expect(convert("nodes", obj)).toEqual(want);
   });
 
-  it("ignores status-only changes (heartbeats) and keeps labels", () => {
+  it("keeps addresses as written, not normalised to a prefix length", () => {
+    const out = convert("nodes", node({ "projectcalico.org/IPv4Address": "172.18.0.3" }));
+    expect((out?.value?.spec as { bgp: object }).bgp).toEqual({ ipv4Address: "172.18.0.3" });
+  });
+
+  it("with host-local IPAM takes the tunnel address from the podCIDR (WireGuard too, given a key)", () => {
+    const nodes = createResources({ usePodCidr: true }).find((r) => r.plural === "nodes");
+    const out = nodes?.convert(
+      node({
+        "projectcalico.org/IPv4IPIPTunnelAddr": "10.9.9.9",
+        "projectcalico.org/WireguardPublicKey": "jlkVyQYooZYzI2wFfNhSZez5eWh44yfq1wKVjLvSXgY=",
+      }),
+    );
+    const spec = out?.value?.spec as { bgp: object; wireguard: object };
+    expect(spec.bgp).toEqual({ ipv4IPIPTunnelAddr: "10.244.1.1" });
+    expect(spec.wireguard).toEqual({ interfaceIPv4Address: "10.244.1.1" });
+    const bad = structuredClone(node({})) as KubeObject & { spec: { podCIDR: string } };
+    bad.spec.podCIDR = "10.244.1.0";
+    expect(nodes?.convert(bad)).toMatchObject({
+      key: "Node/worker-1",
+      value: null,
+      rejected: { code: "ERR_CONVERT_REJECTED" },
+    });
+  });
+
+  it("writes kube-labels as Go's json.Marshal does: sorted keys, null without labels", () => {
+    const out = convert("nodes", node({}, { labels: { b: "2", a: "1" } }));
+    expect((out?.value?.metadata as { annotations: object }).annotations).toEqual({
+      "projectcalico.org/kube-labels": '{"a":"1","b":"2"}',
+    });
+    const bare = structuredClone(node({})) as KubeObject & { metadata: { labels?: object } };
+    delete bare.metadata.labels;
+    const outBare = convert("nodes", bare);
+    expect((outBare?.value?.metadata as { annotations: object }).annotations).toEqual({
+      "projectcalico.org/kube-labels": "null",
+    });
+    expect(outBare?.value?.metadata).not.toHaveProperty("labels");
+  });
+
+  it("ignores status-only changes (heartbeats)", () => {
     const a = node(calico);
     const b = structuredClone(a) as { status: { conditions: { lastHeartbeatTime: string }[] } } & KubeObject;
     b.status.conditions[0]!.lastHeartbeatTime = "2024-05-01T10:05:00Z";

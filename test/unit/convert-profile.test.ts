@@ -48,7 +48,8 @@ const cases: { name: string; resource: string; obj: KubeObject; want: unknown }[
         apiVersion: "projectcalico.org/v3",
         metadata: {
           name: "kns.payments",
-          uid: "0b6f3a5e-6a43-4d4e-a5c9-0d7d3f4e1b22",
+          // Calico's ConvertUID of the namespace's uid: bits of each byte reversed, bytes 6 and 8 kept.
+          uid: "d0f65c7a-56c2-4d72-a593-b0befc72d844",
           resourceVersion: "1200",
           creationTimestamp: "2024-04-01T09:00:00Z",
           annotations: { "tabby.dev/changed-at": "1714557600123" },
@@ -76,7 +77,7 @@ const cases: { name: string; resource: string; obj: KubeObject; want: unknown }[
         apiVersion: "projectcalico.org/v3",
         metadata: {
           name: "ksa.payments.api",
-          uid: "7c1d2e3f-1111-4a2b-8c3d-4e5f60718293",
+          uid: "3eb874fc-8888-4ad4-8cbc-72fa068e41c9",
           resourceVersion: "1301",
           creationTimestamp: "2024-04-01T09:01:00Z",
         },
@@ -87,13 +88,14 @@ const cases: { name: string; resource: string; obj: KubeObject; want: unknown }[
   {
     name: "a namespace without labels still gets the name label",
     resource: "namespaces",
-    obj: { metadata: { name: "empty", uid: "u", resourceVersion: "1" } },
+    obj: { metadata: { name: "empty", uid: "30316465-6365-4463-ad63-3564622d3638", resourceVersion: "1" } },
     want: {
       key: "Profile/kns.empty",
       value: {
         kind: "Profile",
         apiVersion: "projectcalico.org/v3",
-        metadata: { name: "kns.empty", uid: "u", resourceVersion: "1" },
+        // libcalico-go's own ConvertUID test vector.
+        metadata: { name: "kns.empty", uid: "0c8c26a6-c6a6-44c6-adc6-ac2646b46c1c", resourceVersion: "1" },
         spec: {
           ingress: [{ action: "Allow" }],
           egress: [{ action: "Allow" }],
@@ -103,10 +105,32 @@ const cases: { name: string; resource: string; obj: KubeObject; want: unknown }[
     },
   },
   {
-    name: "a service account without namespace is ignored",
+    name: "a service account without a namespace is named in `default`, as Calico names it",
     resource: "serviceaccounts",
-    obj: { metadata: { name: "x" } },
-    want: null,
+    obj: { metadata: { name: "x", uid: "30316465-6365-4463-ad63-3564622d3638", resourceVersion: "2" } },
+    want: {
+      key: "Profile/ksa.default.x",
+      value: {
+        kind: "Profile",
+        apiVersion: "projectcalico.org/v3",
+        metadata: {
+          name: "ksa.default.x",
+          uid: "0c8c26a6-c6a6-44c6-adc6-ac2646b46c1c",
+          resourceVersion: "2",
+        },
+        spec: { labelsToApply: { "pcsa.projectcalico.org/name": "x" } },
+      },
+    },
+  },
+  {
+    name: "a namespace whose uid is not a UUID is rejected (Calico's ConvertUID fails)",
+    resource: "namespaces",
+    obj: { metadata: { name: "odd", uid: "not-a-uid", resourceVersion: "1" } },
+    want: {
+      key: "Profile/kns.odd",
+      value: null,
+      rejected: { code: "ERR_CONVERT_REJECTED", reason: 'uid "not-a-uid" is not a UUID' },
+    },
   },
 ];
 

@@ -1,7 +1,13 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { findResource, RESOURCES, resourceId, resourcesForKinds } from "../../src/server/datastore/index.js";
+import {
+  createResources,
+  findResource,
+  RESOURCES,
+  resourceId,
+  resourcesForKinds,
+} from "../../src/server/datastore/index.js";
 import { ALL_KINDS, CRD_KINDS, NAMESPACED_KINDS, viewsOfKind } from "../../src/snapshot/kinds.js";
 
 const CRD_DIR = join(import.meta.dirname, "../../calico/crds");
@@ -78,5 +84,18 @@ describe("upstream resource registry", () => {
       "serviceaccounts",
     ]);
     expect(resourcesForKinds(undefined)).toHaveLength(RESOURCES.length);
+  });
+
+  it("reads the Calico kinds from projectcalico.org/v3 when asked, converting them the same way", () => {
+    const v3 = createResources({ calicoApiGroup: "projectcalico.org/v3" });
+    const v1 = createResources();
+    expect(v3).toHaveLength(v1.length);
+    const pools = v3.find((r) => r.plural === "ippools");
+    expect([pools?.group, pools?.versions]).toEqual(["projectcalico.org", ["v3"]]);
+    expect(v3.map(resourceId)).toContain("networkpolicies.projectcalico.org");
+    expect(v3.find((r) => r.plural === "pods")?.group).toBe("");
+    const pool = { metadata: { name: "p", uid: "u", resourceVersion: "1" }, spec: { cidr: "10.0.0.0/16" } };
+    expect(pools?.convert(pool)).toEqual(v1.find((r) => r.plural === "ippools")?.convert(pool));
+    expect(findResource("ippools.projectcalico.org")).toBe(findResource("ippools"));
   });
 });

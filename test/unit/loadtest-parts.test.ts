@@ -17,12 +17,14 @@ import {
   referenceChurnRate,
   resolveLoadtestOptions,
 } from "../../loadtest/options.js";
+import { upstreamListedAtMs } from "../../loadtest/harness.js";
 import { ProcSampler, readProcSample } from "../../loadtest/proc-stats.js";
 import type { StateDigest } from "../../loadtest/protocol.js";
 import { checkTargets, maxChurnWithinP99 } from "../../loadtest/report.js";
 import type { ScenarioResult } from "../../loadtest/report.js";
 import { isP99Close } from "../../loadtest/scenarios/slow-agents.js";
 import { seedCluster, startSimulator } from "../../src/sim/index.js";
+import { workloadEndpointKey } from "../../src/server/datastore/index.js";
 
 function caught(f: () => unknown): unknown {
   try {
@@ -53,6 +55,10 @@ function scenario(overrides: Partial<ScenarioResult>): ScenarioResult {
     bytesSentPerSecond: 1,
     serverRssBytesMax: 200 * 1024 * 1024,
     serverCpuSecondsPerSecond: 0.5,
+    wireBytesPerChange: 150,
+    flushWindowMsMax: 10,
+    relistSeconds: null,
+    ceilingRatio: null,
     apiServerRssBytesMax: 1,
     apiServerCpuSecondsPerSecond: 0.1,
     agentsCpuSecondsPerSecond: 1,
@@ -61,6 +67,7 @@ function scenario(overrides: Partial<ScenarioResult>): ScenarioResult {
     agentCounters: {
       updates: 0,
       bytes: 0,
+      wireBytes: 0,
       frames: 0,
       deltas: 0,
       snapshots: 0,
@@ -85,7 +92,14 @@ describe("load test options", () => {
     expect(o).toMatchObject({ nodes: 1000, podsPerNode: 30, agents: 1000, churnRates: [100, 1000, 5000] });
     expect(o.outDir).toBe("results/2026-01-02T03-04-05");
     expect(o.fullAgents).toBe(10);
-    expect(o.scenarios).toEqual(["connect-storm", "churn", "slow-agents", "reconnect-storm", "baseline"]);
+    expect(o.scenarios).toEqual([
+      "connect-storm",
+      "churn",
+      "slow-agents",
+      "reconnect-storm",
+      "ceiling",
+      "baseline",
+    ]);
   });
 
   it("names the bad field", () => {
@@ -99,7 +113,8 @@ describe("load test options", () => {
 
   it("parses scenario lists in run order and picks the reference rate closest to 1000/s", () => {
     expect(parseScenarios("baseline, churn")).toEqual(["churn", "baseline"]);
-    expect(parseScenarios("all")).toHaveLength(5);
+    expect(parseScenarios("all")).toHaveLength(6);
+    expect(parseScenarios("ceiling,connect-storm")).toEqual(["connect-storm", "ceiling"]);
     expect(parseChurnRates("100,1000,5000")).toEqual([100, 1000, 5000]);
     expect(referenceChurnRate(resolveLoadtestOptions({ churnRates: [100, 800, 5000] }))).toBe(800);
     expect(referenceChurnRate(resolveLoadtestOptions({ churnRates: [50] }))).toBe(50);
@@ -144,8 +159,9 @@ describe("verification digest", () => {
       expect(Object.keys(digest.bgpByNode)).toEqual([node]);
       expect(digest.bgpByNode[node]?.length).toBeGreaterThan(0);
       const pod = sim.list("pods").find((p) => p.metadata.namespace?.startsWith("app-"));
-      const key = `WorkloadEndpoint/${pod?.metadata.namespace}/${pod?.metadata.name}`;
-      expect(felix.get(key)).toBe(pod?.metadata.resourceVersion);
+      const key = pod === undefined ? null : workloadEndpointKey(pod);
+      expect(key).toMatch(/^WorkloadEndpoint\/app-[^/]+\/.+-k8s-.+-eth0$/);
+      expect(felix.get(key ?? "")).toBe(pod?.metadata.resourceVersion);
       expect(digest.totalKeys).toBeGreaterThanOrEqual(digest.felix.length);
       expect(expectedFor(digest, "bgp", node).size).toBe(
         digest.bgp.length + (digest.bgpByNode[node]?.length ?? 0),
@@ -220,8 +236,56 @@ describe("report", () => {
       ["server RSS", true],
       ["idle memory per connection", true],
       ["upstream watches independent of agents", true],
+      // Issue 8's: the sample churn-1000 has 150 B/change, p99 90 ms, 200 MB, no ceiling run.
+      ["wire bytes per change at 1000 changes/s", true],
+      ["wire bytes per change at 100 changes/s", null],
+      ["p99 latency at 2000 changes/s", null],
+      ["p99 latency at 5000 changes/s (overload)", null],
+      ["reconnect storm in sync, relist included", null],
+      ["connect storm in sync (issue 8)", false],
+      ["server RSS in steady churn (up to 2000/s)", true],
+      ["server RSS at the reconnect storm's peak", null],
+      ["ceiling ratio at 1000 changes/s", null],
+    ]);
+    const after = checkTargets(
+      [
+        scenario({ wireBytesPerChange: 201, ceilingRatio: 0.69 }),
+        scenario({ name: "churn-100", churnPerSecond: 100, wireBytesPerChange: 399 }),
+        scenario({
+          scenario: "reconnect-storm",
+          name: "reconnect-storm",
+          inSyncSeconds: { connectStorm: null, reconnectStorm: 14.5 },
+          serverRssBytesMax: 351 * 1024 * 1024,
+        }),
+      ],
+      29,
+    );
+    expect(after.filter((c) => c.isMet !== null).map((c) => [c.name, c.isMet, c.value])).toEqual([
+      ["p99 latency at 1000 changes/s", true, "90 ms"],
+      ["server RSS", false, "351.0 MB"],
+      ["upstream watches independent of agents", true, "29 for 1000 agents"],
+      ["wire bytes per change at 1000 changes/s", false, "201 B"],
+      ["wire bytes per change at 100 changes/s", true, "399 B"],
+      ["reconnect storm in sync, relist included", true, "14.5 s"],
+      ["server RSS in steady churn (up to 2000/s)", true, "200.0 MB"],
+      ["server RSS at the reconnect storm's peak", false, "351.0 MB"],
+      ["ceiling ratio at 1000 changes/s", false, "0.69"],
     ]);
     expect(checkTargets([], 29).every((c) => c.isMet === null)).toBe(true);
+  });
+
+  it("takes the relist's end from the latest kind in sync, none while a kind is not", () => {
+    const status = (kinds: Record<string, { state: string; since: number }> | undefined) => ({
+      server: "s",
+      revision: 1,
+      ready: true,
+      ...(kinds !== undefined && { kinds }),
+    });
+    const synced = { state: "in-sync", since: 1000 };
+    expect(upstreamListedAtMs(status({ Node: synced, Pod: { state: "in-sync", since: 1500 } }))).toBe(1500);
+    expect(upstreamListedAtMs(status({ Node: synced, Pod: { state: "syncing", since: 1600 } }))).toBeNull();
+    expect(upstreamListedAtMs(status({}))).toBeNull();
+    expect(upstreamListedAtMs(status(undefined))).toBeNull();
   });
 
   it("finds the highest churn within p99 250 ms that the simulator achieved", () => {

@@ -9,6 +9,7 @@ import { datastoreMetrics } from "./metrics.js";
 import type { DatastoreMetrics, MetricsSource } from "./metrics.js";
 import { isCalicoKind } from "../../snapshot/kinds.js";
 import { resourcesForKinds } from "./registry.js";
+import type { ConvertOptions } from "./registry.js";
 import { ResourceLoop } from "./resource-loop.js";
 import type { LoopOptions } from "./resource-loop.js";
 import { SyncTracker } from "./sync-tracker.js";
@@ -29,6 +30,8 @@ export interface DatastoreOptions {
   staleAfterMs?: number;
   /** How often a resource that is not installed (404) is checked again (ms). Default 180000. */
   missingCrdRecheckMs?: number;
+  /** How core objects are converted and which Calico API group is read (see ConvertOptions). */
+  convert?: ConvertOptions;
   /** Restrict to these Calico kinds (tests). Default: every kind of the registry. */
   kinds?: readonly string[];
   /** Deadline for one list page request, in ms. Default 60000. */
@@ -52,7 +55,11 @@ export interface DatastoreDeps {
   random?: () => number;
 }
 
-function positive(options: DatastoreOptions, name: keyof DatastoreOptions, fallback: number): number {
+type NumericOption = {
+  [K in keyof DatastoreOptions]-?: DatastoreOptions[K] extends number | undefined ? K : never;
+}[keyof DatastoreOptions];
+
+function positive(options: DatastoreOptions, name: NumericOption, fallback: number): number {
   const v = options[name] ?? fallback;
   if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) {
     throw new RangeError(`DatastoreOptions.${name} must be a positive number, got ${String(v)}`);
@@ -123,7 +130,7 @@ export class Datastore {
     const unknown = (options.kinds ?? []).filter((k) => !isCalicoKind(k));
     if (unknown.length > 0)
       throw new RangeError(`DatastoreOptions.kinds: unknown kinds ${unknown.join(", ")}`);
-    this.#resources = resourcesForKinds(options.kinds);
+    this.#resources = resourcesForKinds(options.kinds, options.convert);
     if (this.#resources.length === 0) {
       throw new RangeError(`DatastoreOptions.kinds matches no upstream resource: ${String(options.kinds)}`);
     }

@@ -10,7 +10,18 @@ export {
   isDatastoreError,
 } from "./errors.js";
 export type { DatastoreErrorCode } from "./errors.js";
-export { convert, crdPlural, findResource, RESOURCES, resourceId, resourcesForKinds } from "./registry.js";
-export type { ConvertResult, KubeMetadata, KubeObject, UpstreamResource } from "./types.js";
+export {
+  CALICO_API_GROUPS,
+  convert,
+  createResources,
+  crdPlural,
+  findResource,
+  RESOURCES,
+  resourceId,
+  resourcesForKinds,
+} from "./registry.js";
+export type { CalicoApiGroup, ConvertOptions } from "./registry.js";
+export type { ConvertRejection, ConvertResult, KubeMetadata, KubeObject, UpstreamResource } from "./types.js";
 export { CALICO_API_VERSION, CHANGED_AT_ANNOTATION } from "./convert/common.js";
-export { vethNameForPod } from "./convert/pod.js";
+export { vethNameForPod, workloadEndpointKey } from "./convert/pod.js";
+export { convertUid, workloadEndpointName } from "./convert/names.js";

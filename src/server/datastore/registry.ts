@@ -3,11 +3,8 @@ import { CRD_KINDS, NAMESPACED_KINDS, viewsOfKind } from "../../snapshot/kinds.j
 import type { CalicoKind, CrdKind } from "../../snapshot/kinds.js";
 import { keyFor } from "./convert/common.js";
 import { convertCalicoCrd } from "./convert/crd.js";
-import {
-  convertEndpointSlice,
-  convertKubernetesNetworkPolicy,
-  convertService,
-} from "./convert/kubernetes.js";
+import { convertEndpointSlice, convertService } from "./convert/kubernetes.js";
+import { convertKubernetesNetworkPolicy } from "./convert/network-policy.js";
 import { convertNode, nodeKey } from "./convert/node.js";
 import { convertPod, workloadEndpointKey } from "./convert/pod.js";
 import {
@@ -21,6 +18,29 @@ import {
 import type { ConvertResult, KubeObject, UpstreamResource } from "./types.js";
 
 export const CALICO_CRD_GROUP = "crd.projectcalico.org";
+/** The group of Calico's native v3 CRDs (Calico's CALICO_API_GROUP=projectcalico.org/v3). */
+export const CALICO_V3_GROUP = "projectcalico.org";
+
+/** The API group/version the Calico resources are read from: the v1 CRDs (default) or native v3. */
+export type CalicoApiGroup = "crd.projectcalico.org/v1" | "projectcalico.org/v3";
+export const CALICO_API_GROUPS: readonly CalicoApiGroup[] = [
+  "crd.projectcalico.org/v1",
+  "projectcalico.org/v3",
+];
+
+/** How core Kubernetes objects are converted, and where the Calico resources are read from. */
+export interface ConvertOptions {
+  /** Felix's FELIX_INTERFACEPREFIX (the veth name of a WorkloadEndpoint). Default `cali`. */
+  interfacePrefix?: string;
+  /** calico-node's USE_POD_CIDR (host-local IPAM: tunnel addresses from the node's podCIDR). Default false. */
+  usePodCidr?: boolean;
+  /** Calico's CALICO_API_GROUP. Default `crd.projectcalico.org/v1`. */
+  calicoApiGroup?: CalicoApiGroup;
+}
+
+function isCalicoGroup(group: string): boolean {
+  return group === CALICO_CRD_GROUP || group === CALICO_V3_GROUP;
+}
 
 function viewsOf(kinds: readonly CalicoKind[]): ViewName[] {
   const out = new Set<ViewName>();
@@ -36,11 +56,12 @@ export function crdPlural(kind: CrdKind): string {
   return `${lower}s`;
 }
 
-function crdResource(kind: CrdKind): UpstreamResource {
+function crdResource(kind: CrdKind, apiGroup: CalicoApiGroup): UpstreamResource {
   const namespaced = NAMESPACED_KINDS.has(kind);
+  const [group = CALICO_CRD_GROUP, version = "v1"] = apiGroup.split("/");
   return {
-    group: CALICO_CRD_GROUP,
-    versions: ["v1"],
+    group,
+    versions: [version],
     plural: crdPlural(kind),
     namespaced,
     sourceKind: kind,
@@ -86,93 +107,102 @@ function converted(spec: ConvertedSpec): UpstreamResource {
  * Every upstream resource of DESIGN.md's resource model: one list-watch each. The Calico CRDs map 1:1 to
  * their kinds; core Kubernetes objects are converted as Calico's Kubernetes datastore does.
  */
-export const RESOURCES: readonly UpstreamResource[] = [
-  ...CRD_KINDS.map(crdResource),
-  converted({
-    group: "",
-    versions: ["v1"],
-    plural: "pods",
-    namespaced: true,
-    sourceKind: "Pod",
-    kind: "WorkloadEndpoint",
-    keyPrefix: "WorkloadEndpoint/",
-    isOptional: false,
-    convert: convertPod,
-    keyOf: workloadEndpointKey,
-  }),
-  converted({
-    group: "",
-    versions: ["v1"],
-    plural: "namespaces",
-    namespaced: false,
-    sourceKind: "Namespace",
-    kind: "Profile",
-    keyPrefix: `Profile/${NAMESPACE_PROFILE_PREFIX}`,
-    isOptional: false,
-    convert: convertNamespace,
-    keyOf: namespaceProfileKey,
-  }),
-  converted({
-    group: "",
-    versions: ["v1"],
-    plural: "serviceaccounts",
-    namespaced: true,
-    sourceKind: "ServiceAccount",
-    kind: "Profile",
-    keyPrefix: `Profile/${SERVICE_ACCOUNT_PROFILE_PREFIX}`,
-    isOptional: false,
-    convert: convertServiceAccount,
-    keyOf: serviceAccountProfileKey,
-  }),
-  converted({
-    group: "",
-    versions: ["v1"],
-    plural: "nodes",
-    namespaced: false,
-    sourceKind: "Node",
-    kind: "Node",
-    keyPrefix: "Node/",
-    isOptional: false,
-    convert: convertNode,
-    keyOf: nodeKey,
-  }),
-  converted({
-    group: "networking.k8s.io",
-    versions: ["v1"],
-    plural: "networkpolicies",
-    namespaced: true,
-    sourceKind: "NetworkPolicy",
-    kind: "KubernetesNetworkPolicy",
-    keyPrefix: "KubernetesNetworkPolicy/",
-    isOptional: false,
-    convert: convertKubernetesNetworkPolicy,
-    keyOf: (obj) => keyFor("KubernetesNetworkPolicy", obj, true),
-  }),
-  converted({
-    group: "",
-    versions: ["v1"],
-    plural: "services",
-    namespaced: true,
-    sourceKind: "Service",
-    kind: "KubernetesService",
-    keyPrefix: "KubernetesService/",
-    isOptional: false,
-    convert: convertService,
-    keyOf: (obj) => keyFor("KubernetesService", obj, true),
-  }),
-  converted({
-    group: "discovery.k8s.io",
-    versions: ["v1", "v1beta1"],
-    plural: "endpointslices",
-    namespaced: true,
-    sourceKind: "EndpointSlice",
-    kind: "KubernetesEndpointSlice",
-    keyPrefix: "KubernetesEndpointSlice/",
-    isOptional: true,
-    convert: convertEndpointSlice,
-    keyOf: (obj) => keyFor("KubernetesEndpointSlice", obj, true),
-  }),
-];
+export function createResources(options: ConvertOptions = {}): UpstreamResource[] {
+  const podOptions =
+    options.interfacePrefix === undefined ? {} : { interfacePrefix: options.interfacePrefix };
+  const nodeOptions = options.usePodCidr === undefined ? {} : { usePodCidr: options.usePodCidr };
+  const apiGroup = options.calicoApiGroup ?? "crd.projectcalico.org/v1";
+  return [
+    ...CRD_KINDS.map((k) => crdResource(k, apiGroup)),
+    converted({
+      group: "",
+      versions: ["v1"],
+      plural: "pods",
+      namespaced: true,
+      sourceKind: "Pod",
+      kind: "WorkloadEndpoint",
+      keyPrefix: "WorkloadEndpoint/",
+      isOptional: false,
+      convert: (obj) => convertPod(obj, podOptions),
+      keyOf: workloadEndpointKey,
+    }),
+    converted({
+      group: "",
+      versions: ["v1"],
+      plural: "namespaces",
+      namespaced: false,
+      sourceKind: "Namespace",
+      kind: "Profile",
+      keyPrefix: `Profile/${NAMESPACE_PROFILE_PREFIX}`,
+      isOptional: false,
+      convert: convertNamespace,
+      keyOf: namespaceProfileKey,
+    }),
+    converted({
+      group: "",
+      versions: ["v1"],
+      plural: "serviceaccounts",
+      namespaced: true,
+      sourceKind: "ServiceAccount",
+      kind: "Profile",
+      keyPrefix: `Profile/${SERVICE_ACCOUNT_PROFILE_PREFIX}`,
+      isOptional: false,
+      convert: convertServiceAccount,
+      keyOf: serviceAccountProfileKey,
+    }),
+    converted({
+      group: "",
+      versions: ["v1"],
+      plural: "nodes",
+      namespaced: false,
+      sourceKind: "Node",
+      kind: "Node",
+      keyPrefix: "Node/",
+      isOptional: false,
+      convert: (obj) => convertNode(obj, nodeOptions),
+      keyOf: nodeKey,
+    }),
+    converted({
+      group: "networking.k8s.io",
+      versions: ["v1"],
+      plural: "networkpolicies",
+      namespaced: true,
+      sourceKind: "NetworkPolicy",
+      kind: "KubernetesNetworkPolicy",
+      keyPrefix: "KubernetesNetworkPolicy/",
+      isOptional: false,
+      convert: convertKubernetesNetworkPolicy,
+      keyOf: (obj) => keyFor("KubernetesNetworkPolicy", obj, true),
+    }),
+    converted({
+      group: "",
+      versions: ["v1"],
+      plural: "services",
+      namespaced: true,
+      sourceKind: "Service",
+      kind: "KubernetesService",
+      keyPrefix: "KubernetesService/",
+      isOptional: false,
+      convert: convertService,
+      keyOf: (obj) => keyFor("KubernetesService", obj, true),
+    }),
+    converted({
+      group: "discovery.k8s.io",
+      versions: ["v1", "v1beta1"],
+      plural: "endpointslices",
+      namespaced: true,
+      sourceKind: "EndpointSlice",
+      kind: "KubernetesEndpointSlice",
+      keyPrefix: "KubernetesEndpointSlice/",
+      isOptional: true,
+      convert: convertEndpointSlice,
+      keyOf: (obj) => keyFor("KubernetesEndpointSlice", obj, true),
+    }),
+  ];
+}
+
+/** The resources with the default conversion options. */
+export const RESOURCES: readonly UpstreamResource[] = createResources();
 
 const PLURAL_COUNT = new Map<string, number>();
 for (const r of RESOURCES) PLURAL_COUNT.set(r.plural, (PLURAL_COUNT.get(r.plural) ?? 0) + 1);
@@ -184,15 +214,17 @@ for (const r of RESOURCES) PLURAL_COUNT.set(r.plural, (PLURAL_COUNT.get(r.plural
  */
 export function resourceId(resource: UpstreamResource): string {
   const isShared = (PLURAL_COUNT.get(resource.plural) ?? 0) > 1;
-  return isShared && resource.group === CALICO_CRD_GROUP
-    ? `${resource.plural}.${resource.group}`
-    : resource.plural;
+  return isShared && isCalicoGroup(resource.group) ? `${resource.plural}.${resource.group}` : resource.plural;
 }
 
 const BY_ID = new Map<string, UpstreamResource>();
 for (const r of RESOURCES) {
   BY_ID.set(resourceId(r), r);
   BY_ID.set(r.group === "" ? r.plural : `${r.plural}.${r.group}`, r);
+}
+// The v3 group's resources convert as the v1 CRDs do: `plural.projectcalico.org` finds the same converter.
+for (const r of RESOURCES) {
+  if (r.group === CALICO_CRD_GROUP) BY_ID.set(`${r.plural}.${CALICO_V3_GROUP}`, r);
 }
 
 /** Finds a resource by id (see resourceId) or by `plural.group` (`ippools.crd.projectcalico.org`). */
@@ -201,10 +233,14 @@ export function findResource(id: string): UpstreamResource | undefined {
 }
 
 /** The resources that produce any of `kinds` (all resources when undefined). */
-export function resourcesForKinds(kinds: readonly string[] | undefined): UpstreamResource[] {
-  if (kinds === undefined) return [...RESOURCES];
+export function resourcesForKinds(
+  kinds: readonly string[] | undefined,
+  options: ConvertOptions = {},
+): UpstreamResource[] {
+  const all = createResources(options);
+  if (kinds === undefined) return all;
   const wanted = new Set(kinds);
-  return RESOURCES.filter((r) => r.kinds.some((k) => wanted.has(k)));
+  return all.filter((r) => r.kinds.some((k) => wanted.has(k)));
 }
 
 /**

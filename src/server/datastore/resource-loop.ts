@@ -150,7 +150,8 @@ export class ResourceLoop {
       isSilence,
     });
     this.#failures++;
-    const fields = { code, status, err: message, attempt: this.#backoff.attempt };
+    // The error object, not its message: pino's serializer keeps its code, stack and cause chain.
+    const fields = { code, status, err, attempt: this.#backoff.attempt };
     if (this.#failures === 1) this.#log.warn(fields, "upstream list/watch failed, retrying with backoff");
     else this.#log.debug(fields, "upstream list/watch failed again");
   }
@@ -240,7 +241,20 @@ export class ResourceLoop {
       return;
     }
     if (result.value === null) {
-      this.#d.sink.delete(result.key);
+      if (result.key !== null) this.#d.sink.delete(result.key);
+      if (result.rejected !== undefined) {
+        // Calico refuses such an object (a malformed annotation): the operator must fix it, so warn.
+        this.#d.metrics.invalidObjects.inc({ kind: this.#kind });
+        this.#log.warn(
+          {
+            name: obj.metadata?.name,
+            namespace: obj.metadata?.namespace,
+            code: result.rejected.code,
+            reason: result.rejected.reason,
+          },
+          "upstream object rejected, as Calico rejects it",
+        );
+      }
       return;
     }
     seen?.add(result.key);
@@ -253,7 +267,7 @@ export class ResourceLoop {
       {
         name: obj.metadata?.name,
         namespace: obj.metadata?.namespace,
-        err: err instanceof Error ? err.message : err,
+        err,
       },
       "upstream object not converted",
     );

@@ -22,12 +22,24 @@ export interface KubeObject {
   readonly [field: string]: unknown;
 }
 
+/** Why Calico refuses to convert an object (a malformed annotation): it then has no value, counted. */
+export interface ConvertRejection {
+  /** Stable code: ERR_CONVERT_REJECTED. */
+  readonly code: "ERR_CONVERT_REJECTED";
+  readonly reason: string;
+}
+
 /**
  * What converting one upstream object gives: a key and its Calico-model value; a key and null when the
- * object maps to no value (a pod without endpoint: delete the key if it is held); or null when the object
- * cannot be converted at all (no name: ignored and counted).
+ * object maps to no value (a pod without endpoint: delete the key if it is held), with `rejected` when
+ * Calico refuses the object (counted as invalid); a null key and null when it maps to nothing and owns no
+ * key (an unscheduled pod, whose endpoint name needs a node); or null when the object cannot be converted
+ * at all (no name: ignored and counted).
  */
-export type ConvertResult = { key: string; value: ResourceValue } | { key: string; value: null } | null;
+export type ConvertResult =
+  | { key: string; value: ResourceValue }
+  | { key: string | null; value: null; rejected?: ConvertRejection }
+  | null;
 
 /** One resource tabby lists and watches upstream, and what it turns into. */
 export interface UpstreamResource {

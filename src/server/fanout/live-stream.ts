@@ -1,10 +1,12 @@
 import { performance } from "node:perf_hooks";
+import type { Logger } from "pino";
 import { CloseCode } from "../../../proto/close-codes.js";
 import { encodeMessage } from "../../../proto/codec.js";
 import { VIEW_NAMES } from "../../../proto/messages.js";
 import type { ViewName } from "../../../proto/messages.js";
 import type { Hub, ViewBatch } from "../../snapshot/hub.js";
 import { VIEWS } from "../../snapshot/kinds.js";
+import { INTERNAL_ERROR_CLOSE_CODE } from "./errors.js";
 import type { FanoutQueue } from "./fanout-queue.js";
 import type { FanoutMetrics } from "./metrics.js";
 import type { Session } from "./session.js";
@@ -18,6 +20,7 @@ export interface LiveStreamDeps {
   readonly board: ViewStatusBoard;
   readonly clock: () => number;
   readonly sessions: SessionRegistry;
+  readonly logger: Logger;
   readonly softBufferedBytes: number;
   readonly maxLagMs: number;
   readonly pongTimeoutMs: number;
@@ -156,7 +159,13 @@ export class LiveStream {
         `behind for more than ${this.#deps.maxLagMs} ms`,
       ),
     );
-    void s.whenDrained().then(() => this.#catchUp(s));
+    // The catch boundary of this async path: a throw here would otherwise be an unhandled rejection.
+    s.whenDrained()
+      .then(() => this.#catchUp(s))
+      .catch((err: unknown) => {
+        this.#deps.logger.error({ err, session: s.id, view: s.view }, "catch-up failed");
+        this.#deps.sessions.close(s, INTERNAL_ERROR_CLOSE_CODE, "internalError", "internal error");
+      });
   }
 
   #catchUp(s: Session): void {

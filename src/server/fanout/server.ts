@@ -41,7 +41,8 @@ export interface FanoutServerDeps {
 /**
  * The WebSocket fan-out server: the datastore writes into it (UpstreamSink), it batches changes into one
  * frame per view per flush window (encoded once, the same Buffer for every session) and serves sessions:
- * handshake, snapshot or resume, live deltas, status, keepalive, lag handling, gradual drain.
+ * handshake, snapshot or resume, live deltas, status, keepalive, lag handling. Stops as undici does:
+ * `close({drainMs})` is graceful (a gradual drain, with a deadline), `destroy(err?)` is now.
  */
 export class FanoutServer implements UpstreamSink {
   readonly serverId: string;
@@ -61,10 +62,15 @@ export class FanoutServer implements UpstreamSink {
   #httpClosed: Promise<void> | undefined;
   #pingTimer: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
+  #destroying: Promise<void> | undefined;
+  /** Resolves when destroy() begins: a graceful close stops waiting for its drain then. */
+  readonly #destroyStarted: Promise<void>;
+  #onDestroyStarted: () => void = () => undefined;
   #isDraining = false;
   #isClosed = false;
 
   constructor(deps: FanoutServerDeps) {
+    this.#destroyStarted = new Promise((resolve) => (this.#onDestroyStarted = resolve));
     this.#options = resolveFanoutOptions(deps.options);
     this.serverId = this.#options.serverId;
     this.#hub = deps.hub;
@@ -92,6 +98,7 @@ export class FanoutServer implements UpstreamSink {
       board: this.#board,
       clock: this.#clock,
       sessions: this.#sessions,
+      logger: this.#logger,
       softBufferedBytes: this.#options.softBufferedBytes,
       maxLagMs: this.#options.maxLagMs,
       pongTimeoutMs: this.#options.pongTimeoutMs,
@@ -233,25 +240,46 @@ export class FanoutServer implements UpstreamSink {
   // ---- shutdown ----
 
   /**
-   * Readiness goes false, the listener closes, and the sessions are closed with shuttingDown one at a
-   * time, spread evenly over drainMs. Resolves when all of them have closed.
+   * Graceful stop: readiness goes false, the listener closes, and the sessions are closed with
+   * shuttingDown one at a time, spread evenly over `drainMs` (default 0: all at once), each given
+   * closeGraceMs to finish its close handshake; then every timer stops. Resolves when every session has
+   * closed: within drainMs + closeGraceMs. Idempotent: a later call returns the first call's promise.
+   * A `destroy()` during the drain wins: this promise then resolves when destroy() is done.
    */
-  drain(drainMs: number): Promise<void> {
+  close(options: { readonly drainMs?: number } = {}): Promise<void> {
+    const drainMs = options.drainMs ?? 0;
     if (!Number.isFinite(drainMs) || drainMs < 0) {
-      throw new FanoutOptionError("drainMs", `must be a non-negative number, got ${drainMs}`);
+      return Promise.reject(
+        new FanoutOptionError("drainMs", `must be a non-negative number, got ${String(drainMs)}`),
+      );
     }
-    this.#isDraining = true;
-    void this.#stopListening();
-    return this.#sessions.drainGradually(drainMs);
-  }
-
-  /** Terminates every session and the listener now. Idempotent. */
-  close(): Promise<void> {
-    this.#closing ??= this.#close();
+    if (this.#destroying !== undefined) return this.#destroying;
+    this.#closing ??= this.#closeGracefully(drainMs);
     return this.#closing;
   }
 
-  async #close(): Promise<void> {
+  async #closeGracefully(drainMs: number): Promise<void> {
+    this.#isDraining = true;
+    void this.#stopListening();
+    await Promise.race([this.#sessions.drainGradually(drainMs), this.#destroyStarted]);
+    await this.destroy();
+  }
+
+  /**
+   * Immediate stop: terminates every session and the listener now and stops every timer. Idempotent;
+   * wins over a close() in progress (which then resolves with it). `err`, when given, is logged as the
+   * reason.
+   */
+  destroy(err?: Error): Promise<void> {
+    if (this.#destroying === undefined) {
+      if (err !== undefined) this.#logger.warn({ err }, "fan-out destroyed");
+      this.#destroying = this.#destroy();
+      this.#onDestroyStarted();
+    }
+    return this.#destroying;
+  }
+
+  async #destroy(): Promise<void> {
     this.#isClosed = true;
     this.#isDraining = true;
     this.#ingest.close();

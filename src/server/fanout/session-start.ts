@@ -60,17 +60,18 @@ export class SessionStarter {
     s.send(this.#welcome(verdict, "snapshot"));
     const startedAt = performance.now();
     const isCompressed = s.features.has(FEATURES.deflateSnapshot);
-    this.#deps.snapshots.send(s, snapshot, frames, isCompressed).then(
-      (isSent) => {
+    // One catch boundary for the send and for goLive (the catch-up after the snapshot), which can throw.
+    this.#deps.snapshots
+      .send(s, snapshot, frames, isCompressed)
+      .then((isSent) => {
         if (!isSent || s.phase !== "syncing" || s.closeCode !== undefined) return;
         metrics.snapshotSent(view, (performance.now() - startedAt) / 1000);
         this.#deps.live.goLive(s, snapshot.revision);
-      },
-      (err: unknown) => {
-        logger.error({ err, session: s.id, view }, "snapshot send failed");
+      })
+      .catch((err: unknown) => {
+        logger.error({ err, session: s.id, view }, "snapshot send or catch-up failed");
         this.#deps.sessions.close(s, INTERNAL_ERROR_CLOSE_CODE, "internalError", "internal error");
-      },
-    );
+      });
   }
 
   #welcome(verdict: HelloAccepted, mode: "resume" | "snapshot"): Buffer {

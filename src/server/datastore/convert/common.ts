@@ -12,9 +12,10 @@ export const CHANGED_AT_ANNOTATION = "tabby.dev/changed-at";
 /** The trimmed metadata of a value. */
 export interface ValueMetadata {
   name: string;
+  generateName?: string;
   namespace?: string;
-  uid: string;
-  resourceVersion: string;
+  uid?: string;
+  resourceVersion?: string;
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
   creationTimestamp?: string;
@@ -55,6 +56,11 @@ export function labelsOf(obj: KubeObject): Record<string, string> {
   return stringRecord(obj.metadata?.labels) ?? {};
 }
 
+/** The string annotations of an object (a copy), or an empty record. */
+export function annotationsOf(obj: KubeObject): Record<string, string> {
+  return stringRecord(obj.metadata?.annotations) ?? {};
+}
+
 /** An annotation of an object, or undefined. */
 export function annotationOf(obj: KubeObject, key: string): string | undefined {
   const annotations = obj.metadata?.annotations;
@@ -85,16 +91,25 @@ export function trimMetadata(
     namespace?: string | undefined;
     keepLabels: boolean;
     keepAnnotation: AnnotationFilter;
+    /** Labels to set instead of the object's (a WorkloadEndpoint's computed labels). */
+    labels?: Record<string, string>;
+    /** Keep `generateName` (Calico copies a pod's onto its WorkloadEndpoint). */
+    keepGenerateName?: boolean;
+    /** The uid to set instead of the object's (Calico derives some, see convertUid). */
+    uid?: string;
   },
 ): ValueMetadata {
-  const out: ValueMetadata = {
-    name: opts.name,
-    uid: typeof meta?.uid === "string" ? meta.uid : "",
-    resourceVersion: typeof meta?.resourceVersion === "string" ? meta.resourceVersion : "",
-  };
+  const out: ValueMetadata = { name: opts.name };
+  if (opts.keepGenerateName === true && typeof meta?.generateName === "string" && meta.generateName !== "") {
+    out.generateName = meta.generateName;
+  }
   if (opts.namespace !== undefined) out.namespace = opts.namespace;
+  out.uid = opts.uid ?? (typeof meta?.uid === "string" ? meta.uid : "");
+  out.resourceVersion = typeof meta?.resourceVersion === "string" ? meta.resourceVersion : "";
   if (typeof meta?.creationTimestamp === "string") out.creationTimestamp = meta.creationTimestamp;
-  if (opts.keepLabels) {
+  if (opts.labels !== undefined) {
+    out.labels = opts.labels;
+  } else if (opts.keepLabels) {
     const labels = stringRecord(meta?.labels);
     if (labels !== undefined) out.labels = labels;
   }

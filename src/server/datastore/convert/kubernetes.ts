@@ -29,11 +29,6 @@ function passThrough(kind: string, obj: KubeObject, spec: Record<string, unknown
   return { key, value: calicoValue(kind, metadata, spec) };
 }
 
-/** networking.k8s.io/v1 NetworkPolicy → `KubernetesNetworkPolicy/<ns>/<name>`. */
-export function convertKubernetesNetworkPolicy(obj: KubeObject): ConvertResult {
-  return passThrough("KubernetesNetworkPolicy", obj, specOf(obj));
-}
-
 /** Service → `KubernetesService/<ns>/<name>` (spec only; load-balancer status is dropped). */
 export function convertService(obj: KubeObject): ConvertResult {
   return passThrough("KubernetesService", obj, specOf(obj));

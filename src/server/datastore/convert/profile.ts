@@ -1,5 +1,6 @@
 import { formatKey } from "../../../snapshot/keys.js";
 import type { ConvertResult, KubeObject } from "../types.js";
+import { convertUid } from "./names.js";
 import { calicoValue, keepChangedAt, labelsOf, nameOf, namespaceOf, trimMetadata } from "./common.js";
 
 export const NAMESPACE_PROFILE_PREFIX = "kns.";
@@ -12,8 +13,14 @@ export function namespaceProfileName(namespace: string): string {
   return NAMESPACE_PROFILE_PREFIX + namespace;
 }
 
+/** `ksa.<ns>.<sa>`; a ServiceAccount without a namespace counts as in `default`, as Calico names it. */
 export function serviceAccountProfileName(namespace: string, serviceAccount: string): string {
-  return `${SERVICE_ACCOUNT_PROFILE_PREFIX}${namespace}.${serviceAccount}`;
+  return `${SERVICE_ACCOUNT_PROFILE_PREFIX}${namespace === "" ? "default" : namespace}.${serviceAccount}`;
+}
+
+/** The reason a Profile cannot be built: Calico derives its uid and fails on a source uid that is no UUID. */
+function uidRejection(obj: KubeObject): { code: "ERR_CONVERT_REJECTED"; reason: string } {
+  return { code: "ERR_CONVERT_REJECTED", reason: `uid "${String(obj.metadata?.uid ?? "")}" is not a UUID` };
 }
 
 function prefixed(prefix: string, labels: Record<string, string>, name: string): Record<string, string> {
@@ -30,26 +37,30 @@ export function namespaceProfileKey(obj: KubeObject): string | null {
 
 export function serviceAccountProfileKey(obj: KubeObject): string | null {
   const name = nameOf(obj);
-  const ns = namespaceOf(obj);
-  if (name === undefined || ns === undefined) return null;
-  return formatKey("Profile", serviceAccountProfileName(ns, name));
+  if (name === undefined) return null;
+  return formatKey("Profile", serviceAccountProfileName(namespaceOf(obj) ?? "", name));
 }
 
 /**
  * Namespace → `Profile/kns.<ns>`: allow-all rules (Calico's default for namespace profiles) and the
- * namespace's labels to apply to its endpoints, prefixed `pcns.`, plus `pcns.projectcalico.org/name`.
+ * namespace's labels to apply to its endpoints, prefixed `pcns.`, plus `pcns.projectcalico.org/name`. The
+ * uid is derived from the namespace's as Calico derives it (convertUid); one that is no UUID is rejected.
  */
 export function convertNamespace(obj: KubeObject): ConvertResult {
   const name = nameOf(obj);
   if (name === undefined) return null;
   const profile = namespaceProfileName(name);
+  const key = formatKey("Profile", profile);
+  const uid = convertUid(typeof obj.metadata?.uid === "string" ? obj.metadata.uid : "");
+  if (uid === undefined) return { key, value: null, rejected: uidRejection(obj) };
   const metadata = trimMetadata(obj.metadata, {
     name: profile,
+    uid,
     keepLabels: false,
     keepAnnotation: keepChangedAt,
   });
   return {
-    key: formatKey("Profile", profile),
+    key,
     value: calicoValue("Profile", metadata, {
       ingress: [{ action: "Allow" }],
       egress: [{ action: "Allow" }],
@@ -58,19 +69,25 @@ export function convertNamespace(obj: KubeObject): ConvertResult {
   };
 }
 
-/** ServiceAccount → `Profile/ksa.<ns>.<sa>`: labels to apply, prefixed `pcsa.`, plus the name label. */
+/**
+ * ServiceAccount → `Profile/ksa.<ns>.<sa>` (namespace `default` when the object has none): labels to
+ * apply, prefixed `pcsa.`, plus the name label. The uid is derived as Calico derives it (convertUid).
+ */
 export function convertServiceAccount(obj: KubeObject): ConvertResult {
   const name = nameOf(obj);
-  const ns = namespaceOf(obj);
-  if (name === undefined || ns === undefined) return null;
-  const profile = serviceAccountProfileName(ns, name);
+  if (name === undefined) return null;
+  const profile = serviceAccountProfileName(namespaceOf(obj) ?? "", name);
+  const key = formatKey("Profile", profile);
+  const uid = convertUid(typeof obj.metadata?.uid === "string" ? obj.metadata.uid : "");
+  if (uid === undefined) return { key, value: null, rejected: uidRejection(obj) };
   const metadata = trimMetadata(obj.metadata, {
     name: profile,
+    uid,
     keepLabels: false,
     keepAnnotation: keepChangedAt,
   });
   return {
-    key: formatKey("Profile", profile),
+    key,
     value: calicoValue("Profile", metadata, {
       labelsToApply: prefixed(SERVICE_ACCOUNT_LABEL_PREFIX, labelsOf(obj), name),
     }),
