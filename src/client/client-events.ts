@@ -1,11 +1,12 @@
 import { EventEmitter } from "node:events";
 import type { TabbyClientError } from "./errors.js";
-import type { Update } from "./mirror.js";
 import type { ClientStatus } from "./status.js";
+import type { TypedUpdate } from "./types/index.js";
 
 /** The client's events and the argument each listener gets. */
 export interface ClientEventMap {
-  updates: readonly Update[];
+  /** Narrow an entry by its `kind` to get its typed value (see TypedUpdate). */
+  updates: readonly TypedUpdate[];
   status: ClientStatus;
   error: TabbyClientError;
 }

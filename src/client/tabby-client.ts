@@ -28,6 +28,9 @@ import { deferred, newClientStats } from "./stats.js";
 import type { ClientStats, Deferred } from "./stats.js";
 import { isSameStatus, sessionStatus } from "./status.js";
 import type { ClientStatus, SessionView } from "./status.js";
+import type { CalicoKey, CalicoKindMap, CalicoKindName, TypedUpdate } from "./types/index.js";
+import { UpdateStream } from "./update-stream.js";
+import type { UpdateStreamOptions } from "./update-stream.js";
 
 interface Session extends SessionView {
   hasBaseline: boolean;
@@ -71,6 +74,8 @@ export class TabbyClient {
   #closingConnection: Connection | undefined;
   #closeReason: TabbyClientError | undefined;
   readonly #onAbort = (): void => void this.close();
+  /** Open `updates()` iterators; each leaves the set when it ends. */
+  readonly #streams = new Set<UpdateStream>();
 
   constructor(options: TabbyClientOptions) {
     this.#o = resolveOptions(options);
@@ -82,6 +87,9 @@ export class TabbyClient {
       random: this.#o.random,
     });
     this.#picker = new ServerPicker(this.#o.random);
+    void this.#closed.promise.then((reason) => {
+      for (const stream of [...this.#streams]) stream.end(reason);
+    });
     const signal = this.#o.signal;
     if (signal?.aborted === true) void this.close();
     else signal?.addEventListener("abort", this.#onAbort, { once: true });
@@ -111,12 +119,40 @@ export class TabbyClient {
     return this;
   }
 
-  /** The mirrored value of a key (`Kind/name` or `Kind/namespace/name`); always undefined in lite mode. */
+  /**
+   * The `updates` events as an async iterator: `for await (const batch of client.updates({ signal }))`.
+   * Bounded: batches a slow consumer has not taken are coalesced past `maxPendingBatches` (see
+   * UpdateStreamOptions). Ends on abort, on `break`, or when the client closes (throwing the reason if it
+   * stopped on an error). The listeners of the `updates` event are unaffected.
+   */
+  updates(options: UpdateStreamOptions = {}): UpdateStream {
+    const listener = (batch: readonly TypedUpdate[]): void => stream.push(batch);
+    const stream: UpdateStream = new UpdateStream(options, () => {
+      this.#events.off("updates", listener);
+      this.#streams.delete(stream);
+    });
+    if (this.#isClosed) {
+      stream.end(this.#closeReason);
+      return stream;
+    }
+    this.#streams.add(stream);
+    this.#events.on("updates", listener);
+    return stream;
+  }
+
+  /**
+   * The mirrored value of a key (`Kind/name` or `Kind/namespace/name`), typed by the key's kind:
+   * `get("IPPool/default")` is an `IPPool | undefined`. Always undefined in lite mode.
+   */
+  get<K extends CalicoKindName>(key: CalicoKey<K>): CalicoKindMap[K] | undefined;
+  get(key: string): ResourceValue | undefined;
   get(key: string): ResourceValue | undefined {
     return this.#mirror?.get(key);
   }
 
-  /** The mirrored values of one kind (a fresh array); empty in lite mode. */
+  /** The mirrored values of one kind (a fresh array), typed: `list("IPPool")` is an `IPPool[]`. Empty in lite mode. */
+  list<K extends CalicoKindName>(kind: K): CalicoKindMap[K][];
+  list(kind: string): ResourceValue[];
   list(kind: string): ResourceValue[] {
     return this.#mirror?.list(kind) ?? [];
   }
@@ -402,7 +438,8 @@ export class TabbyClient {
   #emitUpdates(updates: readonly Update[]): void {
     if (updates.length === 0) return;
     this.#stats.updates += updates.length;
-    this.#emit("updates", updates);
+    // The server sends only the kinds of the view, all of them in CalicoKindMap: the typed view of a batch.
+    this.#emit("updates", updates as readonly TypedUpdate[]);
   }
 
   #reportError(error: TabbyClientError): void {

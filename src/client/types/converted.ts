@@ -1,0 +1,155 @@
+/**
+ * The kinds tabby converts from core Kubernetes objects, in the Calico v3 model that libcalico-go's
+ * Kubernetes conversion produces (see src/server/datastore/convert/ and DESIGN.md "Resource model").
+ * Hand-written: these kinds have no CRD schema to generate from.
+ */
+import type { GlobalNetworkPolicySpec, NetworkPolicySpec } from "./calico-crds.generated.js";
+import type { CalicoResource } from "./resource.js";
+
+/** A policy rule of the Calico v3 model (the same shape in every policy kind and in Profile). */
+export type CalicoRule = NonNullable<GlobalNetworkPolicySpec["ingress"]>[number];
+
+/** A named (or host-mapped) container port of a workload. */
+export interface WorkloadEndpointPort {
+  name: string;
+  protocol: "tcp" | "udp" | "sctp" | "TCP" | "UDP" | "SCTP";
+  port: number;
+  hostPort?: number;
+  hostIP?: string;
+}
+
+export interface WorkloadEndpointSpec {
+  /** `k8s`. */
+  orchestrator?: string;
+  workload?: string;
+  node?: string;
+  containerID?: string;
+  pod?: string;
+  /** `eth0`. */
+  endpoint?: string;
+  serviceAccountName?: string;
+  /** The pod's IPs as CIDRs (`/32`, `/128`). */
+  ipNetworks?: string[];
+  ipNATs?: { internalIP: string; externalIP: string }[];
+  ipv4Gateway?: string;
+  ipv6Gateway?: string;
+  /** `kns.<namespace>`, then `ksa.<namespace>.<serviceaccount>`. */
+  profiles?: string[];
+  /** `cali` + the first 11 hex characters of sha1(`<namespace>.<pod>`). */
+  interfaceName?: string;
+  mac?: string;
+  ports?: WorkloadEndpointPort[];
+  allowSpoofedSourcePrefixes?: string[];
+}
+/** `WorkloadEndpoint/<namespace>/<pod>`, from a Pod with a node and an IP. */
+export type WorkloadEndpoint = CalicoResource<"WorkloadEndpoint", WorkloadEndpointSpec>;
+
+export interface ProfileSpec {
+  ingress?: CalicoRule[];
+  egress?: CalicoRule[];
+  /** `pcns.<label>` (namespaces) or `pcsa.<label>` (service accounts), and `projectcalico.org/name`. */
+  labelsToApply?: Record<string, string>;
+}
+/** `Profile/kns.<namespace>` from a Namespace, `Profile/ksa.<namespace>.<serviceaccount>` from a ServiceAccount. */
+export type Profile = CalicoResource<"Profile", ProfileSpec>;
+
+export interface NodeBGPSpec {
+  asNumber?: number;
+  ipv4Address?: string;
+  ipv6Address?: string;
+  ipv4IPIPTunnelAddr?: string;
+  routeReflectorClusterID?: string;
+}
+export interface NodeAddress {
+  address: string;
+  /** `CalicoNodeIP`, `InternalIP` or `ExternalIP`. */
+  type?: string;
+}
+export interface NodeSpec {
+  bgp?: NodeBGPSpec;
+  ipv4VXLANTunnelAddr?: string;
+  vxlanTunnelMACAddr?: string;
+  ipv6VXLANTunnelAddr?: string;
+  vxlanTunnelMACAddrV6?: string;
+  orchRefs?: { nodeName?: string; orchestrator: string }[];
+  wireguard?: { interfaceIPv4Address?: string; interfaceIPv6Address?: string };
+  /** The WireGuard key where tabby carries it in `spec` (Calico keeps it in `status`). */
+  wireguardPublicKey?: string;
+  addresses?: NodeAddress[];
+}
+export interface NodeStatus {
+  wireguardPublicKey?: string;
+  wireguardPublicKeyV6?: string;
+  podCIDRs?: string[];
+}
+/** `Node/<name>`, from a Kubernetes Node and its Calico annotations. */
+export type Node = CalicoResource<"Node", NodeSpec> & { status?: NodeStatus };
+
+/** `KubernetesNetworkPolicy/<namespace>/<name>`: a networking.k8s.io NetworkPolicy as a Calico v3 NetworkPolicy. */
+export type KubernetesNetworkPolicy = CalicoResource<"KubernetesNetworkPolicy", NetworkPolicySpec>;
+
+export interface ServicePort {
+  name?: string;
+  protocol?: "TCP" | "UDP" | "SCTP";
+  appProtocol?: string;
+  port: number;
+  targetPort?: number | string;
+  nodePort?: number;
+}
+/** The Service's spec as Kubernetes has it (Felix reads it for its service rules and kube-proxy replacement). */
+export interface KubernetesServiceSpec {
+  type?: "ClusterIP" | "NodePort" | "LoadBalancer" | "ExternalName";
+  selector?: Record<string, string>;
+  ports?: ServicePort[];
+  clusterIP?: string;
+  clusterIPs?: string[];
+  externalIPs?: string[];
+  externalName?: string;
+  externalTrafficPolicy?: "Cluster" | "Local";
+  internalTrafficPolicy?: "Cluster" | "Local";
+  healthCheckNodePort?: number;
+  ipFamilies?: ("IPv4" | "IPv6")[];
+  ipFamilyPolicy?: "SingleStack" | "PreferDualStack" | "RequireDualStack";
+  loadBalancerIP?: string;
+  loadBalancerSourceRanges?: string[];
+  loadBalancerClass?: string;
+  sessionAffinity?: "ClientIP" | "None";
+  publishNotReadyAddresses?: boolean;
+}
+/** `KubernetesService/<namespace>/<name>`. */
+export type KubernetesService = CalicoResource<"KubernetesService", KubernetesServiceSpec>;
+
+/** An endpoint of a slice in the discovery.k8s.io/v1 shape (v1beta1 `topology` is folded into nodeName/zone). */
+export interface EndpointSliceEndpoint {
+  addresses: string[];
+  conditions?: { ready?: boolean; serving?: boolean; terminating?: boolean };
+  hostname?: string;
+  nodeName?: string;
+  zone?: string;
+  targetRef?: { kind?: string; namespace?: string; name?: string; uid?: string };
+  hints?: { forZones?: { name: string }[] };
+}
+export interface EndpointSlicePort {
+  name?: string;
+  protocol?: "TCP" | "UDP" | "SCTP";
+  port?: number;
+  appProtocol?: string;
+}
+/** An EndpointSlice has no spec of its own: the value's spec holds its addressType, endpoints and ports. */
+export interface KubernetesEndpointSliceSpec {
+  addressType?: "IPv4" | "IPv6" | "FQDN";
+  endpoints: EndpointSliceEndpoint[];
+  ports?: EndpointSlicePort[];
+}
+/** `KubernetesEndpointSlice/<namespace>/<name>` (labels keep `kubernetes.io/service-name`). */
+export type KubernetesEndpointSlice = CalicoResource<"KubernetesEndpointSlice", KubernetesEndpointSliceSpec>;
+
+/** Every converted kind and the type of its value. */
+export interface ConvertedKinds {
+  WorkloadEndpoint: WorkloadEndpoint;
+  Profile: Profile;
+  Node: Node;
+  KubernetesNetworkPolicy: KubernetesNetworkPolicy;
+  KubernetesService: KubernetesService;
+  KubernetesEndpointSlice: KubernetesEndpointSlice;
+}
