@@ -91,3 +91,15 @@ export function applyMergePatch(target: unknown, patch: unknown): unknown {
   }
   return result;
 }
+
+/**
+ * The `metadata.resourceVersion` of a value: what a patch entry's `b` names. Undefined when the value has
+ * none (such a value gets no patches).
+ */
+export function resourceVersionOf(value: unknown): string | undefined {
+  if (!isPlainObject(value)) return undefined;
+  const meta = value.metadata;
+  if (!isPlainObject(meta)) return undefined;
+  const rv = meta.resourceVersion;
+  return typeof rv === "string" ? rv : undefined;
+}

@@ -1,4 +1,4 @@
-import { applyMergePatch } from "../../proto/merge-patch.js";
+import { applyMergePatch, resourceVersionOf } from "../../proto/merge-patch.js";
 import { isPatchEntry } from "../../proto/messages.js";
 import type { DeltaEntry, ResourceValue } from "../../proto/messages.js";
 import { deepEqual } from "../snapshot/deep-equal.js";
@@ -15,13 +15,6 @@ export interface Update {
 /** A delta frame holds a patch the mirror cannot apply: the client must resync. */
 export class MirrorPatchError extends Error {
   override readonly name = "MirrorPatchError";
-}
-
-function resourceVersionOf(value: ResourceValue | undefined): string | undefined {
-  const meta = value?.metadata;
-  if (meta === null || typeof meta !== "object") return undefined;
-  const rv = (meta as { resourceVersion?: unknown }).resourceVersion;
-  return typeof rv === "string" ? rv : undefined;
 }
 
 /**

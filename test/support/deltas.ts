@@ -1,7 +1,7 @@
 /** Test helpers that read `deltas` frames in any encoding (plain, `z`, patches) the way a client must. */
 import { decodeDeltaEntries, decodeServerMessage } from "../../proto/codec.js";
 import { inflateDeltas } from "../../proto/delta-compression.js";
-import { applyMergePatch } from "../../proto/merge-patch.js";
+import { applyMergePatch, resourceVersionOf } from "../../proto/merge-patch.js";
 import { isPatchEntry } from "../../proto/messages.js";
 import type { DeltaEntry, DeltasMessage, ResourceValue } from "../../proto/messages.js";
 
@@ -25,7 +25,7 @@ export function applyChanges(state: Map<string, ResourceValue>, changes: readonl
   for (const c of changes) {
     if (isPatchEntry(c)) {
       const held = state.get(c.k);
-      const rv = (held?.metadata as { resourceVersion?: unknown } | undefined)?.resourceVersion;
+      const rv = resourceVersionOf(held);
       if (held === undefined || rv !== c.b) {
         throw new Error(`patch for ${c.k} at ${c.b} but the state holds ${String(rv)}`);
       }
