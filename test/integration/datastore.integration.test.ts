@@ -85,13 +85,21 @@ function ref(fixture: ResourceFixture, suffix: string): ObjectRef {
   return { fixture, name, namespace: fixture.namespaced ? NAMESPACE : undefined };
 }
 
-/** The snapshot key an object maps to, computed by the datastore's registry. */
+/** The generation each object was created with: a pod's key names its node, which its generation picks. */
+const createdGen = new Map<string, number>();
+
+async function create(objects: KubeObjects, r: ObjectRef, gen: number): Promise<void> {
+  createdGen.set(refName(r), gen);
+  await objects.create(r, gen);
+}
+
+/** The snapshot key an object maps to, computed by the datastore's registry from the body it was created with. */
 function keyOf(r: ObjectRef): string {
   const resource = RESOURCES.find((x) => x.group === r.fixture.group && x.plural === r.fixture.plural);
   if (resource === undefined) throw new Error(`no datastore resource ${r.fixture.id}`);
-  const key = resource.keyOf({
-    metadata: { name: r.name, ...(r.namespace === undefined ? {} : { namespace: r.namespace }) },
-  });
+  const gen = createdGen.get(refName(r));
+  if (gen === undefined) throw new Error(`${refName(r)} was not created by this test`);
+  const key = resource.keyOf(r.fixture.make(r.name, r.namespace, gen) as Parameters<typeof resource.keyOf>[0]);
   if (key === null) throw new Error(`no key for ${refName(r)}`);
   return key;
 }
@@ -137,7 +145,7 @@ describe("Datastore against kube-apiserver 1.20 (watch cache on)", () => {
 
     const a = ALL_FIXTURES.map((f) => ref(f, "a"));
     const b = ALL_FIXTURES.map((f) => ref(f, "b"));
-    for (const [i, r] of [...a, ...b].entries()) await objects.create(r, i + 1);
+    for (const [i, r] of [...a, ...b].entries()) await create(objects, r, i + 1);
     await waitForSinkToMatchApi(cluster, sink.hub, RESOURCES);
     // Every one of the 28 Calico kinds went through the datastore.
     expect(kindsHeld(sink)).toEqual([...ALL_KINDS]);
@@ -156,7 +164,7 @@ describe("Datastore against kube-apiserver 1.20 (watch cache on)", () => {
     const { sink, registry, datastore } = await startDatastore(cluster);
     const fixtures = new Map(ALL_FIXTURES.map((f) => [f.id, f]));
     const c = ALL_FIXTURES.map((f) => ref(f, "c"));
-    for (const [i, r] of c.entries()) await objects.create(r, 200 + i);
+    for (const [i, r] of c.entries()) await create(objects, r, 200 + i);
     await waitForSinkToMatchApi(cluster, sink.hub, RESOURCES);
     expect(datastore.upstreamWatches).toBe(RESOURCES.length);
     sink.resetRecords();
@@ -219,7 +227,7 @@ describe("Datastore against kube-apiserver 1.20 (watch cache on)", () => {
     const { sink } = await startDatastore(cluster);
     const fixtures = ALL_FIXTURES.filter((f) => f.plural !== "namespaces");
     const d = fixtures.map((f) => ref(f, "d"));
-    for (const [i, r] of d.entries()) await objects.create(r, 400 + i);
+    for (const [i, r] of d.entries()) await create(objects, r, 400 + i);
     await waitForSinkToMatchApi(cluster, sink.hub, RESOURCES);
     sink.resetRecords();
 
@@ -231,7 +239,7 @@ describe("Datastore against kube-apiserver 1.20 (watch cache on)", () => {
     const writer = (async () => {
       for (const [i, r] of d.entries()) await resilient.modify(r, 500 + i);
       for (const r of d.slice(0, 10)) await resilient.remove(r);
-      for (const [i, r] of e.entries()) await resilient.create(r, 600 + i);
+      for (const [i, r] of e.entries()) await create(resilient, r, 600 + i);
     })();
     await Promise.all([cluster.restartApiServer({ signal: "SIGTERM" }), writer]);
     await waitForSinkToMatchApi(cluster, sink.hub, RESOURCES);
@@ -258,7 +266,7 @@ describe("Datastore against kube-apiserver 1.20 (watch cache off): 410 Gone", ()
   it("relists after etcd compaction expires the watches' resourceVersions, losing nothing", async () => {
     const a = ALL_FIXTURES.map((f) => ref(f, "a"));
     const b = ALL_FIXTURES.map((f) => ref(f, "b"));
-    for (const [i, r] of [...a, ...b].entries()) await objects.create(r, i + 1);
+    for (const [i, r] of [...a, ...b].entries()) await create(objects, r, i + 1);
     // A 2 s server-side watch timeout (jittered to 2-4 s): every watch is re-opened soon after compacting.
     const { sink, registry } = await startDatastore(cluster, { ...TEST_OPTIONS, watchTimeoutSeconds: 2 });
     await waitForSinkToMatchApi(cluster, sink.hub, RESOURCES);
