@@ -83,14 +83,34 @@ export class ChangeLog {
     this.#head = entry.revision;
     this.#lastEntry = entry.revision;
     while (this.size > this.#limits.maxEntries || (this.#bytes > this.#limits.maxBytes && this.size > 1)) {
-      const old = this.#entries[this.#start];
-      if (old === undefined) break;
-      this.#entries[this.#start] = undefined as unknown as LogEntry;
-      this.#start++;
-      this.#bytes -= entrySize(old);
-      this.#floor = old.revision;
-      this.#evicted++;
+      this.#evictOldest();
     }
+    this.#compact();
+  }
+
+  /**
+   * Drops the oldest entries beyond the newest `maxEntries`: a client further back than that many
+   * entries cannot resume from this log anyway (the hub refuses catch-ups that long), so keeping them
+   * would only hold memory (the initial list, the history of a burst).
+   */
+  trimTo(maxEntries: number): void {
+    const keep = Math.max(1, Math.floor(maxEntries));
+    if (this.size <= keep) return;
+    while (this.size > keep) this.#evictOldest();
+    this.#compact();
+  }
+
+  #evictOldest(): void {
+    const old = this.#entries[this.#start];
+    if (old === undefined) return;
+    this.#entries[this.#start] = undefined as unknown as LogEntry;
+    this.#start++;
+    this.#bytes -= entrySize(old);
+    this.#floor = old.revision;
+    this.#evicted++;
+  }
+
+  #compact(): void {
     if (this.#start > 1024 && this.#start * 2 > this.#entries.length) {
       this.#entries = this.#entries.slice(this.#start);
       this.#start = 0;

@@ -11,7 +11,11 @@ import { Store } from "./store.js";
 import type { Change } from "./store.js";
 
 export interface HubOptions {
-  /** Most changes each view's log keeps. Default 100,000. */
+  /**
+   * Most changes each view's log keeps. Default 100,000. The log never keeps more than the longest
+   * catch-up it serves (maxCatchUpFraction of the view, at least 1000 entries): older entries could not
+   * be used.
+   */
   readonly maxLogEntries?: number;
   /** Most encoded bytes each view's log keeps. Default 64 MiB. */
   readonly maxLogBytes?: number;
@@ -250,6 +254,7 @@ export class Hub {
     const batches: ViewBatch[] = [];
     for (const view of VIEW_NAMES) {
       this.#logs[view].advance(to);
+      this.#logs[view].trimTo(this.#catchUpLimit(view));
       const sharedChanges = [...(shared.get(view)?.values() ?? [])];
       const viewNodes = nodes.get(view);
       if (sharedChanges.length === 0 && viewNodes === undefined) continue;
@@ -281,8 +286,12 @@ export class Hub {
   canResume(view: ViewName, revision: number): boolean {
     const log = this.#logs[view];
     if (!log.canResume(revision)) return false;
-    const limit = Math.max(1000, Math.ceil(this.#maxCatchUpFraction * this.#viewSize(view)));
-    return log.countAfter(revision) <= limit;
+    return log.countAfter(revision) <= this.#catchUpLimit(view);
+  }
+
+  /** The longest catch-up (in log entries) served from the log; the log keeps no more than this. */
+  #catchUpLimit(view: ViewName): number {
+    return Math.max(1000, Math.ceil(this.#maxCatchUpFraction * this.#viewSize(view)));
   }
 
   #viewSize(view: ViewName): number {

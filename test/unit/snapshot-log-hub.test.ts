@@ -253,6 +253,28 @@ describe("Hub catch-up limit", () => {
     expect(hub.canResume("felix", start + 900)).toBe(true);
     expect(hub.snapshot("felix", 0, 0).revision).toBe(hub.revision);
   });
+
+  it("keeps no more log entries than the longest catch-up it serves, and still resumes within it", () => {
+    const hub = new Hub();
+    const pool = (i: number, x: number) => ({ metadata: { name: `p${i}` }, spec: { x } });
+    for (let i = 0; i < 8000; i++) hub.upsert(`IPPool/p${i}`, pool(i, 0));
+    hub.flush();
+    // The initial list is trimmed to a quarter of the view: a client at revision 0 takes a snapshot.
+    expect(hub.log("felix").size).toBe(2000);
+    expect(hub.canResume("felix", 0)).toBe(false);
+    for (let round = 1; round <= 5; round++) {
+      for (let i = 0; i < 1500; i++) hub.upsert(`IPPool/p${i}`, pool(i, round));
+      hub.flush();
+      expect(hub.log("felix").size).toBe(2000);
+    }
+    // 2000 entries back is the oldest revision that resumes; one more is refused, as before the trim.
+    const oldest = hub.log("felix").floor;
+    expect(hub.canResume("felix", oldest)).toBe(true);
+    expect(hub.log("felix").countAfter(oldest)).toBe(2000);
+    expect(hub.canResume("felix", oldest - 1)).toBe(false);
+    const catchUp = hub.catchUp("felix", undefined, oldest);
+    expect(catchUp?.reduce((n, f) => n + f.count, 0)).toBe(1500);
+  });
 });
 
 describe("viewStatus", () => {
