@@ -81,17 +81,68 @@ class PatchMemo {
   }
 }
 
-/** A view's broadcast content at one revision, as chunk frames ready to send. Shared by every session. */
-export interface EncodedSnapshot {
+/**
+ * A view's broadcast content at one revision, in chunks ready to send. Shared by every session. Holds the
+ * chunks' pre-encoded entries (the store's own buffers); the uncompressed chunk frames are assembled only
+ * when a session without "deflate-snapshot" first asks for them (a compressed variant is made from the
+ * entries by the sender), so a server whose clients all compress never holds them.
+ */
+export class EncodedSnapshot {
   readonly view: ViewName;
   readonly revision: number;
   /** Broadcast entries (node-scoped entries are added per session). */
   readonly count: number;
-  readonly chunks: readonly Buffer[];
-  /** The pre-encoded entries of each chunk (for a compressed variant). */
+  /** The pre-encoded entries of each chunk. */
   readonly chunkEntries: readonly (readonly Buffer[])[];
+  /** Bytes of the uncompressed chunk frames (assembled or not). */
   readonly bytes: number;
   readonly createdAtMs: number;
+  #chunks: readonly Buffer[] | undefined;
+
+  constructor(init: {
+    view: ViewName;
+    revision: number;
+    count: number;
+    chunkEntries: readonly (readonly Buffer[])[];
+    createdAtMs: number;
+  }) {
+    this.view = init.view;
+    this.revision = init.revision;
+    this.count = init.count;
+    this.chunkEntries = init.chunkEntries;
+    this.createdAtMs = init.createdAtMs;
+    this.bytes = init.chunkEntries.reduce(
+      (n, entries, index) => n + chunkFrameOverhead(index, entries.length) + byteLength(entries),
+      0,
+    );
+  }
+
+  get chunkCount(): number {
+    return this.chunkEntries.length;
+  }
+
+  /** The uncompressed chunk frames, assembled on first use and kept with the snapshot. */
+  get chunks(): readonly Buffer[] {
+    this.#chunks ??= this.chunkEntries.map((entries, index) => assembleSnapshotChunk(index, entries));
+    return this.#chunks;
+  }
+
+  get hasAssembledChunks(): boolean {
+    return this.#chunks !== undefined;
+  }
+}
+
+function byteLength(buffers: readonly Buffer[]): number {
+  let n = 0;
+  for (const b of buffers) n += b.byteLength;
+  return n;
+}
+
+/** The bytes assembleSnapshotChunk adds around its entries: the map with `t` and `index`, the array header. */
+function chunkFrameOverhead(index: number, entries: number): number {
+  const indexBytes = index < 0x80 ? 1 : index < 0x100 ? 2 : index < 0x10000 ? 3 : 5;
+  const arrayHeader = entries < 16 ? 1 : entries < 0x10000 ? 3 : 5;
+  return 28 + indexBytes + arrayHeader;
 }
 
 /** The frames that open one session's snapshot: begin and end wrap the shared chunks and the node chunk. */
@@ -360,11 +411,11 @@ export class Hub {
       // that existed at the snapshot revision but changed since is also covered there (coalesced per key).
       if (own.length > 0) {
         nodeCount = own.length;
-        nodeChunk = assembleSnapshotChunk(snapshot.chunks.length, own);
+        nodeChunk = assembleSnapshotChunk(snapshot.chunkCount, own);
       }
     }
     const count = snapshot.count + nodeCount;
-    const chunks = snapshot.chunks.length + (nodeChunk === null ? 0 : 1);
+    const chunks = snapshot.chunkCount + (nodeChunk === null ? 0 : 1);
     return {
       begin: encodeMessage({ t: "snap-begin", revision: snapshot.revision, count, chunks }),
       nodeChunk,
@@ -393,9 +444,7 @@ export class Hub {
       }
     }
     if (current.length > 0) chunkEntries.push(current);
-    const chunks = chunkEntries.map((entries, index) => assembleSnapshotChunk(index, entries));
-    const bytes = chunks.reduce((n, c) => n + c.byteLength, 0);
-    return { view, revision: this.#flushed, count, chunks, chunkEntries, bytes, createdAtMs: nowMs };
+    return new EncodedSnapshot({ view, revision: this.#flushed, count, chunkEntries, createdAtMs: nowMs });
   }
 }
 

@@ -142,7 +142,11 @@ describe("Hub", () => {
     hub.flush();
     const s1 = hub.snapshot("felix", 1000, 500);
     expect(s1.count).toBe(10);
+    expect(s1.hasAssembledChunks).toBe(false);
     expect(s1.chunks.length).toBeGreaterThan(1);
+    expect(s1.hasAssembledChunks).toBe(true);
+    // `bytes` is the size of the uncompressed chunk frames, which are assembled only when asked for.
+    expect(s1.bytes).toBe(s1.chunks.reduce((n, c) => n + c.byteLength, 0));
     hub.upsert("IPPool/p0", { metadata: { name: "p0" }, spec: { i: 99 } });
     expect(hub.snapshot("felix", 1100, 500)).toBe(s1); // young: reused, the catch-up covers the rest
     // Old, but nothing newer has been flushed: still current (the pending change goes out with the flush).

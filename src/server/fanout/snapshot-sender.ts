@@ -42,8 +42,9 @@ export class SnapshotSender {
   ): Promise<boolean> {
     const compressed = isCompressed ? this.compressedChunks(snapshot) : undefined;
     session.send(frames.begin);
-    for (let i = 0; i < snapshot.chunks.length; i++) {
-      const frame = compressed === undefined ? snapshot.chunks[i] : await compressed[i];
+    const chunks = compressed === undefined ? snapshot.chunks : undefined;
+    for (let i = 0; i < snapshot.chunkCount; i++) {
+      const frame = chunks === undefined ? await compressed?.[i] : chunks[i];
       if (session.isClosed || frame === undefined) return false;
       session.send(frame);
       if (session.bufferedAmount > this.#deps.highWaterBytes) await session.whenDrained();
