@@ -171,6 +171,10 @@ export class Connection {
 
   #onOpen(): void {
     if (this.#phase !== "opening") return;
+    // The server accepted the connection: from here the read watchdog bounds the wait for the welcome,
+    // so a server that is slow to start sessions (a reconnect storm) is waited for, not abandoned.
+    clearTimeout(this.#connectTimer);
+    this.#connectTimer = undefined;
     this.#phase = "welcome";
     this.#lastFrameAtMs = this.#now();
     this.#armWatchdog(this.#o.readTimeoutMs);
@@ -333,8 +337,6 @@ export class Connection {
     if (message.mode === "resume" && (hello.resume === undefined || hello.resume.server !== message.server)) {
       throw this.#bad("welcome resumes a session the client did not ask for");
     }
-    clearTimeout(this.#connectTimer);
-    this.#connectTimer = undefined;
     this.#serverId = message.server;
     this.#phase = message.mode === "resume" ? "streaming" : "snapshot";
     this.#hadBaseline = message.mode === "resume";

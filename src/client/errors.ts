@@ -8,7 +8,7 @@ import { closeCodeName } from "../../proto/close-codes.js";
  * | ERR_CLIENT_OPTIONS | the constructor got an invalid option (`field` names it) | throws; nothing starts |
  * | ERR_CLIENT_CLOSED | an operation on a closed client; `synced()` when the client closed first | — |
  * | ERR_CLIENT_CONNECT | the socket failed (refused, reset, HTTP error on upgrade) | reconnects with backoff |
- * | ERR_CLIENT_TIMEOUT | no welcome within connectTimeoutMs, no frame within readTimeoutMs, discovery too slow | reconnects with backoff |
+ * | ERR_CLIENT_TIMEOUT | no WebSocket upgrade within connectTimeoutMs, no frame (the welcome included) within readTimeoutMs, discovery too slow | reconnects with backoff |
  * | ERR_CLIENT_PROTOCOL | the server sent a frame that is invalid or out of order (closed with 4006) | reconnects with backoff |
  * | ERR_CLIENT_REJECTED | the server closed with a fatal close code (bad version, view, node, token) | stops using that server; closes when every server rejected it |
  * | ERR_CLIENT_DISCOVERY | the discovery function threw or returned no usable address | retries with backoff |

@@ -42,7 +42,11 @@ export interface TabbyClientOptions {
   readonly logger?: ClientLogger;
   /** Aborting it closes the client. */
   readonly signal?: AbortSignal;
-  /** From starting an attempt to the server's welcome (and the time discovery may take). Default 10,000 ms. */
+  /**
+   * From starting an attempt to the server accepting the WebSocket (TCP, TLS, upgrade; and the time
+   * discovery may take). Default 10,000 ms. Once accepted, the wait for the welcome is bounded by
+   * readTimeoutMs: a busy server (a reconnect storm) is waited for rather than abandoned and retried.
+   */
   readonly connectTimeoutMs?: number;
   /** Watchdog: no frame at all (pings included) within this long => reconnect. Default 30,000 ms. */
   readonly readTimeoutMs?: number;

@@ -138,18 +138,30 @@ describe("client: watchdog and timeouts", () => {
     expect(server.connections).toBe(1);
   });
 
-  it("gives up an attempt that gets no welcome within connectTimeoutMs", async () => {
-    const server = await makeServer({ onHello: () => undefined }); // accepts, never answers
+  it("waits past connectTimeoutMs for the welcome of a server that accepted it, up to readTimeoutMs", async () => {
+    let hellos = 0;
+    const server = await makeServer({
+      hub: hubWith(STATE),
+      onHello: (session, hello) => {
+        // The first attempt is never answered; the second is answered late (a busy server).
+        if (++hellos === 1) return;
+        setTimeout(() => server.startSession(session, hello), 400);
+      },
+    });
     const client = makeClient({
       servers: [server.url],
       view: "felix",
       connectTimeoutMs: 150,
+      readTimeoutMs: 800,
       backoffInitialMs: 10,
     });
     client.start();
     const error = await nextEvent(client, "error");
-    expect(error).toMatchObject({ code: "ERR_CLIENT_TIMEOUT", timeout: "connect" });
-    await until(() => server.connections >= 2, 5000, "a second attempt");
+    expect(error).toMatchObject({ code: "ERR_CLIENT_TIMEOUT", timeout: "read" });
+    // The second welcome came 400 ms after the hello, well past connectTimeoutMs: the client took it.
+    await client.synced();
+    expect(hellos).toBe(2);
+    expect(client.stats.reconnects).toBe(1);
   });
 
   it("gives up a TCP connection whose WebSocket upgrade never completes", async () => {
