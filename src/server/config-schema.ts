@@ -135,6 +135,15 @@ export const SERVE_SETTINGS = [
     description: "a cached snapshot younger than this is reused (then caught up) for new sessions",
   },
   {
+    field: "snapshotReuseMaxMs",
+    type: "int",
+    default: 30_000,
+    min: 0,
+    max: 600_000,
+    description:
+      "while the latest snapshot is still being sent to a session (a connect or reconnect storm), it is reused up to this age",
+  },
+  {
     field: "maxLogEntries",
     type: "int",
     default: 100_000,

@@ -21,6 +21,7 @@ export interface ServeConfig {
   readonly maxLagMs: number;
   readonly drainMs: number;
   readonly snapshotReuseMs: number;
+  readonly snapshotReuseMaxMs: number;
   readonly maxLogEntries: number;
   readonly maxLogBytes: number;
   readonly snapshotCacheBytes: number;

@@ -102,6 +102,7 @@ export async function runServer(config: ServeConfig, deps: ServerDeps): Promise<
       softBufferedBytes: config.softBufferedBytes,
       maxLagMs: config.maxLagMs,
       snapshotReuseMs: config.snapshotReuseMs,
+      snapshotReuseMaxMs: config.snapshotReuseMaxMs,
     },
   });
   const datastore = new Datastore({

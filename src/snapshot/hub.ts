@@ -397,6 +397,12 @@ export class Hub {
     return built;
   }
 
+  /** The snapshot last built for `view`, while the cache holds it. */
+  latestSnapshot(view: ViewName): EncodedSnapshot | undefined {
+    const key = this.#latestSnapshot[view];
+    return key === undefined ? undefined : this.#snapshots.peek(key);
+  }
+
   /** The per-session frames around a shared snapshot: begin, this node's chunk, end. */
   sessionFrames(snapshot: EncodedSnapshot, node: string | undefined): SessionSnapshotFrames {
     const def = VIEWS[snapshot.view];

@@ -165,4 +165,42 @@ describe("fan-out snapshot backpressure", () => {
     expect(client.mirror).toEqual(expectedView(h.hub, "felix"));
     expect(client.violations).toEqual([]);
   });
+
+  it("reuses a snapshot still being sent (a storm) past snapshotReuseMs, up to snapshotReuseMaxMs", async () => {
+    let now = 1_000_000;
+    const h = await startFanout({
+      clock: () => now,
+      hub: { snapshotChunkBytes: 64 * 1024 },
+      options: { snapshotHighWaterBytes: 256 * 1024, snapshotReuseMs: 1000, snapshotReuseMaxMs: 20_000 },
+    });
+    const blob = (i: number, gen: number) =>
+      resource("WorkloadEndpoint", `pod-${i}`, { gen, blob: String(i % 10).repeat(50 * 1024) }, "ns");
+    for (let i = 0; i < 120; i++) h.server.upsert(`WorkloadEndpoint/ns/pod-${i}`, blob(i, 0));
+    h.server.flushNow();
+    const first = await RawClient.connect(h.url, null);
+    socketOf(first).pause(); // its snapshot stays in flight
+    first.send(hello({ view: "felix" }));
+    await waitFor(() => h.server.status().views.felix.snapshotsGenerated === 1);
+
+    // 5 s later (past snapshotReuseMs), with changes since: the in-flight snapshot is reused and caught up.
+    now += 5000;
+    for (let i = 0; i < 3; i++) h.server.upsert(`WorkloadEndpoint/ns/pod-${i}`, blob(i, 1));
+    h.server.flushNow();
+    const second = await RawClient.live(h.url, hello({ view: "felix" }));
+    expect(h.server.status().views.felix.snapshotsReused).toBe(1);
+    expect(h.server.status().views.felix.snapshotsGenerated).toBe(1);
+    expect(second.mirror).toEqual(expectedView(h.hub, "felix"));
+
+    socketOf(first).resume();
+    await first.until(() => first.count("status") === 1);
+    expect(first.mirror).toEqual(expectedView(h.hub, "felix"));
+    // Nothing in flight any more: past snapshotReuseMs, with a change since, a new one is built.
+    now += 5000;
+    h.server.upsert("WorkloadEndpoint/ns/pod-9", blob(9, 2));
+    h.server.flushNow();
+    const third = await RawClient.live(h.url, hello({ view: "felix" }));
+    expect(h.server.status().views.felix.snapshotsGenerated).toBe(2);
+    expect(third.mirror).toEqual(expectedView(h.hub, "felix"));
+    for (const c of [first, second, third]) expect(c.violations).toEqual([]);
+  });
 });

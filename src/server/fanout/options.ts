@@ -27,6 +27,12 @@ export interface FanoutOptions {
   /** A snapshot younger than this many ms is reused for new sessions (then caught up). Default 1000. */
   readonly snapshotReuseMs?: number;
   /**
+   * While the latest snapshot is still being sent to some session (a storm of new sessions), it is reused
+   * for sessions arriving up to this many ms after it was built: they are caught up from the log anyway,
+   * and one build and one compression serve the whole storm. Default 30,000.
+   */
+  readonly snapshotReuseMaxMs?: number;
+  /**
    * A session whose socket holds this many unsent bytes (in user space) stops receiving live frames until
    * it drains, then is caught up with coalesced changes. Default 1 MiB.
    */
@@ -70,6 +76,7 @@ export function resolveFanoutOptions(options: FanoutOptions = {}): ResolvedFanou
     flushWindowMs: integer(options, "flushWindowMs", 10, 0),
     flushWindowMaxMs: integer(options, "flushWindowMaxMs", 250, 0),
     snapshotReuseMs: integer(options, "snapshotReuseMs", 1000, 0),
+    snapshotReuseMaxMs: integer(options, "snapshotReuseMaxMs", 30_000, 0),
     softBufferedBytes: integer(options, "softBufferedBytes", 1024 * 1024, 1),
     snapshotHighWaterBytes: integer(options, "snapshotHighWaterBytes", 1024 * 1024, 1),
     maxLagMs: integer(options, "maxLagMs", 30_000, 1),

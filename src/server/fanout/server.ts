@@ -126,6 +126,7 @@ export class FanoutServer implements UpstreamSink {
       clock: this.#clock,
       serverId: this.serverId,
       snapshotReuseMs: this.#options.snapshotReuseMs,
+      snapshotReuseMaxMs: this.#options.snapshotReuseMaxMs,
       ingest: this.#ingest,
       sessions: this.#sessions,
     });

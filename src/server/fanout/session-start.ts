@@ -1,6 +1,7 @@
 import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
 import { encodeMessage } from "../../../proto/codec.js";
+import type { ViewName } from "../../../proto/messages.js";
 import { FEATURES } from "../../../proto/version.js";
 import type { Hub } from "../../snapshot/hub.js";
 import { INTERNAL_ERROR_CLOSE_CODE } from "./errors.js";
@@ -21,6 +22,7 @@ export interface SessionStarterDeps {
   readonly clock: () => number;
   readonly serverId: string;
   readonly snapshotReuseMs: number;
+  readonly snapshotReuseMaxMs: number;
   readonly ingest: Ingest;
   readonly sessions: SessionRegistry;
 }
@@ -52,12 +54,13 @@ export class SessionStarter {
     const { hub, metrics, logger } = this.#deps;
     const view = verdict.view;
     this.#deps.ingest.flushNow();
+    // The welcome first: the client knows it was accepted before the server spends time on a build.
+    s.send(this.#welcome(verdict, "snapshot"));
     const builtBefore = hub.counters.snapshotsBuilt[view];
-    const snapshot = hub.snapshot(view, this.#deps.clock(), this.#deps.snapshotReuseMs);
+    const snapshot = hub.snapshot(view, this.#deps.clock(), this.#reuseAge(view));
     if (hub.counters.snapshotsBuilt[view] !== builtBefore) metrics.snapshotGenerated(view, snapshot.bytes);
     else metrics.snapshotReused(view);
     const frames = hub.sessionFrames(snapshot, s.node);
-    s.send(this.#welcome(verdict, "snapshot"));
     const startedAt = performance.now();
     const isCompressed = s.features.has(FEATURES.deflateSnapshot);
     // One catch boundary for the send and for goLive (the catch-up after the snapshot), which can throw.
@@ -72,6 +75,15 @@ export class SessionStarter {
         logger.error({ err, session: s.id, view }, "snapshot send or catch-up failed");
         this.#deps.sessions.close(s, INTERNAL_ERROR_CLOSE_CODE, "internalError", "internal error");
       });
+  }
+
+  /** How old a cached snapshot may be to serve a new session: longer while one is still being sent. */
+  #reuseAge(view: ViewName): number {
+    const { hub, snapshots, snapshotReuseMs, snapshotReuseMaxMs } = this.#deps;
+    const latest = hub.latestSnapshot(view);
+    return latest !== undefined && snapshots.isSending(latest)
+      ? Math.max(snapshotReuseMs, snapshotReuseMaxMs)
+      : snapshotReuseMs;
   }
 
   #welcome(verdict: HelloAccepted, mode: "resume" | "snapshot"): Buffer {

@@ -25,6 +25,8 @@ export interface SnapshotSenderDeps {
 export class SnapshotSender {
   readonly #deps: SnapshotSenderDeps;
   readonly #compressed = new WeakMap<EncodedSnapshot, readonly Promise<Buffer>[]>();
+  /** Sessions each snapshot is being sent to right now. */
+  readonly #sending = new WeakMap<EncodedSnapshot, number>();
 
   constructor(deps: SnapshotSenderDeps) {
     this.#deps = deps;
@@ -35,6 +37,25 @@ export class SnapshotSender {
    * the kernel. Resolves false if the session closed on the way.
    */
   async send(
+    session: Session,
+    snapshot: EncodedSnapshot,
+    frames: SessionSnapshotFrames,
+    isCompressed: boolean,
+  ): Promise<boolean> {
+    this.#sending.set(snapshot, (this.#sending.get(snapshot) ?? 0) + 1);
+    try {
+      return await this.#send(session, snapshot, frames, isCompressed);
+    } finally {
+      this.#sending.set(snapshot, (this.#sending.get(snapshot) ?? 1) - 1);
+    }
+  }
+
+  /** True while `snapshot` is being sent to at least one session. */
+  isSending(snapshot: EncodedSnapshot): boolean {
+    return (this.#sending.get(snapshot) ?? 0) > 0;
+  }
+
+  async #send(
     session: Session,
     snapshot: EncodedSnapshot,
     frames: SessionSnapshotFrames,
