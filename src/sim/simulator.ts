@@ -8,7 +8,7 @@ import { RequestFaults } from "./faults.js";
 import { createRequestHandler } from "./http-server.js";
 import { kubeConfigFor, kubeconfigYamlFor } from "./kubeconfig.js";
 import { mergePatch } from "./objects.js";
-import { builtinResources, ResourceRegistry, type EndpointSliceVersion } from "./resources.js";
+import { asNativeV3, builtinResources, ResourceRegistry, type EndpointSliceVersion } from "./resources.js";
 import { ObjectStore } from "./store.js";
 import type { KubeObject } from "./types.js";
 import { WatchHub } from "./watch.js";
@@ -28,6 +28,12 @@ export interface SimulatorOptions {
   bookmarkIntervalMs?: number;
   /** Which discovery.k8s.io version serves EndpointSlices; default "v1". */
   endpointSliceVersion?: EndpointSliceVersion;
+  /**
+   * The API the Calico CRDs are served under (Calico's CALICO_API_GROUP): the `crd.projectcalico.org/v1`
+   * CRDs (default) or the native `projectcalico.org/v3` ones, same kinds and plurals. In v3 mode the object
+   * API still accepts `plural.crd.projectcalico.org` names, so seeds and churn work unchanged.
+   */
+  calicoApiGroup?: "crd.projectcalico.org/v1" | "projectcalico.org/v3";
   /** Wall clock for creationTimestamp and fault windows; default Date.now. */
   clock?: () => number;
   /** Internal errors are logged here (request errors are only counted). */
@@ -115,7 +121,8 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     1,
     2 ** 31 - 1,
   );
-  const crds = await loadCrds(options.crdsDir ?? defaultCrdsDir());
+  const manifests = await loadCrds(options.crdsDir ?? defaultCrdsDir());
+  const crds = options.calicoApiGroup === "projectcalico.org/v3" ? manifests.map(asNativeV3) : manifests;
   const registry = new ResourceRegistry(builtinResources(options.endpointSliceVersion ?? "v1"), crds);
   const wanted = options.installedCrds ?? "all";
   for (const d of wanted === "all"
