@@ -67,7 +67,9 @@ describe("token option", () => {
       connectTimeoutMs: 50,
       token: (signal) =>
         ++calls === 1
-          ? new Promise<string>((_, reject) => signal.addEventListener("abort", () => reject(new Error("aborted"))))
+          ? new Promise<string>((_, reject) =>
+              signal.addEventListener("abort", () => reject(new Error("aborted"))),
+            )
           : "t",
     });
     const errors: { code: string; timeout?: string | undefined }[] = [];
