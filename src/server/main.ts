@@ -112,8 +112,11 @@ export async function runServer(config: ServeConfig, deps: ServerDeps): Promise<
     }
   }
   const kubeApi = config.tokenAudience !== undefined ? new KubeConfigApi(kubeConfig, 10_000) : undefined;
+  // With no method configured, runServer (the library entry) lets everyone in, as before: `tabby serve`
+  // refuses that configuration unless --insecure-allow-anonymous (checkAuthSettings).
+  const isAnonymousOnly = config.clientCaFile === undefined && kubeApi === undefined;
   const policy: AuthPolicy = {
-    isAnonymousAllowed: config.insecureAllowAnonymous,
+    isAnonymousAllowed: config.insecureAllowAnonymous || isAnonymousOnly,
     ...(config.clientCaFile !== undefined && {
       certificate: { commonNames: listOf(config.clientCn), uriSans: listOf(config.clientUriSan) },
     }),
@@ -132,9 +135,9 @@ export async function runServer(config: ServeConfig, deps: ServerDeps): Promise<
         }),
       }),
   };
-  if (config.insecureAllowAnonymous) {
+  if (policy.isAnonymousAllowed) {
     logger.warn(
-      "--insecure-allow-anonymous: agents without credentials are let in (loopback tools and tests only)",
+      "no client authentication: agents without credentials are let in (loopback tools and tests only)",
     );
   }
   const hub = new Hub({
