@@ -14,6 +14,7 @@ interface SimCommandOptions {
   kubeconfigOut?: string;
   historyLimit: number;
   endpointSliceVersion: "v1" | "v1beta1";
+  calicoApiGroup: "crd.projectcalico.org/v1" | "projectcalico.org/v3";
 }
 
 export function simCommand(): Command {
@@ -36,6 +37,17 @@ export function simCommand(): Command {
       },
       "v1",
     )
+    .option(
+      "--calico-api-group <group>",
+      "API the Calico CRDs are served under: crd.projectcalico.org/v1 or projectcalico.org/v3",
+      (v) => {
+        if (v !== "crd.projectcalico.org/v1" && v !== "projectcalico.org/v3") {
+          throw new InvalidArgumentError("must be crd.projectcalico.org/v1 or projectcalico.org/v3");
+        }
+        return v;
+      },
+      "crd.projectcalico.org/v1",
+    )
     .option("--log-level <level>", "log level", "info")
     .action(async (opts: SimCommandOptions & { logLevel: string }) => {
       const abort = new AbortController();
@@ -49,6 +61,7 @@ export function simCommand(): Command {
         port: opts.port,
         historyLimit: opts.historyLimit,
         endpointSliceVersion: opts.endpointSliceVersion,
+        calicoApiGroup: opts.calicoApiGroup,
         nodes: opts.nodes,
         podsPerNode: opts.podsPerNode,
         churnPerSecond: opts.churn,

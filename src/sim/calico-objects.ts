@@ -5,6 +5,15 @@ import type { Obj } from "./k8s-objects.js";
 
 const API = "crd.projectcalico.org/v1";
 
+/**
+ * A Calico CR built by this module, with the apiVersion the simulator serves its resource with (the
+ * builders write crd.projectcalico.org/v1; a simulator in projectcalico.org/v3 mode serves the same kinds
+ * there). Other objects are returned as they are.
+ */
+export function servedAs(obj: Obj, apiVersionOf: () => string): Obj {
+  return obj.apiVersion === API ? { ...obj, apiVersion: apiVersionOf() } : obj;
+}
+
 function cr(kind: string, name: string, spec: Obj, extra: Obj = {}): Obj {
   const { namespace, labels, ...rest } = extra as { namespace?: string; labels?: Record<string, string> };
   const metadata: Obj = { name };

@@ -102,8 +102,14 @@ export class ChurnModel {
       this.podPlaces.set(key, { node: spec.nodeName, ip: status.podIP });
     }
     for (const n of has("nodes")) {
-      const tunnel = n.metadata.annotations?.["projectcalico.org/IPv4IPIPTunnelAddr"];
-      if (tunnel !== undefined) this.alloc.markUsed(tunnel);
+      for (const a of [
+        "projectcalico.org/IPv4IPIPTunnelAddr",
+        "projectcalico.org/IPv4VXLANTunnelAddr",
+        "projectcalico.org/IPv4WireguardInterfaceAddr",
+      ]) {
+        const tunnel = n.metadata.annotations?.[a];
+        if (tunnel !== undefined) this.alloc.markUsed(tunnel);
+      }
     }
     this.initialPods = this.pods.size;
     const system = new Set<string>(SYSTEM_NAMESPACES);

@@ -1,4 +1,5 @@
 import type { ChurnGenerator } from "./churn.js";
+import { withPodIp } from "./k8s-objects.js";
 import type { KubeObject } from "./types.js";
 
 /** The churn generator's changes: [name, weight, op]. Each returns the number of writes it made (0: none). */
@@ -71,12 +72,7 @@ function podCreate(g: ChurnGenerator): number {
     metadata: {
       ...meta,
       name,
-      annotations: {
-        ...template.metadata.annotations,
-        "cni.projectcalico.org/podIP": `${a.ip}/32`,
-        "cni.projectcalico.org/podIPs": `${a.ip}/32`,
-        "cni.projectcalico.org/containerID": containerId,
-      },
+      annotations: withPodIp(template.metadata.annotations ?? {}, a.ip, containerId),
     },
     spec: { ...spec(template), nodeName: node },
     status: {
@@ -107,6 +103,19 @@ function nodeChange(g: ChurnGenerator): number {
     );
     return g.update("nodes", node, {}, (m) => (m.labels["tabby.dev/maintenance-window"] = window));
   }
+  if (g.rng.chance(0.5)) {
+    // A label set through calicoctl: it lives in the projectcalico.org/labels annotation.
+    const text = node.metadata.annotations?.["projectcalico.org/labels"] ?? "{}";
+    let labels: Record<string, string>;
+    try {
+      labels = JSON.parse(text) as Record<string, string>;
+    } catch {
+      labels = {};
+    }
+    const egress = differentPick(g, ["gw-a", "gw-b", "gw-c"], labels["egress-gateway"]);
+    const next = JSON.stringify({ ...labels, "egress-gateway": egress });
+    return g.update("nodes", node, {}, (m) => (m.annotations["projectcalico.org/labels"] = next));
+  }
   const key = g.rng.base64(32);
   return g.update("nodes", node, {}, (m) => (m.annotations["projectcalico.org/WireguardPublicKey"] = key));
 }
@@ -133,7 +142,9 @@ function k8sPolicy(g: ChurnGenerator): number {
   const ports = rule !== undefined && Array.isArray(rule.ports) ? (rule.ports as Json[]) : [];
   if (rule !== undefined && ports[0] !== undefined) {
     const port = differentPick(g, [8080, 8081, 8443, 9000], ports[0].port);
-    const nextRule = { ...rule, ports: [{ ...ports[0], port }, ...ports.slice(1)] };
+    // A range moves with its start (the API server refuses endPort < port).
+    const range = typeof ports[0].endPort === "number" ? { endPort: port + 99 } : {};
+    const nextRule = { ...rule, ports: [{ ...ports[0], port, ...range }, ...ports.slice(1)] };
     return g.update("networkpolicies", np, { spec: { ...s, ingress: [nextRule, ...ingress.slice(1)] } });
   }
   const types =

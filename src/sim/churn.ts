@@ -1,4 +1,4 @@
-import { blockAffinity, blockAffinityName, ipamBlock } from "./calico-objects.js";
+import { blockAffinity, blockAffinityName, ipamBlock, servedAs } from "./calico-objects.js";
 import { ChurnModel, splitKey } from "./churn-model.js";
 import { OPS } from "./churn-ops.js";
 import { SimError, SimErrorCode } from "./errors.js";
@@ -227,7 +227,10 @@ export class ChurnGenerator {
       ...obj,
       metadata: { ...meta, annotations: { ...meta.annotations, [CHANGED_AT_ANNOTATION]: String(at) } },
     };
-    const made = this.#sim.create(resource, stamped);
+    const made = this.#sim.create(
+      resource,
+      servedAs(stamped, () => this.#sim.apiVersionOf(resource)),
+    );
     this.wrote("create", resource, made, at);
     return 1;
   }

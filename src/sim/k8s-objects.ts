@@ -14,6 +14,25 @@ export interface NodeSpec {
   readonly tunnelIp: string;
   readonly wireguardKey: string;
   readonly isControlPlane: boolean;
+  /** The VXLAN tunnel address and its MAC (calico-node's `projectcalico.org/IPv4VXLANTunnelAddr`, ...MACAddr). */
+  readonly vxlanTunnelIp?: string;
+  readonly vxlanMac?: string;
+  /** The WireGuard interface address (`projectcalico.org/IPv4WireguardInterfaceAddr`). */
+  readonly wireguardIp?: string;
+  /** The node's podCIDR (what calico-node's USE_POD_CIDR takes the tunnel address from). */
+  readonly podCidr?: string;
+  /** A BGP route reflector: its own AS number, a cluster ID and a `route-reflector` Calico label. */
+  readonly isRouteReflector?: boolean;
+}
+
+/** The podCIDR the controller manager would give the n-th node (10.128.0.0/9, one /24 per node). */
+export function nodePodCidr(index: number): string {
+  return `10.${128 + ((index >> 8) & 127)}.${index & 255}.0/24`;
+}
+
+/** A locally administered unicast MAC from 10 hex digits (calico-node picks a random one). */
+export function vxlanMac(hex10: string): string {
+  return `66:${hex10.match(/../g)!.join(":")}`;
 }
 
 // Stored objects are frozen, so builders share constant parts between objects (less memory, less GC).
@@ -66,6 +85,12 @@ const POD_PORTS = deepFreeze([
   { name: "http", containerPort: 8080, protocol: "TCP" },
   { name: "metrics", containerPort: 9090, protocol: "TCP" },
 ]);
+/** A cache also gossips over UDP and SCTP (WorkloadEndpoint ports of every protocol Calico spells). */
+const CACHE_PORTS = deepFreeze([
+  ...POD_PORTS,
+  { name: "gossip", containerPort: 7946, protocol: "UDP" },
+  { name: "replication", containerPort: 7947, protocol: "SCTP" },
+]);
 const POD_RESOURCES = deepFreeze({ requests: { cpu: "100m", memory: "128Mi" }, limits: { memory: "256Mi" } });
 const containersCache = new Map<string, readonly object[]>();
 
@@ -78,7 +103,7 @@ function containersOf(app: string, version: string): readonly object[] {
         name: app,
         image: `registry.example.com/${app}:1.${version.slice(1)}`,
         imagePullPolicy: "IfNotPresent",
-        ports: POD_PORTS,
+        ports: app === "cache" ? CACHE_PORTS : POD_PORTS,
         resources: POD_RESOURCES,
       },
     ]);
@@ -99,21 +124,35 @@ export function nodeObject(n: NodeSpec): Obj {
     rack: n.rack,
   };
   if (n.isControlPlane) labels["node-role.kubernetes.io/control-plane"] = "";
+  const annotations: Record<string, string> = {
+    "projectcalico.org/IPv4Address": `${n.ip}/16`,
+    "projectcalico.org/IPv4IPIPTunnelAddr": n.tunnelIp,
+    "projectcalico.org/WireguardPublicKey": n.wireguardKey,
+    "node.alpha.kubernetes.io/ttl": "0",
+    "volumes.kubernetes.io/controller-managed-attach-detach": "true",
+  };
+  if (n.vxlanTunnelIp !== undefined) annotations["projectcalico.org/IPv4VXLANTunnelAddr"] = n.vxlanTunnelIp;
+  if (n.vxlanMac !== undefined) annotations["projectcalico.org/VXLANTunnelMACAddr"] = n.vxlanMac;
+  if (n.wireguardIp !== undefined)
+    annotations["projectcalico.org/IPv4WireguardInterfaceAddr"] = n.wireguardIp;
+  // Labels set through calicoctl live in this annotation (Calico overlays the Kubernetes labels on them).
+  const calicoLabels: Record<string, string> = { "calico-rack": n.rack };
+  if (n.isRouteReflector === true) {
+    calicoLabels["route-reflector"] = "true";
+    annotations["projectcalico.org/ASNumber"] = "64512";
+    annotations["projectcalico.org/RouteReflectorClusterID"] = "244.0.0.1";
+  }
+  annotations["projectcalico.org/labels"] = JSON.stringify(calicoLabels);
+  const spec: Obj = n.isControlPlane ? { ...CONTROL_PLANE_SPEC } : {};
+  if (n.podCidr !== undefined) {
+    spec.podCIDR = n.podCidr;
+    spec.podCIDRs = [n.podCidr];
+  }
   return {
     apiVersion: "v1",
     kind: "Node",
-    metadata: {
-      name: n.name,
-      labels,
-      annotations: {
-        "projectcalico.org/IPv4Address": `${n.ip}/16`,
-        "projectcalico.org/IPv4IPIPTunnelAddr": n.tunnelIp,
-        "projectcalico.org/WireguardPublicKey": n.wireguardKey,
-        "node.alpha.kubernetes.io/ttl": "0",
-        "volumes.kubernetes.io/controller-managed-attach-detach": "true",
-      },
-    },
-    spec: n.isControlPlane ? CONTROL_PLANE_SPEC : {},
+    metadata: { name: n.name, labels, annotations },
+    spec,
     status: {
       addresses: [
         { type: "InternalIP", address: n.ip },
@@ -166,21 +205,91 @@ export interface PodSpec {
   readonly version: string;
 }
 
+/** The floating IP the simulated cluster gives a pod IP of the pool (10.48.0.0/12 → 172.16.0.0/12). */
+export function floatingIpFor(podIp: string): string {
+  const [, b, c, d] = podIp.split(".").map(Number);
+  return `172.${16 + (((b ?? 48) - 48) & 15)}.${c ?? 0}.${d ?? 0}`;
+}
+
+/**
+ * The Calico-relevant annotations an application's pods carry, as operators set them (the conversion's
+ * inputs: floating IPs, spoofable source prefixes, QoS, Multus' network status).
+ */
+export function appAnnotations(app: string, podIp: string | undefined): Record<string, string> {
+  switch (app) {
+    case "frontend":
+      return podIp === undefined
+        ? {}
+        : { "cni.projectcalico.org/floatingIPs": JSON.stringify([floatingIpFor(podIp)]) };
+    case "api":
+      return {
+        "kubernetes.io/ingress-bandwidth": "100M",
+        "kubernetes.io/egress-bandwidth": "100M",
+        "qos.projectcalico.org/egressBurst": "200M",
+        "qos.projectcalico.org/egressPeakrate": "150M",
+      };
+    case "backend":
+      return {
+        "k8s.v1.cni.cncf.io/network-status": JSON.stringify([
+          { name: "k8s-pod-network", ips: podIp === undefined ? [] : [podIp], default: true, dns: {} },
+        ]),
+      };
+    case "cache":
+      return {
+        "qos.projectcalico.org/ingressPacketRate": "1000",
+        "qos.projectcalico.org/ingressPacketBurst": "50",
+        "qos.projectcalico.org/ingressMaxConnections": "1k",
+        "qos.projectcalico.org/dscp": "AF21",
+      };
+    case "worker":
+      return { "cni.projectcalico.org/allowedSourcePrefixes": '["192.168.100.0/24"]' };
+    default:
+      return {};
+  }
+}
+
+/** A pod's annotations with its (new) IP: the CNI plugin's and those that follow the IP (floating IPs). */
+export function withPodIp(
+  annotations: Readonly<Record<string, string>>,
+  podIp: string,
+  containerId: string,
+): Record<string, string> {
+  const out: Record<string, string> = {
+    ...annotations,
+    "cni.projectcalico.org/podIP": `${podIp}/32`,
+    "cni.projectcalico.org/podIPs": `${podIp}/32`,
+    "cni.projectcalico.org/containerID": containerId,
+  };
+  if (out["cni.projectcalico.org/floatingIPs"] !== undefined) {
+    out["cni.projectcalico.org/floatingIPs"] = JSON.stringify([floatingIpFor(podIp)]);
+  }
+  if (out["k8s.v1.cni.cncf.io/network-status"] !== undefined) {
+    out["k8s.v1.cni.cncf.io/network-status"] = JSON.stringify([
+      { name: "k8s-pod-network", ips: [podIp], default: true, dns: {} },
+    ]);
+  }
+  return out;
+}
+
 export function podObject(p: PodSpec, annotations: Record<string, string> = {}): Obj {
   const isReady = p.phase === "Running";
-  const podAnnotations: Record<string, string> = { ...annotations };
+  let podAnnotations: Record<string, string> = {
+    ...(p.isHostNetwork ? {} : appAnnotations(p.app, p.podIp)),
+    ...annotations,
+  };
   if (p.podIp !== undefined && !p.isHostNetwork) {
-    podAnnotations["cni.projectcalico.org/podIP"] = `${p.podIp}/32`;
-    podAnnotations["cni.projectcalico.org/podIPs"] = `${p.podIp}/32`;
-    podAnnotations["cni.projectcalico.org/containerID"] = p.containerId;
+    podAnnotations = withPodIp(podAnnotations, p.podIp, p.containerId);
   }
   const ownerKind = p.phase === "Succeeded" ? "Job" : p.isHostNetwork ? "DaemonSet" : "ReplicaSet";
   const ownerName = ownerKind === "ReplicaSet" ? `${p.app}-${p.templateHash}` : p.app;
+  // The pod's controller names it: generateName + a random suffix.
+  const generateName = p.name.slice(0, p.name.lastIndexOf("-") + 1);
   return {
     apiVersion: "v1",
     kind: "Pod",
     metadata: {
       name: p.name,
+      ...(generateName === "" ? {} : { generateName }),
       namespace: p.namespace,
       labels: {
         app: p.app,
@@ -305,22 +414,112 @@ export function denyAllIngressPolicy(namespace: string): Obj {
   };
 }
 
+/**
+ * The ingress policy of an application. Each application's policy uses other peer and port forms, so that
+ * the seed carries every form Calico converts: numbered, named and ranged (`endPort`) ports, pod and
+ * namespace selectors (alone and together, with matchExpressions), and ipBlocks with exceptions.
+ */
 export function allowAppPolicy(namespace: string, app: string, port: number): Obj {
+  const monitoring = { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } } };
+  let ingress: Obj[];
+  switch (app) {
+    case "frontend":
+      // Open to the world except the cluster's own ranges, on the named port.
+      ingress = [
+        {
+          from: [{ ipBlock: { cidr: "0.0.0.0/0", except: ["10.0.0.0/8", "172.16.0.0/12"] } }],
+          ports: [{ protocol: "TCP", port: "http" }],
+        },
+      ];
+      break;
+    case "api":
+      ingress = [
+        {
+          from: [
+            {
+              namespaceSelector: {
+                matchExpressions: [{ key: "env", operator: "In", values: ["prod", "staging"] }],
+              },
+              podSelector: { matchLabels: { tier: "frontend" } },
+            },
+          ],
+          ports: [
+            { protocol: "TCP", port },
+            { protocol: "TCP", port: port + 1 },
+            { protocol: "UDP", port: 9095 },
+          ],
+        },
+      ];
+      break;
+    case "backend":
+      ingress = [
+        {
+          from: [{ podSelector: { matchLabels: { tier: "frontend" } } }, monitoring],
+          ports: [{ protocol: "TCP", port, endPort: port + 99 }],
+        },
+      ];
+      break;
+    default:
+      ingress = [
+        {
+          from: [{ podSelector: { matchExpressions: [{ key: "tier", operator: "Exists" }] } }, monitoring],
+          ports: [{ protocol: "TCP", port }],
+        },
+      ];
+  }
   return {
     apiVersion: "networking.k8s.io/v1",
     kind: "NetworkPolicy",
     metadata: { name: `allow-${app}`, namespace, labels: { app } },
+    spec: { podSelector: { matchLabels: { app } }, policyTypes: ["Ingress"], ingress },
+  };
+}
+
+/** The egress policy of a namespace: DNS to kube-dns, HTTPS out of the cluster (ipBlock with exceptions). */
+export function egressPolicy(namespace: string): Obj {
+  return {
+    apiVersion: "networking.k8s.io/v1",
+    kind: "NetworkPolicy",
+    metadata: { name: "allow-egress", namespace },
     spec: {
-      podSelector: { matchLabels: { app } },
-      policyTypes: ["Ingress"],
-      ingress: [
+      podSelector: { matchExpressions: [{ key: "tier", operator: "NotIn", values: ["db"] }] },
+      policyTypes: ["Egress"],
+      egress: [
         {
-          from: [
-            { podSelector: { matchLabels: { tier: "frontend" } } },
-            { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } } },
+          to: [
+            {
+              namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } },
+              podSelector: { matchLabels: { "k8s-app": "kube-dns" } },
+            },
           ],
-          ports: [{ protocol: "TCP", port }],
+          ports: [
+            { protocol: "UDP", port: 53 },
+            { protocol: "TCP", port: 53 },
+          ],
         },
+        {
+          to: [{ ipBlock: { cidr: "0.0.0.0/0", except: ["10.0.0.0/8", "169.254.169.254/32"] } }],
+          ports: [{ port: 443 }],
+        },
+      ],
+    },
+  };
+}
+
+/**
+ * A policy written without policyTypes (Calico reads it as ingress only), letting every namespace scrape
+ * metrics (an empty namespace selector: all namespaces) and pods without a tier label reach everything.
+ */
+export function metricsPolicy(namespace: string): Obj {
+  return {
+    apiVersion: "networking.k8s.io/v1",
+    kind: "NetworkPolicy",
+    metadata: { name: "allow-metrics", namespace },
+    spec: {
+      podSelector: {},
+      ingress: [
+        { from: [{ namespaceSelector: {} }], ports: [{ protocol: "TCP", port: "metrics" }] },
+        { from: [{ podSelector: { matchExpressions: [{ key: "tier", operator: "DoesNotExist" }] } }] },
       ],
     },
   };

@@ -82,6 +82,27 @@ export function builtinResources(endpointSliceVersion: EndpointSliceVersion): Re
   ];
 }
 
+export const CALICO_CRD_GROUP = "crd.projectcalico.org";
+export const CALICO_V3_GROUP = "projectcalico.org";
+
+/** A Calico CRD (crd.projectcalico.org/v1) as the native projectcalico.org/v3 CRD of the same kind. */
+export function asNativeV3(d: ResourceDef): ResourceDef {
+  if (d.group !== CALICO_CRD_GROUP) return d;
+  return resourceDef(
+    {
+      group: CALICO_V3_GROUP,
+      version: "v3",
+      plural: d.plural,
+      kind: d.kind,
+      isNamespaced: d.isNamespaced,
+      isCrd: d.isCrd,
+      singular: d.singular,
+      shortNames: d.shortNames,
+    },
+    d.id,
+  );
+}
+
 /**
  * Every resource the simulator knows (built-in and CRD), and which CRDs are installed. Resolves the names of
  * the object API and the (group, version, plural) of request paths.
@@ -105,6 +126,8 @@ export class ResourceRegistry {
       this.#byPath.set(path, d);
       this.#byId.set(d.id, d);
       this.#byId.set(`${d.plural}.${d.group === "" ? "core" : d.group}`, d);
+      // Served as native v3 CRDs, the Calico resources keep their v1 names as aliases.
+      if (d.group === CALICO_V3_GROUP && d.isCrd) this.#byId.set(`${d.plural}.${CALICO_CRD_GROUP}`, d);
       if (!d.isCrd) this.#installed.add(d);
     }
   }

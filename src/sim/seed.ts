@@ -4,9 +4,12 @@ import { BlockAllocator, nodeIp, serviceIp } from "./ipam.js";
 import {
   allowAppPolicy,
   denyAllIngressPolicy,
+  egressPolicy,
   endpointSliceObject,
+  metricsPolicy,
   namespaceObject,
   nodeObject,
+  nodePodCidr,
   podName,
   podObject,
   serviceAccountObject,
@@ -15,6 +18,7 @@ import {
   type PodPhase,
   type PodSpec,
   type SliceEndpoint,
+  vxlanMac,
 } from "./k8s-objects.js";
 import { kubeTimestamp } from "./objects.js";
 import { Prng } from "./prng.js";
@@ -84,7 +88,10 @@ export function seedCluster(sim: Simulator, options: SeedOptions): SeedResult {
   const uids = new Map<string, string>();
   const create = (resource: string, obj: Obj): void => {
     try {
-      const made = sim.create(resource, obj);
+      const made = sim.create(
+        resource,
+        calico.servedAs(obj, () => sim.apiVersionOf(resource)),
+      );
       counts[resource] = (counts[resource] ?? 0) + 1;
       if (resource === "pods")
         uids.set(`${made.metadata.namespace}/${made.metadata.name}`, made.metadata.uid);
@@ -128,19 +135,20 @@ export function seedCluster(sim: Simulator, options: SeedOptions): SeedResult {
     nodeNames.push(name);
     const ip = nodeIp(i);
     const block = alloc.claim(name)!;
-    const tunnel = alloc.allocate(name)!;
-    const tunnelHandle = `ipip-tunnel-addr-${name}`;
-    blockAllocs.set(block, {
-      node: name,
-      allocs: [
-        {
-          ordinal: tunnel.ordinal,
-          handleId: tunnelHandle,
-          secondary: { node: name, type: "ipipTunnelAddress" },
-        },
-      ],
+    // calico-node's tunnel addresses (IPIP, VXLAN, WireGuard), each an IPAM allocation with its handle.
+    const tunnels = (
+      [
+        ["ipip", "ipipTunnelAddress"],
+        ["vxlan", "vxlanTunnelAddress"],
+        ["wireguard", "wireguardTunnelAddress"],
+      ] as const
+    ).map(([prefix, type]) => {
+      const a = alloc.allocate(name)!;
+      const handleId = `${prefix}-tunnel-addr-${name}`;
+      handles.push({ id: handleId, block });
+      return { ip: a.ip, alloc: { ordinal: a.ordinal, handleId, secondary: { node: name, type } } };
     });
-    handles.push({ id: tunnelHandle, block });
+    blockAllocs.set(block, { node: name, allocs: tunnels.map((t) => t.alloc) });
     create(
       "nodes",
       nodeObject({
@@ -148,9 +156,14 @@ export function seedCluster(sim: Simulator, options: SeedOptions): SeedResult {
         ip,
         zone: `zone-${"abc"[i % 3]!}`,
         rack: `rack-${Math.floor(i / RACK_SIZE)}`,
-        tunnelIp: tunnel.ip,
+        tunnelIp: tunnels[0]!.ip,
+        vxlanTunnelIp: tunnels[1]!.ip,
+        vxlanMac: vxlanMac(rng.hex(10)),
+        wireguardIp: tunnels[2]!.ip,
         wireguardKey: rng.base64(32),
+        podCidr: nodePodCidr(i),
         isControlPlane: i < Math.min(3, Math.floor(nodeCount / 10)),
+        isRouteReflector: i % RACK_SIZE === 0,
       }),
     );
     for (let k = 0; k < podsPerNode; k++) {
@@ -279,6 +292,8 @@ export function seedCluster(sim: Simulator, options: SeedOptions): SeedResult {
   // Policies and network sets per application namespace.
   for (const ns of appNamespaces) {
     create("networkpolicies", denyAllIngressPolicy(ns));
+    create("networkpolicies", egressPolicy(ns));
+    create("networkpolicies", metricsPolicy(ns));
     for (const a of apps.filter((x) => x.namespace === ns))
       create("networkpolicies", allowAppPolicy(ns, a.name, 8080));
     create(

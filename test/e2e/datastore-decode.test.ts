@@ -12,7 +12,12 @@ function pool(name: string, rv: string, cidr: string): object {
   return {
     apiVersion: "crd.projectcalico.org/v1",
     kind: "IPPool",
-    metadata: { name, uid: `uid-${name}`, resourceVersion: rv },
+    // A UUID, as an API server gives (Calico derives the v3 uid from it and refuses anything else).
+    metadata: {
+      name,
+      uid: `6f1c2a3b-0000-4000-8000-${Buffer.from(name).toString("hex").padStart(12, "0").slice(-12)}`,
+      resourceVersion: rv,
+    },
     spec: { cidr },
   };
 }

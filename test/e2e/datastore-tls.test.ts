@@ -106,7 +106,7 @@ describe("Datastore over TLS with a client certificate", () => {
           return;
         }
         const pool = {
-          metadata: { name: "tls-pool", uid: "u1", resourceVersion: "7" },
+          metadata: { name: "tls-pool", uid: "7d0e5a8c-3f1b-4e2d-9a6c-1b3d5f7a9c0e", resourceVersion: "7" },
           spec: { cidr: "10.9.0.0/16" },
         };
         if (url.searchParams.get("watch") !== "1") {

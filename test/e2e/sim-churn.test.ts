@@ -116,7 +116,11 @@ describe("seedCluster", () => {
     const running = workloads.filter((p) => status(p).phase === "Running");
     for (const p of running) {
       expect(spec(p).serviceAccountName).toMatch(/./);
-      expect(spec(p).containers[0]!.ports.map((x) => x.name)).toEqual(["http", "metrics"]);
+      expect(spec(p).containers[0]!.ports.map((x) => x.name)).toEqual(
+        p.metadata.labels?.app === "cache"
+          ? ["http", "metrics", "gossip", "replication"]
+          : ["http", "metrics"],
+      );
       expect(status(p).podIPs).toEqual([{ ip: status(p).podIP }]);
       expect(p.metadata.labels?.app).toBeDefined();
     }

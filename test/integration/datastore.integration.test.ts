@@ -99,7 +99,7 @@ function keyOf(r: ObjectRef): string {
   if (resource === undefined) throw new Error(`no datastore resource ${r.fixture.id}`);
   const gen = createdGen.get(refName(r));
   if (gen === undefined) throw new Error(`${refName(r)} was not created by this test`);
-  const key = resource.keyOf(r.fixture.make(r.name, r.namespace, gen) as Parameters<typeof resource.keyOf>[0]);
+  const key = resource.keyOf(r.fixture.make(r.name, r.namespace, gen));
   if (key === null) throw new Error(`no key for ${refName(r)}`);
   return key;
 }

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { METADATA_ANNOTATION } from "../../src/server/datastore/convert/crd.js";
 import { NODE_ANNOTATIONS } from "../../src/server/datastore/convert/node.js";
 import {
   ANNOTATION_ALLOWED_SOURCE_PREFIXES,
@@ -68,6 +69,7 @@ describe("docs/CALICO-CONFORMANCE.md", () => {
       ANNOTATION_ALLOWED_SOURCE_PREFIXES,
       ANNOTATION_CONTAINER_ID,
       ANNOTATION_NETWORK_STATUS,
+      METADATA_ANNOTATION,
     ];
     const missing = annotations.filter((a) => !doc.includes(`\`${a}\``));
     expect(missing).toEqual([]);

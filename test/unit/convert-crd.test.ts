@@ -1,6 +1,16 @@
 import { describe, expect, it } from "vitest";
 import { convert } from "../../src/server/datastore/index.js";
+import { calicoCrdKey, convertCalicoCrd } from "../../src/server/datastore/convert/crd.js";
+import { convertUid } from "../../src/server/datastore/convert/names.js";
 import type { KubeObject } from "../../src/server/datastore/index.js";
+
+/** A stable UUID per name (the CR's uid). */
+function uidOf(name: string): string {
+  let h = 0;
+  for (const c of name) h = (h * 31 + c.charCodeAt(0)) >>> 0;
+  const hex = h.toString(16).padStart(8, "0");
+  return `${hex}-1111-4222-8333-444455556666`;
+}
 
 function crd(kind: string, name: string, spec: object, extra: Record<string, unknown> = {}): KubeObject {
   return {
@@ -8,7 +18,7 @@ function crd(kind: string, name: string, spec: object, extra: Record<string, unk
     kind,
     metadata: {
       name,
-      uid: `uid-${name}`,
+      uid: uidOf(name),
       resourceVersion: "777",
       generation: 2,
       creationTimestamp: "2024-04-03T10:00:00Z",
@@ -26,19 +36,21 @@ function crd(kind: string, name: string, spec: object, extra: Record<string, unk
   };
 }
 
-const keptAnnotations = {
-  "projectcalico.org/metadata": '{"creationTimestamp":null}',
-  "tabby.dev/changed-at": "1714557600777",
-};
+const keptAnnotations = { "tabby.dev/changed-at": "1714557600777" };
 
-function want(kind: string, name: string, spec: object, extra: { namespace?: string; status?: object } = {}) {
+function want(
+  kind: string,
+  name: string,
+  spec: object,
+  extra: { namespace?: string; status?: object; crName?: string } = {},
+) {
   return {
     kind,
     apiVersion: "projectcalico.org/v3",
     metadata: {
       name,
       ...(extra.namespace === undefined ? {} : { namespace: extra.namespace }),
-      uid: `uid-${name}`,
+      uid: convertUid(uidOf(extra.crName ?? name)),
       resourceVersion: "777",
       creationTimestamp: "2024-04-03T10:00:00Z",
       annotations: keptAnnotations,
@@ -88,12 +100,12 @@ const cases: { name: string; resource: string; obj: KubeObject; want: unknown }[
     want: { key: "IPPool/default-ipv4-ippool", value: want("IPPool", "default-ipv4-ippool", ippoolSpec) },
   },
   {
-    name: "GlobalNetworkPolicy",
+    name: "GlobalNetworkPolicy (a default-tier CR loses its `default.` prefix)",
     resource: "globalnetworkpolicies",
     obj: crd("GlobalNetworkPolicy", "default.db-ingress", gnpSpec),
     want: {
-      key: "GlobalNetworkPolicy/default.db-ingress",
-      value: want("GlobalNetworkPolicy", "default.db-ingress", gnpSpec),
+      key: "GlobalNetworkPolicy/db-ingress",
+      value: want("GlobalNetworkPolicy", "db-ingress", gnpSpec, { crName: "default.db-ingress" }),
     },
   },
   {
@@ -101,8 +113,11 @@ const cases: { name: string; resource: string; obj: KubeObject; want: unknown }[
     resource: "networkpolicies.crd.projectcalico.org",
     obj: crd("NetworkPolicy", "default.api-egress", npSpec, { metadata: { namespace: "payments" } }),
     want: {
-      key: "NetworkPolicy/payments/default.api-egress",
-      value: want("NetworkPolicy", "default.api-egress", npSpec, { namespace: "payments" }),
+      key: "NetworkPolicy/payments/api-egress",
+      value: want("NetworkPolicy", "api-egress", npSpec, {
+        namespace: "payments",
+        crName: "default.api-egress",
+      }),
     },
   },
   {
@@ -129,13 +144,13 @@ const cases: { name: string; resource: string; obj: KubeObject; want: unknown }[
   {
     name: "a CR without spec gets an empty spec",
     resource: "clusterinformations",
-    obj: { metadata: { name: "default", uid: "u", resourceVersion: "1" } },
+    obj: { metadata: { name: "default", uid: uidOf("default"), resourceVersion: "1" } },
     want: {
       key: "ClusterInformation/default",
       value: {
         kind: "ClusterInformation",
         apiVersion: "projectcalico.org/v3",
-        metadata: { name: "default", uid: "u", resourceVersion: "1" },
+        metadata: { name: "default", uid: convertUid(uidOf("default")), resourceVersion: "1" },
         spec: {},
       },
     },
@@ -155,5 +170,128 @@ describe("Calico CRDs → Kind/name, trimmed", () => {
 
   it("throws RangeError for an unknown resource", () => {
     expect(() => convert("widgets", { metadata: { name: "x" } })).toThrow(RangeError);
+  });
+});
+
+// libcalico-go resources.ConvertK8sResourceToCalicoResource, which customResourceClient applies to every CR
+// read from crd.projectcalico.org/v1 (and never to one from projectcalico.org/v3).
+describe("v1 CRs: Calico's v3 metadata (ConvertK8sResourceToCalicoResource)", () => {
+  const crUid = "0f3a5c7e-9b1d-4f2a-8c4e-6a8b0c2d4e6f";
+  const packed = (meta: object): string => JSON.stringify(meta);
+
+  it("never uses the CR's uid: derives it with ConvertUID; a v3 CR's uid is kept", () => {
+    const obj = { metadata: { name: "pool", uid: crUid, resourceVersion: "3" }, spec: {} };
+    expect(convertCalicoCrd("IPPool", false, obj)?.value).toMatchObject({
+      metadata: { uid: convertUid(crUid) },
+    });
+    expect(convertCalicoCrd("IPPool", false, obj, "projectcalico.org/v3")?.value).toMatchObject({
+      metadata: { uid: crUid },
+    });
+  });
+
+  it("overlays the CR's labels and annotations with the packed ones, takes its creation timestamp, drops the annotation", () => {
+    const obj = {
+      metadata: {
+        name: "pool",
+        uid: crUid,
+        resourceVersion: "3",
+        creationTimestamp: "2026-01-01T00:00:00Z",
+        labels: { "projectcalico.org/owned": "x", shared: "cr" },
+        annotations: {
+          [`projectcalico.org/metadata`]: packed({
+            creationTimestamp: "2025-06-01T12:00:00Z",
+            labels: { shared: "v3", team: "net" },
+            annotations: {
+              "example.com/note": "kept: a v3 annotation",
+              "kubectl.kubernetes.io/last-applied-configuration": "{}",
+            },
+          }),
+          "projectcalico.org/kept": "ours",
+        },
+      },
+      spec: { cidr: "10.0.0.0/16" },
+    };
+    expect(convertCalicoCrd("IPPool", false, obj)?.value).toEqual({
+      kind: "IPPool",
+      apiVersion: "projectcalico.org/v3",
+      metadata: {
+        name: "pool",
+        uid: convertUid(crUid),
+        resourceVersion: "3",
+        creationTimestamp: "2025-06-01T12:00:00Z",
+        labels: { "projectcalico.org/owned": "x", shared: "v3", team: "net" },
+        annotations: { "projectcalico.org/kept": "ours", "example.com/note": "kept: a v3 annotation" },
+      },
+      spec: { cidr: "10.0.0.0/16" },
+    });
+  });
+
+  it("names a policy by the packed name, else strips `default.` in the default tier only (determinePolicyName)", () => {
+    const policy = (name: string, tier: string | undefined, meta?: object): KubeObject => ({
+      metadata: {
+        name,
+        namespace: "ns1",
+        uid: crUid,
+        ...(meta === undefined ? {} : { annotations: { "projectcalico.org/metadata": packed(meta) } }),
+      },
+      spec: tier === undefined ? {} : { tier },
+    });
+    const keyOf = (
+      kind: "NetworkPolicy" | "GlobalNetworkPolicy",
+      obj: KubeObject,
+    ): string | null | undefined => convertCalicoCrd(kind, kind === "NetworkPolicy", obj)?.key;
+    expect(keyOf("NetworkPolicy", policy("default.web", "default"))).toBe("NetworkPolicy/ns1/web");
+    expect(keyOf("NetworkPolicy", policy("default.web", undefined))).toBe("NetworkPolicy/ns1/web");
+    expect(keyOf("NetworkPolicy", policy("security.web", "security"))).toBe("NetworkPolicy/ns1/security.web");
+    expect(keyOf("NetworkPolicy", policy("default.web", "security"))).toBe("NetworkPolicy/ns1/default.web");
+    expect(keyOf("NetworkPolicy", policy("default.web", "default", { name: "web-v3" }))).toBe(
+      "NetworkPolicy/ns1/web-v3",
+    );
+    expect(keyOf("GlobalNetworkPolicy", policy("default.deny", "default"))).toBe("GlobalNetworkPolicy/deny");
+    // Only the four policy kinds: any other CR keeps its name.
+    const pool = { metadata: { name: "default.pool", uid: crUid }, spec: {} };
+    expect(convertCalicoCrd("IPPool", false, pool)?.key).toBe("IPPool/default.pool");
+    // From projectcalico.org/v3 the name is the resource's.
+    expect(
+      convertCalicoCrd("NetworkPolicy", true, policy("default.web", "default"), "projectcalico.org/v3")?.key,
+    ).toBe("NetworkPolicy/ns1/default.web");
+  });
+
+  it("rejects a CR whose uid is no UUID or whose metadata annotation does not parse, under the key keyOf gives", () => {
+    const bad: KubeObject[] = [
+      { metadata: { name: "default.a", uid: "not-a-uuid" }, spec: { tier: "default" } },
+      {
+        metadata: { name: "default.b", uid: crUid, annotations: { "projectcalico.org/metadata": "{" } },
+        spec: {},
+      },
+      {
+        metadata: {
+          name: "default.c",
+          uid: crUid,
+          annotations: { "projectcalico.org/metadata": '{"labels":{"a":1}}' },
+        },
+        spec: {},
+      },
+    ];
+    for (const obj of bad) {
+      const r = convertCalicoCrd("GlobalNetworkPolicy", false, obj);
+      expect(r?.value).toBeNull();
+      expect(r && "rejected" in r ? r.rejected?.code : undefined).toBe("ERR_CONVERT_REJECTED");
+      expect(r?.key).toBe(calicoCrdKey("GlobalNetworkPolicy", false, obj));
+    }
+    expect(convertCalicoCrd("GlobalNetworkPolicy", false, bad[0]!)?.key).toBe("GlobalNetworkPolicy/a");
+  });
+
+  it("gives a DELETED object the key its value had", () => {
+    const obj = {
+      metadata: {
+        name: "default.x",
+        uid: crUid,
+        annotations: { "projectcalico.org/metadata": packed({ name: "y" }) },
+      },
+      spec: { tier: "default" },
+    };
+    expect(calicoCrdKey("GlobalNetworkPolicy", false, obj)).toBe("GlobalNetworkPolicy/y");
+    expect(convertCalicoCrd("GlobalNetworkPolicy", false, obj)?.key).toBe("GlobalNetworkPolicy/y");
   });
 });

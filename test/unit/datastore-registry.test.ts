@@ -86,7 +86,7 @@ describe("upstream resource registry", () => {
     expect(resourcesForKinds(undefined)).toHaveLength(RESOURCES.length);
   });
 
-  it("reads the Calico kinds from projectcalico.org/v3 when asked, converting them the same way", () => {
+  it("reads the Calico kinds from projectcalico.org/v3 when asked, as they are (no v1 metadata unpacking)", () => {
     const v3 = createResources({ calicoApiGroup: "projectcalico.org/v3" });
     const v1 = createResources();
     expect(v3).toHaveLength(v1.length);
@@ -94,8 +94,16 @@ describe("upstream resource registry", () => {
     expect([pools?.group, pools?.versions]).toEqual(["projectcalico.org", ["v3"]]);
     expect(v3.map(resourceId)).toContain("networkpolicies.projectcalico.org");
     expect(v3.find((r) => r.plural === "pods")?.group).toBe("");
-    const pool = { metadata: { name: "p", uid: "u", resourceVersion: "1" }, spec: { cidr: "10.0.0.0/16" } };
-    expect(pools?.convert(pool)).toEqual(v1.find((r) => r.plural === "ippools")?.convert(pool));
-    expect(findResource("ippools.projectcalico.org")).toBe(findResource("ippools"));
+    const uid = "d2d6a1e4-8b1c-4c3e-9f0a-3c5e7a9b1d2f";
+    const pool = { metadata: { name: "p", uid, resourceVersion: "1" }, spec: { cidr: "10.0.0.0/16" } };
+    const fromV3 = pools?.convert(pool);
+    const fromV1 = v1.find((r) => r.plural === "ippools")?.convert(pool);
+    expect(fromV3?.key).toBe("IPPool/p");
+    expect(fromV3?.value?.spec).toEqual(fromV1?.value?.spec);
+    // The v3 CR's uid is the resource's; a v1 CR's is derived (ConvertUID), see convert-crd.test.ts.
+    expect(fromV3?.value).toMatchObject({ metadata: { uid } });
+    expect(fromV1?.value).not.toMatchObject({ metadata: { uid } });
+    expect(findResource("ippools.projectcalico.org")?.group).toBe("projectcalico.org");
+    expect(findResource("ippools.projectcalico.org")?.convert(pool)).toEqual(fromV3);
   });
 });

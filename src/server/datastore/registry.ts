@@ -2,7 +2,7 @@ import type { ViewName } from "../../../proto/messages.js";
 import { CRD_KINDS, NAMESPACED_KINDS, viewsOfKind } from "../../snapshot/kinds.js";
 import type { CalicoKind, CrdKind } from "../../snapshot/kinds.js";
 import { keyFor } from "./convert/common.js";
-import { convertCalicoCrd } from "./convert/crd.js";
+import { calicoCrdKey, convertCalicoCrd } from "./convert/crd.js";
 import { convertEndpointSlice, convertService } from "./convert/kubernetes.js";
 import { convertKubernetesNetworkPolicy } from "./convert/network-policy.js";
 import { convertNode, nodeKey } from "./convert/node.js";
@@ -69,8 +69,8 @@ function crdResource(kind: CrdKind, apiGroup: CalicoApiGroup): UpstreamResource 
     keyPrefixes: [`${kind}/`],
     isOptional: true,
     views: viewsOf([kind]),
-    convert: (obj) => convertCalicoCrd(kind, namespaced, obj),
-    keyOf: (obj) => keyFor(kind, obj, namespaced),
+    convert: (obj) => convertCalicoCrd(kind, namespaced, obj, apiGroup),
+    keyOf: (obj) => calicoCrdKey(kind, namespaced, obj, apiGroup),
   };
 }
 
@@ -217,14 +217,20 @@ export function resourceId(resource: UpstreamResource): string {
   return isShared && isCalicoGroup(resource.group) ? `${resource.plural}.${resource.group}` : resource.plural;
 }
 
+/** The collection path of a resource at one of its versions: `/api/v1/pods`, `/apis/<group>/<v>/<plural>`. */
+export function resourcePath(resource: UpstreamResource, version: string): string {
+  const prefix = resource.group === "" ? `/api/${version}` : `/apis/${resource.group}/${version}`;
+  return `${prefix}/${resource.plural}`;
+}
+
 const BY_ID = new Map<string, UpstreamResource>();
 for (const r of RESOURCES) {
   BY_ID.set(resourceId(r), r);
   BY_ID.set(r.group === "" ? r.plural : `${r.plural}.${r.group}`, r);
 }
-// The v3 group's resources convert as the v1 CRDs do: `plural.projectcalico.org` finds the same converter.
-for (const r of RESOURCES) {
-  if (r.group === CALICO_CRD_GROUP) BY_ID.set(`${r.plural}.${CALICO_V3_GROUP}`, r);
+// The native v3 group's resources (read as they are, see convert/crd.ts): `plural.projectcalico.org`.
+for (const r of createResources({ calicoApiGroup: "projectcalico.org/v3" })) {
+  if (r.group === CALICO_V3_GROUP) BY_ID.set(`${r.plural}.${CALICO_V3_GROUP}`, r);
 }
 
 /** Finds a resource by id (see resourceId) or by `plural.group` (`ippools.crd.projectcalico.org`). */

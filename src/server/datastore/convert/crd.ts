@@ -1,38 +1,229 @@
 import type { CrdKind } from "../../../snapshot/kinds.js";
+import { formatKey } from "../../../snapshot/keys.js";
 import type { ConvertResult, KubeObject } from "../types.js";
 import {
   calicoValue,
   copyJson,
   keepCalicoAnnotations,
-  keyFor,
   nameOf,
   namespaceOf,
   specOf,
   trimMetadata,
 } from "./common.js";
+import { convertUid } from "./names.js";
+
+/**
+ * Calico CRs → the Calico v3 model, as libcalico-go's customResourceClient reads them
+ * (resources/customresource.go, resources/resources.go ConvertK8sResourceToCalicoResource).
+ *
+ * From the crd.projectcalico.org/v1 CRDs (Calico's default backing group), a CR is a v3 resource stored
+ * with its v3 metadata packed in the `projectcalico.org/metadata` annotation: the v3 uid is derived
+ * (ConvertUID, never the CR's own), labels and annotations are the CR's overlaid by the packed ones, the
+ * creation timestamp is the packed one (else the CR's), and a policy's name is the packed one, else the CR
+ * name without the `default.` prefix when the policy is in the default tier. From the native
+ * projectcalico.org/v3 CRDs the object is already the v3 resource and is read as it is.
+ */
+
+/** The annotation holding a v1 CR's v3 metadata (JSON of a metav1.ObjectMeta). */
+export const METADATA_ANNOTATION = "projectcalico.org/metadata";
+
+/** The backing API group of the Calico CRs (Calico's CALICO_API_GROUP). */
+export type CrdApiGroup = "crd.projectcalico.org/v1" | "projectcalico.org/v3";
 
 /** Kinds whose value is a status report: their `status` is kept. */
 const STATUS_KINDS: ReadonlySet<CrdKind> = new Set<CrdKind>(["CalicoNodeStatus"]);
 
+/** The kinds whose v3 name Calico stores in the metadata annotation (determinePolicyName otherwise). */
+const POLICY_KINDS: ReadonlySet<CrdKind> = new Set<CrdKind>([
+  "GlobalNetworkPolicy",
+  "NetworkPolicy",
+  "StagedGlobalNetworkPolicy",
+  "StagedNetworkPolicy",
+]);
+
+/** A v1 CR Calico cannot read (its uid is no UUID, its metadata annotation does not parse). */
+class CrdRejectedError extends Error {}
+
+/** The fields of the packed v3 metadata tabby uses, as Go's json.Unmarshal into metav1.ObjectMeta reads them. */
+interface PackedMetadata {
+  name?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  creationTimestamp?: string;
+}
+
+function record(value: unknown): Record<string, unknown> | undefined {
+  return value !== null && typeof value === "object" && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : undefined;
+}
+
+/** A JSON field that must be a map of strings (or null/absent); throws as json.Unmarshal fails. */
+function stringMap(field: string, value: unknown): Record<string, string> | undefined {
+  if (value === undefined || value === null) return undefined;
+  const r = record(value);
+  if (r === undefined) throw new CrdRejectedError(`${METADATA_ANNOTATION}: ${field} is not a map`);
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(r)) {
+    if (typeof v !== "string")
+      throw new CrdRejectedError(`${METADATA_ANNOTATION}: ${field}.${k} is not a string`);
+    out[k] = v;
+  }
+  return out;
+}
+
+function parsePackedMetadata(text: string): PackedMetadata {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new CrdRejectedError(`${METADATA_ANNOTATION}: not JSON`);
+  }
+  if (parsed === null) return {};
+  const r = record(parsed);
+  if (r === undefined) throw new CrdRejectedError(`${METADATA_ANNOTATION}: not a JSON object`);
+  const out: PackedMetadata = {};
+  if (r.name !== undefined && r.name !== null) {
+    if (typeof r.name !== "string")
+      throw new CrdRejectedError(`${METADATA_ANNOTATION}: name is not a string`);
+    if (r.name !== "") out.name = r.name;
+  }
+  const labels = stringMap("labels", r.labels);
+  if (labels !== undefined) out.labels = labels;
+  const annotations = stringMap("annotations", r.annotations);
+  if (annotations !== undefined) out.annotations = annotations;
+  const ts = r.creationTimestamp;
+  if (ts !== undefined && ts !== null) {
+    if (typeof ts !== "string" || Number.isNaN(Date.parse(ts))) {
+      throw new CrdRejectedError(`${METADATA_ANNOTATION}: creationTimestamp is not a time`);
+    }
+    out.creationTimestamp = ts;
+  }
+  return out;
+}
+
+function packedMetadataOf(obj: KubeObject): PackedMetadata | undefined {
+  const text = record(obj.metadata?.annotations)?.[METADATA_ANNOTATION];
+  return typeof text === "string" ? parsePackedMetadata(text) : undefined;
+}
+
+/** determinePolicyName: a default-tier (or tier-less) policy CR `default.<name>` is the v3 policy `<name>`. */
+function policyName(crName: string, obj: KubeObject): string {
+  const tier = record(obj.spec)?.tier;
+  const isDefaultTier = tier === undefined || tier === null || tier === "" || tier === "default";
+  return isDefaultTier && crName.startsWith("default.") ? crName.slice("default.".length) : crName;
+}
+
+/** The v3 name of a v1 CR (throws CrdRejectedError for a metadata annotation that does not parse). */
+function v3Name(kind: CrdKind, crName: string, obj: KubeObject, packed: PackedMetadata | undefined): string {
+  if (packed?.name !== undefined) return packed.name;
+  return POLICY_KINDS.has(kind) ? policyName(crName, obj) : crName;
+}
+
+/** The name of an object as a key part: non-empty, no `/`. */
+function validName(name: string): string | undefined {
+  return name !== "" && !name.includes("/") ? name : undefined;
+}
+
+function crdKey(kind: CrdKind, namespaced: boolean, name: string, obj: KubeObject): string | null {
+  if (!namespaced) return formatKey(kind, name);
+  const ns = namespaceOf(obj);
+  return ns === undefined ? null : formatKey(kind, name, ns);
+}
+
 /**
- * A Calico CRD object (crd.projectcalico.org/v1) → `Kind/name` or `Kind/ns/name`, trimmed: spec kept,
- * status dropped (except CalicoNodeStatus), Calico annotations and changed-at kept.
+ * The key of a Calico CR: `Kind/name` or `Kind/ns/name` with the v3 name (see the module comment); null
+ * without a (valid) name or namespace. A v1 CR whose metadata annotation does not parse keeps its CR name.
  */
-export function convertCalicoCrd(kind: CrdKind, namespaced: boolean, obj: KubeObject): ConvertResult {
-  const name = nameOf(obj);
-  if (name === undefined) return null;
-  const key = keyFor(kind, obj, namespaced);
-  if (key === null) return null;
-  const metadata = trimMetadata(obj.metadata, {
-    name,
-    namespace: namespaced ? namespaceOf(obj) : undefined,
-    keepLabels: true,
-    keepAnnotation: keepCalicoAnnotations,
-  });
+export function calicoCrdKey(
+  kind: CrdKind,
+  namespaced: boolean,
+  obj: KubeObject,
+  apiGroup: CrdApiGroup = "crd.projectcalico.org/v1",
+): string | null {
+  const crName = nameOf(obj);
+  if (crName === undefined) return null;
+  let name = crName;
+  if (apiGroup === "crd.projectcalico.org/v1") {
+    try {
+      name = validName(v3Name(kind, crName, obj, packedMetadataOf(obj))) ?? crName;
+    } catch (err) {
+      if (!(err instanceof CrdRejectedError)) throw err;
+    }
+  }
+  return crdKey(kind, namespaced, name, obj);
+}
+
+/**
+ * A Calico CR → `Kind/name` or `Kind/ns/name`, trimmed: spec kept, status dropped (except
+ * CalicoNodeStatus), Calico annotations and changed-at kept. From the v1 CRDs the metadata is unpacked and
+ * the uid derived as Calico does (module comment); a CR Calico cannot read is rejected (no value, counted).
+ */
+export function convertCalicoCrd(
+  kind: CrdKind,
+  namespaced: boolean,
+  obj: KubeObject,
+  apiGroup: CrdApiGroup = "crd.projectcalico.org/v1",
+): ConvertResult {
+  const crName = nameOf(obj);
+  if (crName === undefined) return null;
+  const ns = namespaced ? namespaceOf(obj) : undefined;
+  if (namespaced && ns === undefined) return null;
   const status = obj.status;
   const extra =
     STATUS_KINDS.has(kind) && status !== null && typeof status === "object"
       ? { status: copyJson(status) }
       : undefined;
+  if (apiGroup === "projectcalico.org/v3") {
+    const metadata = trimMetadata(obj.metadata, {
+      name: crName,
+      namespace: ns,
+      keepLabels: true,
+      keepAnnotation: keepCalicoAnnotations,
+    });
+    const v3Key = crdKey(kind, namespaced, crName, obj);
+    return v3Key === null ? null : { key: v3Key, value: calicoValue(kind, metadata, specOf(obj), extra) };
+  }
+
+  let packed: PackedMetadata | undefined;
+  let name = crName;
+  let uid: string | undefined;
+  try {
+    packed = packedMetadataOf(obj);
+    const v3 = validName(v3Name(kind, crName, obj, packed));
+    if (v3 === undefined)
+      throw new CrdRejectedError(`${METADATA_ANNOTATION}: name "${packed?.name ?? ""}" is invalid`);
+    name = v3;
+    const crUid = typeof obj.metadata?.uid === "string" ? obj.metadata.uid : "";
+    // "We NEVER want to use the UID from the underlying CR": the v3 uid is derived from it.
+    uid = crUid === "" ? "" : convertUid(crUid);
+    if (uid === undefined) throw new CrdRejectedError(`uid "${crUid}" is not a UUID`);
+  } catch (err) {
+    if (!(err instanceof CrdRejectedError)) throw err;
+    return {
+      key: crdKey(kind, namespaced, name, obj),
+      value: null,
+      rejected: { code: "ERR_CONVERT_REJECTED", reason: err.message },
+    };
+  }
+  const key = crdKey(kind, namespaced, name, obj);
+  if (key === null) return null;
+  const metadata = trimMetadata(obj.metadata, {
+    name,
+    namespace: ns,
+    uid,
+    keepLabels: true,
+    keepAnnotation: (k) => k !== METADATA_ANNOTATION && keepCalicoAnnotations(k),
+  });
+  if (packed?.labels !== undefined && Object.keys(packed.labels).length > 0) {
+    metadata.labels = { ...metadata.labels, ...packed.labels };
+  }
+  if (packed?.annotations !== undefined && Object.keys(packed.annotations).length > 0) {
+    // The packed annotations are the v3 resource's own: all kept, but never the kubectl apply record.
+    const own = { ...packed.annotations };
+    delete own["kubectl.kubernetes.io/last-applied-configuration"];
+    if (Object.keys(own).length > 0) metadata.annotations = { ...metadata.annotations, ...own };
+  }
+  if (packed?.creationTimestamp !== undefined) metadata.creationTimestamp = packed.creationTimestamp;
   return { key, value: calicoValue(kind, metadata, specOf(obj), extra) };
 }
