@@ -1,26 +1,7 @@
 #!/usr/bin/env node
-import { Command } from "commander";
-import { chaosCommand } from "./chaos.js";
-import { demoCommand } from "./demo.js";
-import { dumpCommand } from "./dump.js";
-import { loadtestCommand } from "./loadtest.js";
-import { serveCommand } from "./serve.js";
-import { simCommand } from "./sim.js";
-import { statusCommand } from "./status.js";
+// The CLI entry: registers the lean-import hook first, then loads the commands (dynamic import, so that
+// the hook applies to everything they import).
+import { registerLeanImports } from "./lean-imports.js";
 
-const program = new Command("tabby")
-  .description("A Typha-style fan-out cache for Calico.")
-  .version("0.1.0")
-  .addCommand(serveCommand())
-  .addCommand(dumpCommand())
-  .addCommand(statusCommand())
-  .addCommand(simCommand())
-  .addCommand(demoCommand())
-  .addCommand(loadtestCommand())
-  .addCommand(chaosCommand())
-  .showHelpAfterError();
-
-program.parseAsync(process.argv).catch((err: unknown) => {
-  console.error(`tabby: ${err instanceof Error ? err.message : String(err)}`);
-  process.exitCode = 1;
-});
+registerLeanImports();
+await import("./program.js");

@@ -1,8 +1,8 @@
 import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { KubeConfig } from "@kubernetes/client-node";
 import type { SecureContextOptions } from "node:tls";
+import { KubeConfig } from "./kube-config.js";
 import type { Logger } from "pino";
 import { collectDefaultMetrics, Registry } from "prom-client";
 import { VIEW_NAMES } from "../../proto/messages.js";

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { isIPv4, isIPv6 } from "node:net";
-import type { KubeConfig } from "@kubernetes/client-node";
+import type { KubeConfig } from "../server/kube-config.js";
 import type { Logger } from "pino";
 import { defaultCrdsDir, loadCrds } from "./crds.js";
 import { SimError, SimErrorCode } from "./errors.js";

@@ -1,6 +1,6 @@
 import http from "node:http";
 import https from "node:https";
-import type { KubeConfig } from "@kubernetes/client-node";
+import type { KubeConfig } from "../kube-config.js";
 
 /** A JSON response of the Kubernetes API. */
 export interface KubeJsonResponse {

@@ -1,5 +1,5 @@
 import { setMaxListeners } from "node:events";
-import type { KubeConfig } from "@kubernetes/client-node";
+import type { KubeConfig } from "../kube-config.js";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import type { UpstreamSink } from "../../snapshot/sink.js";

@@ -1,7 +1,7 @@
 import http from "node:http";
 import type { IncomingMessage } from "node:http";
 import https from "node:https";
-import type { KubeConfig } from "@kubernetes/client-node";
+import type { KubeConfig } from "../kube-config.js";
 import {
   DatastoreDecodeError,
   DatastoreError,
