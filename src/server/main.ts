@@ -162,6 +162,8 @@ export async function runServer(config: ServeConfig, deps: ServerDeps): Promise<
       pongTimeoutMs: config.pongTimeoutMs,
       maxInboundFrameBytes: config.maxInboundFrameBytes,
       maxConnections: config.maxConnections,
+      maxHandshakingConnections: config.maxHandshakingConnections,
+      maxHandshakingPerSource: config.maxHandshakingPerSource,
       softBufferedBytes: config.softBufferedBytes,
       maxLagMs: config.maxLagMs,
       snapshotReuseMs: config.snapshotReuseMs,

@@ -8,6 +8,7 @@ import path from "node:path";
 import { connect } from "node:tls";
 import { describe, expect, it } from "vitest";
 import { CloseCode } from "../../proto/close-codes.js";
+import { dumpView, tokenFromFile } from "../../src/cli/dump.js";
 import { ClientErrorCode } from "../../src/client/index.js";
 import { PolicyAuthenticator, TlsFileWatcher } from "../../src/server/auth/index.js";
 import type { AllowedCertificateIdentity } from "../../src/server/auth/index.js";
@@ -95,6 +96,39 @@ describe("wss with the client library", () => {
     client.start();
     await inSync(client);
     expect(await metricValue(h.registry, "tabby_auth_accepted_total", { method: "certificate" })).toBe(1);
+  });
+});
+
+describe("tabby dump's TLS and token options", () => {
+  it("dumps a view over wss, reading the token file before each connection", async () => {
+    const { pki, server } = await serverPki();
+    const tokens: (string | undefined)[] = [];
+    const h = await startFanout({
+      tls: { context: { cert: server.cert, key: server.key }, isClientCertRequested: false },
+      authenticator: {
+        authenticate: (request) => {
+          tokens.push(request.token);
+          return Promise.resolve(
+            request.token === "rotated-2"
+              ? { ok: true, identity: { method: "token", subject: "t", node: undefined, isNodeBound: false } }
+              : { ok: false, reason: "token-invalid", detail: "no" },
+          );
+        },
+      },
+    });
+    h.server.upsert("IPPool/a", resource("IPPool", "a"));
+    h.server.flushNow();
+    const tokenFile = path.join(pki.dir, "token");
+    await writeFile(tokenFile, "rotated-2\n");
+    const lines = await dumpView({
+      servers: [h.url],
+      view: "felix",
+      timeoutMs: 10_000,
+      tls: { ca: pki.ca.cert },
+      token: tokenFromFile(tokenFile),
+    });
+    expect(lines.map((l) => (JSON.parse(l) as { key: string }).key)).toEqual(["IPPool/a"]);
+    expect(tokens).toEqual(["rotated-2"]);
   });
 });
 
