@@ -192,6 +192,24 @@ export const SERVE_SETTINGS = [
       "a kind whose upstream list/watch has failed for this long is stale (readiness false, clients told)",
   },
   {
+    field: "upstreamProbeMs",
+    type: "int",
+    default: 5000,
+    min: 100,
+    max: 600_000,
+    description:
+      "when an upstream watch has been quiet this long, probe the API server (a list with limit=1); also the probe period",
+  },
+  {
+    field: "upstreamProbeTimeoutMs",
+    type: "int",
+    default: 5000,
+    min: 100,
+    max: 600_000,
+    description:
+      "a probe not answered within this is a failure: a silent API server goes stale after staleAfterMs",
+  },
+  {
     field: "missingCrdRecheckMs",
     type: "int",
     default: 180_000,

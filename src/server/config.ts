@@ -28,6 +28,8 @@ export interface ServeConfig {
   readonly watchTimeoutSeconds: number;
   readonly watchdogMs: number;
   readonly staleAfterMs: number;
+  readonly upstreamProbeMs: number;
+  readonly upstreamProbeTimeoutMs: number;
   readonly missingCrdRecheckMs: number;
   readonly interfacePrefix: string;
   readonly usePodCidr: boolean;

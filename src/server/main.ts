@@ -115,6 +115,8 @@ export async function runServer(config: ServeConfig, deps: ServerDeps): Promise<
       watchTimeoutSeconds: config.watchTimeoutSeconds,
       watchdogMs: config.watchdogMs,
       staleAfterMs: config.staleAfterMs,
+      upstreamProbeMs: config.upstreamProbeMs,
+      upstreamProbeTimeoutMs: config.upstreamProbeTimeoutMs,
       missingCrdRecheckMs: config.missingCrdRecheckMs,
       convert: {
         interfacePrefix: config.interfacePrefix,

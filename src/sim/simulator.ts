@@ -1,4 +1,4 @@
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { isIPv4, isIPv6 } from "node:net";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
@@ -12,6 +12,9 @@ import { asNativeV3, builtinResources, ResourceRegistry, type EndpointSliceVersi
 import { ObjectStore } from "./store.js";
 import type { KubeObject } from "./types.js";
 import { WatchHub } from "./watch.js";
+
+/** Requests held while paused, at most. */
+const MAX_HELD_REQUESTS = 10_000;
 
 export interface SimulatorOptions {
   /** Listen address; default "127.0.0.1". Anything that is not loopback is refused (ERR_SIM_NON_LOOPBACK). */
@@ -57,6 +60,11 @@ export interface SimulatorFaults {
   setHistoryLimit(n: number): void;
   /** Send an in-stream ERROR event with a 410 Status to every watch, then end it. */
   expireWatches(): void;
+  /**
+   * A frozen API server (process stopped, sockets open): while on, requests are accepted but not answered
+   * and watches send nothing; when turned off, the held requests are answered and queued events follow.
+   */
+  pause(on: boolean): void;
 }
 
 export interface SimulatorStats {
@@ -152,6 +160,9 @@ class SimulatorImpl implements Simulator {
   readonly #handler: ReturnType<typeof createRequestHandler>;
   #server: Server | undefined;
   #port = 0;
+  #isPaused = false;
+  /** Requests that arrived while paused, answered on resume (bounded: the oldest are dropped). */
+  #held: [IncomingMessage, ServerResponse][] = [];
   #closing: Promise<void> | undefined;
 
   constructor(
@@ -203,8 +214,28 @@ class SimulatorImpl implements Simulator {
         ),
       setHistoryLimit: (n) => store.setHistoryLimit(checkInt("historyLimit", n, 0, 10_000_000)),
       expireWatches: () => hub.expireAll(),
+      pause: (on) => this.#pause(on),
     };
   }
+
+  #pause(on: boolean): void {
+    if (on === this.#isPaused) return;
+    this.#isPaused = on;
+    this.#hub.setStalled(on);
+    if (on) return;
+    for (const [req, res] of this.#held.splice(0)) {
+      if (!req.destroyed && !res.destroyed) this.#handler(req, res);
+    }
+  }
+
+  readonly #serve = (req: IncomingMessage, res: ServerResponse): void => {
+    if (!this.#isPaused) {
+      this.#handler(req, res);
+      return;
+    }
+    if (this.#held.length >= MAX_HELD_REQUESTS) this.#held.shift()?.[1].destroy();
+    this.#held.push([req, res]);
+  };
 
   get url(): string {
     return `http://${this.#host.includes(":") ? `[${this.#host}]` : this.#host}:${this.#port}`;
@@ -302,7 +333,7 @@ class SimulatorImpl implements Simulator {
   }
 
   async listen(port: number): Promise<void> {
-    const server = createServer(this.#handler);
+    const server = createServer(this.#serve);
     server.on("clientError", (_err, socket) => {
       this.#httpStats.badRequests++;
       socket.destroy();
@@ -338,6 +369,7 @@ class SimulatorImpl implements Simulator {
     this.#server = undefined;
     if (server === undefined) return;
     this.#hub.destroyAll();
+    for (const [, res] of this.#held.splice(0)) res.destroy();
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeAllConnections();
     await closed;

@@ -99,6 +99,40 @@ describe("SyncTracker", () => {
     expect(state("Profile")).toBe("in-sync");
   });
 
+  it("a silent API server makes every kind stale, counted from the last thing heard", () => {
+    tracker.listed(namespaces);
+    tracker.listed(serviceaccounts);
+    tracker.listed(ippools);
+    tracker.upstreamFailing("ERR_DATASTORE_PROBE: no answer", 1_000_000 - 20_000);
+    expect(tracker.isUpstreamFailing).toBe(true);
+    vi.advanceTimersByTime(9_999);
+    expect(state("IPPool")).toBe("in-sync");
+    vi.advanceTimersByTime(1);
+    expect(state("IPPool")).toBe("stale");
+    expect(state("Profile")).toBe("stale");
+    expect(tracker.states().get("IPPool")?.reason).toBe("API server: ERR_DATASTORE_PROBE: no answer");
+    tracker.upstreamHealthy();
+    expect(state("IPPool")).toBe("in-sync");
+    expect(state("Profile")).toBe("in-sync");
+    expect(tracker.isUpstreamFailing).toBe(false);
+  });
+
+  it("a watchdog silence during an API outage heals with a re-opened watch, not only with data", () => {
+    tracker.listed(ippools);
+    tracker.failing(ippools, "ERR_DATASTORE_WATCHDOG: quiet", { isSilence: true });
+    tracker.healthy(ippools, "established");
+    vi.advanceTimersByTime(30_000);
+    expect(state("IPPool")).toBe("stale"); // outside an outage: a silent watch needs data
+    tracker.healthy(ippools, "data");
+    tracker.upstreamFailing("ERR_DATASTORE_PROBE: no answer", Date.now());
+    tracker.failing(ippools, "ERR_DATASTORE_WATCHDOG: quiet", { isSilence: true });
+    vi.advanceTimersByTime(30_000);
+    expect(state("IPPool")).toBe("stale");
+    tracker.upstreamHealthy();
+    tracker.healthy(ippools, "established");
+    expect(state("IPPool")).toBe("in-sync");
+  });
+
   it("reports nothing after close", () => {
     tracker.failing(ippools, "x");
     const before = sink.states.length;

@@ -13,7 +13,11 @@ import type { ConvertOptions } from "./registry.js";
 import { ResourceLoop } from "./resource-loop.js";
 import type { LoopOptions } from "./resource-loop.js";
 import { SyncTracker } from "./sync-tracker.js";
+import { sleep } from "./timing.js";
+import type { Delay } from "./timing.js";
 import type { UpstreamResource } from "./types.js";
+import { UpstreamProbe } from "./upstream-probe.js";
+import type { ProbeOptions } from "./upstream-probe.js";
 
 export interface DatastoreOptions {
   /** List page size (`limit`). Default 500. */
@@ -42,6 +46,13 @@ export interface DatastoreOptions {
   maxEventBytes?: number;
   /** A watch that ends cleanly sooner than this (ms) without any event is retried after a backoff. Default 1000. */
   minWatchMs?: number;
+  /**
+   * When a resource has heard nothing for this long (ms), probe the API server (one list with limit=1, per
+   * server): a frozen server goes stale within staleAfterMs. Also the period between probes. Default 5000.
+   */
+  upstreamProbeMs?: number;
+  /** A probe not answered within this (ms) is a failure. Default 5000. */
+  upstreamProbeTimeoutMs?: number;
 }
 
 export interface DatastoreDeps {
@@ -53,6 +64,8 @@ export interface DatastoreDeps {
   clock?: () => number;
   /** Random source for jitter (tests). Default Math.random. */
   random?: () => number;
+  /** Every wait of the list-watch loops and the probe (tests). Default an abortable setTimeout. */
+  delay?: Delay;
 }
 
 type NumericOption = {
@@ -69,7 +82,7 @@ function positive(options: DatastoreOptions, name: NumericOption, fallback: numb
 
 function resolveOptions(
   o: DatastoreOptions,
-): LoopOptions & { staleAfterMs: number; requestTimeoutMs: number; maxListBytes: number } {
+): LoopOptions & ProbeOptions & { staleAfterMs: number; requestTimeoutMs: number; maxListBytes: number } {
   const pageSize = positive(o, "pageSize", 500);
   if (!Number.isInteger(pageSize)) throw new RangeError("DatastoreOptions.pageSize must be an integer");
   const watchTimeoutSeconds = positive(o, "watchTimeoutSeconds", 300);
@@ -88,6 +101,8 @@ function resolveOptions(
     maxListBytes: positive(o, "maxListBytes", 256 * 1024 * 1024),
     maxEventBytes: positive(o, "maxEventBytes", 16 * 1024 * 1024),
     minWatchMs: positive(o, "minWatchMs", 1000),
+    probeMs: positive(o, "upstreamProbeMs", 5000),
+    probeTimeoutMs: positive(o, "upstreamProbeTimeoutMs", 5000),
   };
 }
 
@@ -100,6 +115,7 @@ export class Datastore {
   readonly #logger: Logger;
   readonly #clock: () => number;
   readonly #random: () => number;
+  readonly #delay: Delay;
   readonly #options: ReturnType<typeof resolveOptions>;
   readonly #resources: readonly UpstreamResource[];
   readonly #http: KubeHttp;
@@ -107,6 +123,8 @@ export class Datastore {
   readonly #tracker: SyncTracker;
   readonly #abort = new AbortController();
   readonly #lastEventMs = new Map<string, number>();
+  /** When each resource last heard from upstream, for the probe. */
+  readonly #lastActivityMs = new Map<UpstreamResource, number>();
   #loops: Promise<void>[] = [];
   #openWatches = 0;
   #isStarted = false;
@@ -125,6 +143,7 @@ export class Datastore {
     this.#logger = deps.logger;
     this.#clock = deps.clock ?? Date.now;
     this.#random = deps.random ?? Math.random;
+    this.#delay = deps.delay ?? sleep;
     const options = deps.options ?? {};
     this.#options = resolveOptions(options);
     const unknown = (options.kinds ?? []).filter((k) => !isCalicoKind(k));
@@ -173,8 +192,10 @@ export class Datastore {
     // Calico's own values (no Kubernetes object backs them): written once, never deleted by a relist.
     for (const { key, value } of staticEntries(this.#resources)) this.#sink.upsert(key, value);
     this.#logger.info({ resources: this.#resources.length }, "datastore starting upstream list-watches");
+    const startedMs = this.#clock();
     for (const resource of this.#resources) {
       const kind = resource.kinds[0] ?? resource.plural;
+      this.#lastActivityMs.set(resource, startedMs);
       const loop = new ResourceLoop({
         resource,
         http: this.#http,
@@ -184,9 +205,14 @@ export class Datastore {
         logger: this.#logger,
         clock: this.#clock,
         random: this.#random,
+        delay: this.#delay,
         options: this.#options,
         signal: this.#abort.signal,
-        onActivity: () => this.#lastEventMs.set(kind, this.#clock()),
+        onActivity: () => {
+          const now = this.#clock();
+          this.#lastEventMs.set(kind, now);
+          this.#lastActivityMs.set(resource, now);
+        },
         onWatch: (delta) => {
           this.#openWatches += delta;
         },
@@ -198,6 +224,22 @@ export class Datastore {
         }),
       );
     }
+    const probe = new UpstreamProbe({
+      http: this.#http,
+      tracker: this.#tracker,
+      metrics: this.#metrics,
+      logger: this.#logger.child({ component: "upstream-probe" }),
+      clock: this.#clock,
+      delay: this.#delay,
+      options: this.#options,
+      signal: this.#abort.signal,
+      lastActivityMs: () => this.#lastActivityMs,
+    });
+    this.#loops.push(
+      probe.run().catch((err: unknown) => {
+        this.#logger.error({ err }, "upstream probe ended unexpectedly");
+      }),
+    );
   }
 
   /** Aborts every request; resolves when every loop has ended. Idempotent. */

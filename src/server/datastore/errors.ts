@@ -8,13 +8,15 @@
  * | ERR_DATASTORE_GONE | 410 Gone: the resourceVersion or continue token expired; a relist follows |
  * | ERR_DATASTORE_DECODE | a response or watch line was not valid JSON or not the expected shape |
  * | ERR_DATASTORE_WATCHDOG | a watch saw nothing, not even a bookmark, for watchdogMs |
+ * | ERR_DATASTORE_PROBE | the API server did not answer a probe (a list with limit=1) in time, or answered 5xx |
  */
 export type DatastoreErrorCode =
   | "ERR_DATASTORE_LIST"
   | "ERR_DATASTORE_WATCH"
   | "ERR_DATASTORE_GONE"
   | "ERR_DATASTORE_DECODE"
-  | "ERR_DATASTORE_WATCHDOG";
+  | "ERR_DATASTORE_WATCHDOG"
+  | "ERR_DATASTORE_PROBE";
 
 export interface DatastoreErrorDetails {
   /** The resource plural the request was for. */
@@ -63,6 +65,11 @@ export class DatastoreDecodeError extends DatastoreError {
 export class DatastoreWatchdogError extends DatastoreError {
   override readonly name = "DatastoreWatchdogError";
   readonly code = "ERR_DATASTORE_WATCHDOG";
+}
+
+export class DatastoreProbeError extends DatastoreError {
+  override readonly name = "DatastoreProbeError";
+  readonly code = "ERR_DATASTORE_PROBE";
 }
 
 export function isDatastoreError(err: unknown): err is DatastoreError {

@@ -5,6 +5,7 @@ export {
   DatastoreError,
   DatastoreGoneError,
   DatastoreListError,
+  DatastoreProbeError,
   DatastoreWatchdogError,
   DatastoreWatchError,
   isDatastoreError,

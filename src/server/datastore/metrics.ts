@@ -24,6 +24,7 @@ export class DatastoreMetrics {
   readonly gone: Counter<"kind">;
   readonly events: Counter<"kind" | "type">;
   readonly invalidObjects: Counter<"kind">;
+  readonly probes: Counter<"result">;
   readonly #sources = new Set<MetricsSource>();
 
   constructor(registry: Registry) {
@@ -56,6 +57,12 @@ export class DatastoreMetrics {
       name: "tabby_upstream_invalid_objects_total",
       help: "Upstream objects that could not be converted (no name, or the converter failed), by Calico kind.",
       labelNames: ["kind"],
+      registers,
+    });
+    this.probes = new Counter({
+      name: "tabby_upstream_probes_total",
+      help: "Probes of a quiet API server (a list with limit=1), by result (ok, error, timeout).",
+      labelNames: ["result"],
       registers,
     });
     const sources = this.#sources;

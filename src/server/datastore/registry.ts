@@ -229,6 +229,12 @@ export function resourceId(resource: UpstreamResource): string {
   return isShared && isCalicoGroup(resource.group) ? `${resource.plural}.${resource.group}` : resource.plural;
 }
 
+/** The collection path of a resource at one of its versions: `/api/v1/pods`, `/apis/<group>/<v>/<plural>`. */
+export function resourcePath(resource: UpstreamResource, version: string): string {
+  const prefix = resource.group === "" ? `/api/${version}` : `/apis/${resource.group}/${version}`;
+  return `${prefix}/${resource.plural}`;
+}
+
 const BY_ID = new Map<string, UpstreamResource>();
 for (const r of RESOURCES) {
   BY_ID.set(resourceId(r), r);

@@ -10,9 +10,10 @@ import {
 } from "./errors.js";
 import type { KubeHttp } from "./kube-http.js";
 import type { DatastoreMetrics, EventType, RestartReason } from "./metrics.js";
-import { resourceId } from "./registry.js";
+import { resourceId, resourcePath } from "./registry.js";
 import type { SyncTracker } from "./sync-tracker.js";
-import { Backoff, linkedController, sleep } from "./timing.js";
+import { Backoff, linkedController } from "./timing.js";
+import type { Delay } from "./timing.js";
 import type { KubeObject, UpstreamResource } from "./types.js";
 import { WatchDecoder } from "./watch-decoder.js";
 import type { WatchEvent } from "./watch-decoder.js";
@@ -39,6 +40,8 @@ export interface LoopDeps {
   readonly logger: Logger;
   readonly clock: () => number;
   readonly random: () => number;
+  /** Every wait of the loop (backoff, Retry-After, missing-CRD recheck) goes through this. */
+  readonly delay: Delay;
   readonly options: LoopOptions;
   readonly signal: AbortSignal;
   /** Something arrived from upstream for this resource (list page, event, bookmark). */
@@ -88,14 +91,14 @@ export class ResourceLoop {
         if (this.#rv === undefined) {
           this.#rv = await this.#list();
           if (this.#rv === undefined) {
-            await sleep(this.#d.options.missingCrdRecheckMs, signal);
+            await this.#d.delay(this.#d.options.missingCrdRecheckMs, signal);
             continue;
           }
         }
         const end = await this.#watch(this.#rv);
         this.#restart("closed");
         if (!end.sawEvents && end.durationMs < this.#d.options.minWatchMs) {
-          await sleep(this.#backoff.next(), signal);
+          await this.#d.delay(this.#backoff.next(), signal);
         }
       } catch (err) {
         if (signal.aborted) break;
@@ -109,20 +112,20 @@ export class ResourceLoop {
           );
           this.#rv = undefined;
           // Relist at once, unless 410s come back to back (the server compacts faster than we list).
-          if (++this.#goneStreak > 1) await sleep(this.#backoff.next(), signal);
+          if (++this.#goneStreak > 1) await this.#d.delay(this.#backoff.next(), signal);
           continue;
         }
         if (err instanceof DatastoreWatchError && err.status === 404 && this.#d.resource.isOptional) {
           // The CRD went away under the watch: the relist finds out and empties the kind.
           this.#restart("missing");
           this.#rv = undefined;
-          await sleep(this.#backoff.next(), signal);
+          await this.#d.delay(this.#backoff.next(), signal);
           continue;
         }
         this.#fail(err, !isListing);
         const wait = this.#backoff.next();
         const asked = err instanceof DatastoreError ? (err.retryAfterMs ?? 0) : 0;
-        await sleep(Math.max(wait, Math.min(asked, this.#d.options.backoffMaxMs)), signal);
+        await this.#d.delay(Math.max(wait, Math.min(asked, this.#d.options.backoffMaxMs)), signal);
       }
     }
   }
@@ -170,9 +173,7 @@ export class ResourceLoop {
   }
 
   #path(version: string): string {
-    const r = this.#d.resource;
-    const prefix = r.group === "" ? `/api/${version}` : `/apis/${r.group}/${version}`;
-    return `${prefix}/${r.plural}`;
+    return resourcePath(this.#d.resource, version);
   }
 
   /** A full paged list, applied to the sink and diffed against it. Undefined: the resource is not installed. */

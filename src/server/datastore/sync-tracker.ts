@@ -15,6 +15,14 @@ interface ResourceHealth {
   staleTimer: NodeJS.Timeout | undefined;
 }
 
+/** The API server as a whole, as the upstream probe sees it (one per datastore, not per kind). */
+interface UpstreamHealth {
+  failingSince: number | undefined;
+  failReason: string | undefined;
+  isStale: boolean;
+  staleTimer: NodeJS.Timeout | undefined;
+}
+
 const RANK: Record<SyncState, number> = { "in-sync": 0, syncing: 1, stale: 2 };
 
 /**
@@ -30,6 +38,12 @@ export class SyncTracker {
   readonly #health = new Map<UpstreamResource, ResourceHealth>();
   readonly #byKind = new Map<string, ResourceHealth[]>();
   readonly #states = new Map<string, KindState>();
+  readonly #upstream: UpstreamHealth = {
+    failingSince: undefined,
+    failReason: undefined,
+    isStale: false,
+    staleTimer: undefined,
+  };
   #isClosed = false;
 
   constructor(deps: {
@@ -110,7 +124,9 @@ export class SyncTracker {
     if (h.failingSince !== undefined) return;
     const now = this.#clock();
     h.failingSince = Math.min(now, opts.sinceMs ?? now);
-    h.isSilenceFailure = opts.isSilence === true;
+    // A watch gone silent while the API server as a whole does not answer is explained by that outage:
+    // the re-opened watch is evidence enough once the server is back (it may stay quiet on a quiet cluster).
+    h.isSilenceFailure = opts.isSilence === true && this.#upstream.failingSince === undefined;
     const dueMs = Math.max(0, h.failingSince + this.#staleAfterMs - now);
     h.staleTimer = setTimeout(() => {
       h.staleTimer = undefined;
@@ -120,12 +136,54 @@ export class SyncTracker {
     }, dueMs);
   }
 
+  /**
+   * The API server did not answer a probe: every kind goes stale once it has been failing for
+   * staleAfterMs, counted from `sinceMs`, the last time anything was heard from it.
+   */
+  upstreamFailing(reason: string, sinceMs: number): void {
+    if (this.#isClosed) return;
+    const u = this.#upstream;
+    u.failReason = reason.slice(0, 300);
+    if (u.failingSince !== undefined) return;
+    const now = this.#clock();
+    u.failingSince = Math.min(now, sinceMs);
+    u.staleTimer = setTimeout(
+      () => {
+        u.staleTimer = undefined;
+        if (this.#isClosed || u.failingSince === undefined) return;
+        u.isStale = true;
+        for (const kind of this.#byKind.keys()) this.#recompute(kind);
+      },
+      Math.max(0, u.failingSince + this.#staleAfterMs - now),
+    );
+  }
+
+  /** The API server answered a probe. */
+  upstreamHealthy(): void {
+    const u = this.#upstream;
+    if (u.failingSince === undefined) return;
+    if (u.staleTimer !== undefined) clearTimeout(u.staleTimer);
+    const wasStale = u.isStale;
+    u.staleTimer = undefined;
+    u.failingSince = undefined;
+    u.failReason = undefined;
+    u.isStale = false;
+    if (wasStale) for (const kind of this.#byKind.keys()) this.#recompute(kind);
+  }
+
+  /** True while the probe has the API server failing (stale or not yet). */
+  get isUpstreamFailing(): boolean {
+    return this.#upstream.failingSince !== undefined;
+  }
+
   close(): void {
     this.#isClosed = true;
     for (const h of this.#health.values()) {
       if (h.staleTimer !== undefined) clearTimeout(h.staleTimer);
       h.staleTimer = undefined;
     }
+    if (this.#upstream.staleTimer !== undefined) clearTimeout(this.#upstream.staleTimer);
+    this.#upstream.staleTimer = undefined;
   }
 
   #get(resource: UpstreamResource): ResourceHealth {
@@ -148,6 +206,10 @@ export class SyncTracker {
     if (this.#isClosed) return;
     let state: SyncState = "in-sync";
     let reason: string | undefined;
+    if (this.#upstream.isStale) {
+      state = "stale";
+      reason = `API server: ${this.#upstream.failReason ?? "not answering"}`;
+    }
     for (const h of this.#byKind.get(kind) ?? []) {
       const s: SyncState = h.isStale ? "stale" : h.hasListed ? "in-sync" : "syncing";
       if (RANK[s] > RANK[state]) state = s;

@@ -1,5 +1,8 @@
 /** Small timing helpers: abortable sleep, linked abort controllers, jittered exponential backoff. */
 
+/** An abortable wait, as `sleep`: resolves after `ms` or when the signal aborts, never rejects. Injected for tests. */
+export type Delay = (ms: number, signal: AbortSignal) => Promise<void>;
+
 /** Resolves after `ms`, or as soon as `signal` aborts (never rejects). */
 export function sleep(ms: number, signal: AbortSignal): Promise<void> {
   if (signal.aborted) return Promise.resolve();
