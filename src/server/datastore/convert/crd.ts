@@ -199,7 +199,9 @@ export function convertCalicoCrd(
       keepAnnotation: keepCalicoAnnotations,
     });
     const v3Key = crdKey(kind, namespaced, crName, obj);
-    return v3Key === null ? null : { key: v3Key, value: calicoValue(kind, metadata, calicoSpec(kind, obj), extra) };
+    return v3Key === null
+      ? null
+      : { key: v3Key, value: calicoValue(kind, metadata, calicoSpec(kind, obj), extra) };
   }
 
   let packed: PackedMetadata | undefined;
