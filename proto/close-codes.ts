@@ -13,7 +13,7 @@ export const CloseCode = {
   unknownView: 4002,
   /** No valid hello within the handshake timeout. Retry with backoff. */
   handshakeTimeout: 4003,
-  /** The client is not allowed to connect (token or TLS identity rejected). */
+  /** The client is not allowed to connect (token or TLS identity rejected, or another node's data asked for). */
   unauthorized: 4004,
   /** The session fell too far behind the head. Reconnect and resume (or take a snapshot). */
   tooSlow: 4005,
@@ -29,6 +29,8 @@ export const CloseCode = {
   tooManyConnections: 4010,
   /** No pong (server side) or no frame (client side) within the timeout. */
   keepaliveTimeout: 4011,
+  /** The server cannot check the client's credentials now (the Kubernetes API is down). Retry with backoff. */
+  authUnavailable: 4012,
 } as const;
 export type CloseCodeName = keyof typeof CloseCode;
 export type CloseCodeValue = (typeof CloseCode)[CloseCodeName];

@@ -37,6 +37,9 @@ export function loopbackServeArgs(
     "1000",
     "--log-level",
     "warn",
+    // Loopback tools: agents connect without credentials (the server logs a warning).
+    "--insecure-allow-anonymous",
+    "true",
     ...(options.extra ?? []),
   ];
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command } from "commander";
+import { chaosCommand } from "./chaos.js";
 import { demoCommand } from "./demo.js";
 import { dumpCommand } from "./dump.js";
 import { loadtestCommand } from "./loadtest.js";
@@ -16,6 +17,7 @@ const program = new Command("tabby")
   .addCommand(simCommand())
   .addCommand(demoCommand())
   .addCommand(loadtestCommand())
+  .addCommand(chaosCommand())
   .showHelpAfterError();
 
 program.parseAsync(process.argv).catch((err: unknown) => {

@@ -1,6 +1,6 @@
 import { Command } from "commander";
 import { SERVE_SETTINGS, envOf, flagOf } from "../server/config-schema.js";
-import { ConfigError, loadServeConfig } from "../server/config.js";
+import { ConfigError, checkAuthSettings, loadServeConfig } from "../server/config.js";
 import { runServer } from "../server/main.js";
 import { reportReady } from "./ipc.js";
 import { createLogger } from "./logger.js";
@@ -11,12 +11,18 @@ export function serveCommand(): Command {
   );
   for (const s of SERVE_SETTINGS) {
     const dflt = s.default === undefined ? "" : `, default ${String(s.default)}`;
-    cmd.option(`${flagOf(s.field)} <value>`, `${s.description} (env ${envOf(s.field)}${dflt})`);
+    // A boolean flag alone means true (`--insecure-allow-anonymous`); `--flag false` still works.
+    const value = s.type === "bool" ? "[value]" : "<value>";
+    cmd.option(`${flagOf(s.field)} ${value}`, `${s.description} (env ${envOf(s.field)}${dflt})`);
   }
-  cmd.action(async (opts: Record<string, string | undefined>) => {
+  cmd.action(async (raw: Record<string, string | boolean | undefined>) => {
+    const opts = Object.fromEntries(
+      Object.entries(raw).map(([k, v]) => [k, v === true ? "true" : v === false ? "false" : v]),
+    );
     let config;
     try {
       config = loadServeConfig(opts);
+      checkAuthSettings(config);
     } catch (err) {
       if (err instanceof ConfigError) {
         console.error(`tabby serve: ${err.message}`);

@@ -25,6 +25,7 @@ import {
   TabbyClientError,
 } from "./errors.js";
 import { skimDeltas } from "./delta-skimmer.js";
+import { CLIENT_TLS_FIELDS } from "./options.js";
 import type { ClientLogger, ClientTlsOptions } from "./options.js";
 import { SnapshotAssembler, SnapshotAssemblyError } from "./snapshot-assembler.js";
 import type { SnapshotResult } from "./snapshot-assembler.js";
@@ -125,11 +126,12 @@ export class Connection {
     this.#now = options.now ?? Date.now;
     this.#revision = options.hello.resume?.revision ?? 0;
     this.#ended = new Promise((resolve) => (this.#resolveEnded = resolve));
+    // The TLS fields first, picked one by one: nothing a caller passes as TLS can lift maxPayload.
     const wsOptions: ClientOptions & { closeTimeout: number } = {
+      ...pickTls(options.tls),
       perMessageDeflate: false,
       maxPayload: options.maxFrameBytes,
       closeTimeout: options.closeTimeoutMs,
-      ...options.tls,
     };
     this.#ws = new WebSocket(options.url, wsOptions); // may throw (bad TLS options): no timer yet
     this.#connectTimer = setTimeout(
@@ -462,4 +464,11 @@ export class Connection {
     this.#resolveEnded(end);
     this.#o.events.end(end);
   }
+}
+
+function pickTls(tls: ClientTlsOptions | undefined): ClientTlsOptions {
+  if (tls === undefined) return {};
+  const out: Record<string, unknown> = {};
+  for (const field of CLIENT_TLS_FIELDS) if (tls[field] !== undefined) out[field] = tls[field];
+  return out;
 }

@@ -8,7 +8,8 @@ import { closeCodeName } from "../../proto/close-codes.js";
  * | ERR_CLIENT_OPTIONS | the constructor got an invalid option (`field` names it) | throws; nothing starts |
  * | ERR_CLIENT_CLOSED | an operation on a closed client; `synced()` when the client closed first | — |
  * | ERR_CLIENT_CONNECT | the socket failed (refused, reset, HTTP error on upgrade) | reconnects with backoff |
- * | ERR_CLIENT_TIMEOUT | no welcome within connectTimeoutMs, no frame within readTimeoutMs, discovery too slow | reconnects with backoff |
+ * | ERR_CLIENT_TIMEOUT | no welcome within connectTimeoutMs, no frame within readTimeoutMs, discovery or the token function too slow | reconnects with backoff |
+ * | ERR_CLIENT_TOKEN | the token function threw or returned no usable token | retries with backoff |
  * | ERR_CLIENT_PROTOCOL | the server sent a frame that is invalid or out of order (closed with 4006) | reconnects with backoff |
  * | ERR_CLIENT_REJECTED | the server closed with a fatal close code (bad version, view, node, token) | stops using that server; closes when every server rejected it |
  * | ERR_CLIENT_DISCOVERY | the discovery function threw or returned no usable address | retries with backoff |
@@ -23,6 +24,7 @@ export const ClientErrorCode = {
   rejected: "ERR_CLIENT_REJECTED",
   discovery: "ERR_CLIENT_DISCOVERY",
   listener: "ERR_CLIENT_LISTENER",
+  token: "ERR_CLIENT_TOKEN",
 } as const;
 export type ClientErrorCodeValue = (typeof ClientErrorCode)[keyof typeof ClientErrorCode];
 
@@ -67,7 +69,15 @@ export class ClientConnectError extends TabbyClientError {
   }
 }
 
-export type TimeoutKind = "connect" | "read" | "discovery";
+export class ClientTokenError extends TabbyClientError {
+  override readonly name = "ClientTokenError";
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ClientErrorCode.token, message, options);
+  }
+}
+
+export type TimeoutKind = "connect" | "read" | "discovery" | "token";
 
 export class ClientTimeoutError extends TabbyClientError {
   override readonly name = "ClientTimeoutError";
@@ -81,7 +91,9 @@ export class ClientTimeoutError extends TabbyClientError {
         ? `no frame from the server within ${timeoutMs} ms`
         : timeout === "connect"
           ? `no welcome from the server within ${timeoutMs} ms`
-          : `server discovery took longer than ${timeoutMs} ms`,
+          : timeout === "token"
+            ? `the token function took longer than ${timeoutMs} ms`
+            : `server discovery took longer than ${timeoutMs} ms`,
       server === undefined ? undefined : { server },
     );
     this.timeout = timeout;

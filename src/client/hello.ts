@@ -20,8 +20,15 @@ export function clientFeatures(
   return canPatch ? [...CLIENT_FEATURES, FEATURES.patchDeltas] : [...CLIENT_FEATURES];
 }
 
-/** The hello that opens every session; `resume` when the client has a complete state from a server. */
-export function buildHello(options: ResolvedClientOptions, resume: ResumeToken | undefined): HelloMessage {
+/**
+ * The hello that opens every session; `resume` when the client has a complete state from a server,
+ * `token` as the token option gave it for this attempt.
+ */
+export function buildHello(
+  options: ResolvedClientOptions,
+  resume: ResumeToken | undefined,
+  token: string | undefined,
+): HelloMessage {
   return {
     t: "hello",
     versions: [PROTOCOL_VERSION_MIN, PROTOCOL_VERSION_MAX],
@@ -30,6 +37,6 @@ export function buildHello(options: ResolvedClientOptions, resume: ResumeToken |
     features: clientFeatures(options),
     ...(options.nodeName !== undefined && { node: options.nodeName }),
     ...(resume !== undefined && { resume }),
-    ...(options.token !== undefined && { token: options.token }),
+    ...(token !== undefined && { token }),
   };
 }

@@ -11,7 +11,13 @@ export { GENERATED_CRD_KINDS } from "./types/index.js";
 export { Mirror } from "./mirror.js";
 export { Backoff } from "./backoff.js";
 export { CLIENT_VERSION, NOOP_LOGGER, isServerAddress } from "./options.js";
-export type { ClientLogger, ClientTlsOptions, ServerDiscovery, TabbyClientOptions } from "./options.js";
+export type {
+  ClientLogger,
+  ClientTlsOptions,
+  ServerDiscovery,
+  TabbyClientOptions,
+  TokenSource,
+} from "./options.js";
 export {
   ClientClosedError,
   ClientConnectError,
@@ -22,6 +28,7 @@ export {
   ClientProtocolError,
   ClientRejectedError,
   ClientTimeoutError,
+  ClientTokenError,
   TabbyClientError,
 } from "./errors.js";
 export type { ClientErrorCodeValue, TimeoutKind } from "./errors.js";

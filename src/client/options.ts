@@ -21,11 +21,33 @@ export const NOOP_LOGGER: ClientLogger = Object.freeze({ debug: noop, info: noop
 /** Returns the addresses to try, re-run before each connection attempt. Should honour `signal`. */
 export type ServerDiscovery = (signal: AbortSignal) => Promise<readonly string[]>;
 
-/** TLS settings for `wss://` servers (passed to the socket as is). */
+/**
+ * TLS settings for `wss://` servers. Only these fields reach the socket (picked one by one: nothing in
+ * this object can change a WebSocket option such as maxFrameBytes).
+ */
 export type ClientTlsOptions = Pick<SecureContextOptions, "ca" | "cert" | "key" | "passphrase"> & {
+  /** Verify the server's certificate against `ca` (or the system roots). Default true. */
   readonly rejectUnauthorized?: boolean;
+  /** The name checked against the server's certificate (SNI). Default the URL's host. */
   readonly servername?: string;
 };
+
+/** The TLS fields the client passes to the socket. */
+export const CLIENT_TLS_FIELDS = [
+  "ca",
+  "cert",
+  "key",
+  "passphrase",
+  "rejectUnauthorized",
+  "servername",
+] as const;
+
+/**
+ * Returns the bearer token for the next hello; called before each connection attempt, so it can re-read
+ * a projected ServiceAccount token file that kubelet rotates. Should honour `signal` (aborted after
+ * connectTimeoutMs or on close).
+ */
+export type TokenSource = (signal: AbortSignal) => string | Promise<string>;
 
 export interface TabbyClientOptions {
   /** `ws://host:port` (or `wss://`) addresses, or a function that discovers them before each attempt. */
@@ -62,8 +84,8 @@ export interface TabbyClientOptions {
    * receive, as Typha's load clients do: decoding every value is most of a lite client's CPU.
    */
   readonly decodeDeltas?: boolean;
-  /** Bearer token sent in the hello. */
-  readonly token?: string;
+  /** Bearer token sent in the hello: a string, or a function called before each connection attempt. */
+  readonly token?: string | TokenSource;
   /** TLS settings for `wss://` addresses. */
   readonly tls?: ClientTlsOptions;
   /** Largest frame accepted, and largest inflated snapshot chunk. Default 64 MiB. */
@@ -91,7 +113,7 @@ export interface ResolvedClientOptions {
   readonly backoffMaxMs: number;
   readonly isMirror: boolean;
   readonly isDecodingDeltas: boolean;
-  readonly token: string | undefined;
+  readonly token: string | TokenSource | undefined;
   readonly tls: ClientTlsOptions | undefined;
   readonly maxFrameBytes: number;
   readonly closeTimeoutMs: number;
@@ -179,10 +201,8 @@ export function resolveOptions(options: TabbyClientOptions): ResolvedClientOptio
   if (decodeDeltas === false && mirror !== false) {
     throw new ClientOptionsError("decodeDeltas", "true (or unset) unless mirror is false");
   }
-  const tls = o.tls;
-  if (tls !== undefined && (tls === null || typeof tls !== "object")) {
-    throw new ClientOptionsError("tls", "an object");
-  }
+  const tls = resolveTls(o.tls);
+  const token = typeof o.token === "function" ? (o.token as TokenSource) : text(o.token, "token", 8192);
   const random = o.random;
   if (random !== undefined && typeof random !== "function") {
     throw new ClientOptionsError("random", "a function returning a number in [0, 1)");
@@ -217,10 +237,49 @@ export function resolveOptions(options: TabbyClientOptions): ResolvedClientOptio
     backoffMaxMs,
     isMirror: mirror ?? true,
     isDecodingDeltas: decodeDeltas ?? true,
-    token: text(o.token, "token", 8192),
-    tls: tls,
+    token,
+    tls,
     maxFrameBytes,
     closeTimeoutMs: duration(o.closeTimeoutMs, "closeTimeoutMs", 2_000),
     random: (random as (() => number) | undefined) ?? Math.random,
   };
+}
+
+function isPem(value: unknown): boolean {
+  const one = (v: unknown): boolean => typeof v === "string" || Buffer.isBuffer(v);
+  return one(value) || (Array.isArray(value) && value.length > 0 && value.every(one));
+}
+
+/** Checks each TLS field and keeps only the known ones (a copy: later changes to the caller's object do not count). */
+function resolveTls(value: unknown): ClientTlsOptions | undefined {
+  if (value === undefined) return undefined;
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new ClientOptionsError("tls", "an object");
+  }
+  const t = value as Record<string, unknown>;
+  const known = new Set<string>(CLIENT_TLS_FIELDS);
+  const unknown = Object.keys(t).find((k) => !known.has(k));
+  if (unknown !== undefined) {
+    throw new ClientOptionsError(
+      `tls.${unknown}`,
+      `absent (known TLS fields: ${CLIENT_TLS_FIELDS.join(", ")})`,
+    );
+  }
+  for (const field of ["ca", "cert", "key"] as const) {
+    if (t[field] !== undefined && !isPem(t[field])) {
+      throw new ClientOptionsError(`tls.${field}`, "a PEM string or Buffer (or an array of them)");
+    }
+  }
+  if (t.passphrase !== undefined && typeof t.passphrase !== "string") {
+    throw new ClientOptionsError("tls.passphrase", "a string");
+  }
+  if (t.rejectUnauthorized !== undefined && typeof t.rejectUnauthorized !== "boolean") {
+    throw new ClientOptionsError("tls.rejectUnauthorized", "a boolean");
+  }
+  if (t.servername !== undefined && (typeof t.servername !== "string" || t.servername === "")) {
+    throw new ClientOptionsError("tls.servername", "a non-empty string");
+  }
+  const out: Record<string, unknown> = {};
+  for (const field of CLIENT_TLS_FIELDS) if (t[field] !== undefined) out[field] = t[field];
+  return out;
 }

@@ -8,6 +8,7 @@ import { Connection } from "./connection.js";
 import type { SessionEnd } from "./connection.js";
 import { resolveServers } from "./discovery.js";
 import { buildHello } from "./hello.js";
+import { resolveToken } from "./token.js";
 import {
   ClientClosedError,
   ClientConnectError,
@@ -67,6 +68,8 @@ export class TabbyClient {
   #session: Session | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
   #discovery: AbortController | undefined;
+  /** The token function's call in progress (aborted on close). */
+  #tokenFetch: AbortController | undefined;
   #synced: Deferred<void> | undefined;
   readonly #closed = deferred<TabbyClientError | undefined>();
   #closing: Promise<void> | undefined;
@@ -278,10 +281,23 @@ export class TabbyClient {
       void this.#shutdown(reason, false);
       return;
     }
-    this.#connect(server);
+    let token: string | undefined;
+    if (typeof this.#o.token === "function") {
+      const controller = new AbortController();
+      this.#tokenFetch = controller;
+      try {
+        token = await resolveToken(this.#o.token, controller.signal, this.#o.connectTimeoutMs);
+      } finally {
+        this.#tokenFetch = undefined;
+      }
+      if (this.#isClosed) return;
+    } else {
+      token = this.#o.token;
+    }
+    this.#connect(server, token);
   }
 
-  #connect(server: string): void {
+  #connect(server: string, token: string | undefined): void {
     const session: Session = { server, serverId: undefined, hasBaseline: false, serverStatus: undefined };
     this.#session = session;
     this.#setStatus({ state: "connecting", server });
@@ -292,6 +308,7 @@ export class TabbyClient {
         this.#serverId !== undefined && this.#hasResumeToken
           ? { server: this.#serverId, revision: this.#revision }
           : undefined,
+        token,
       ),
       isMirror: this.#mirror !== undefined,
       isDecodingDeltas: this.#o.isDecodingDeltas,
@@ -476,6 +493,7 @@ export class TabbyClient {
     clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
     this.#discovery?.abort();
+    this.#tokenFetch?.abort();
     this.#o.signal?.removeEventListener("abort", this.#onAbort);
     const connection = this.#connection;
     this.#connection = undefined;

@@ -239,6 +239,93 @@ export const SERVE_SETTINGS = [
     choices: ["crd.projectcalico.org/v1", "projectcalico.org/v3"],
     description: "Calico's CALICO_API_GROUP: read the Calico resources from the v1 CRDs or the native v3 API",
   },
+  // Security (docs/OPERATIONS.md, "Security").
+  {
+    field: "tlsCertFile",
+    type: "path",
+    default: undefined,
+    description: "PEM certificate (chain) of the agent port: serve wss:// (reloaded when the file changes)",
+  },
+  {
+    field: "tlsKeyFile",
+    type: "path",
+    default: undefined,
+    description: "PEM private key of --tls-cert-file (reloaded with it)",
+  },
+  {
+    field: "clientCaFile",
+    type: "path",
+    default: undefined,
+    description:
+      "PEM CA bundle agents' client certificates must chain to (mTLS; needs --client-cn or --client-uri-san)",
+  },
+  {
+    field: "clientCn",
+    type: "string",
+    default: undefined,
+    pattern: /^[^,\s][^,]*(,[^,\s][^,]*)*$/,
+    description: "allowed client certificate common names, comma-separated (Typha's TYPHA_CLIENTCN)",
+  },
+  {
+    field: "clientUriSan",
+    type: "string",
+    default: undefined,
+    pattern: /^[a-z][a-z0-9+.-]*:[^,\s]+(,[a-z][a-z0-9+.-]*:[^,\s]+)*$/,
+    description:
+      "allowed client certificate URI SANs (SPIFFE IDs), comma-separated (Typha's TYPHA_CLIENTURISAN)",
+  },
+  {
+    field: "tokenAudience",
+    type: "string",
+    default: undefined,
+    pattern: /^[^\s,]{1,253}$/,
+    description: "accept ServiceAccount tokens issued for this audience, checked with TokenReview",
+  },
+  {
+    field: "allowedServiceAccounts",
+    type: "string",
+    default: undefined,
+    pattern: /^[a-z0-9.-]{1,253}\/[a-z0-9.-]{1,253}(,[a-z0-9.-]{1,253}\/[a-z0-9.-]{1,253})*$/,
+    description: "namespace/name of the ServiceAccounts whose tokens may connect, comma-separated",
+  },
+  {
+    field: "tokenCacheMs",
+    type: "int",
+    default: 60_000,
+    min: 0,
+    max: 3_600_000,
+    description: "a TokenReview answer is reused this long (never past the token's expiry)",
+  },
+  {
+    field: "tokenGraceMs",
+    type: "int",
+    default: 600_000,
+    min: 0,
+    max: 86_400_000,
+    description:
+      "while the API cannot review tokens, a token accepted before is still accepted this long after its last review",
+  },
+  {
+    field: "tlsPollIntervalMs",
+    type: "int",
+    default: 60_000,
+    min: 100,
+    max: 3_600_000,
+    description: "the TLS files are also re-read this often (the directory watch is the fast path)",
+  },
+  {
+    field: "httpTls",
+    type: "bool",
+    default: false,
+    description: "serve the health and metrics ports over HTTPS with the agent port's certificate",
+  },
+  {
+    field: "insecureAllowAnonymous",
+    type: "bool",
+    default: false,
+    description:
+      "let agents in without credentials (loopback tools and tests only): tabby serve refuses to start with no authentication otherwise",
+  },
 ] as const satisfies readonly Setting[];
 
 export type SettingField = (typeof SERVE_SETTINGS)[number]["field"];

@@ -34,6 +34,90 @@ export interface ServeConfig {
   readonly interfacePrefix: string;
   readonly usePodCidr: boolean;
   readonly calicoApiGroup: "crd.projectcalico.org/v1" | "projectcalico.org/v3";
+  readonly tlsCertFile: string | undefined;
+  readonly tlsKeyFile: string | undefined;
+  readonly clientCaFile: string | undefined;
+  readonly clientCn: string | undefined;
+  readonly clientUriSan: string | undefined;
+  readonly tokenAudience: string | undefined;
+  readonly allowedServiceAccounts: string | undefined;
+  readonly tokenCacheMs: number;
+  readonly tokenGraceMs: number;
+  readonly tlsPollIntervalMs: number;
+  readonly httpTls: boolean;
+  readonly insecureAllowAnonymous: boolean;
+}
+
+/** The comma list of a string setting ("a,b" → ["a", "b"]; undefined → []). */
+export function listOf(value: string | undefined): string[] {
+  return value === undefined
+    ? []
+    : value
+        .split(",")
+        .map((v) => v.trim())
+        .filter((v) => v !== "");
+}
+
+/** How clients are authenticated, derived from the settings. */
+export interface AuthSettings {
+  readonly isTls: boolean;
+  readonly isMtls: boolean;
+  readonly isTokenReview: boolean;
+  /** No method configured (only with insecureAllowAnonymous). */
+  readonly isAnonymousOnly: boolean;
+}
+
+/**
+ * Checks the security settings together (as Typha: a client CA needs an allowed CN or URI SAN, and the
+ * reverse), and refuses a server with no client authentication unless insecureAllowAnonymous is set.
+ * `tabby serve` calls it; runServer (the library entry) trusts its caller.
+ */
+export function checkAuthSettings(config: ServeConfig): AuthSettings {
+  const hasCert = config.tlsCertFile !== undefined;
+  if (hasCert !== (config.tlsKeyFile !== undefined)) {
+    throw new ConfigError(
+      hasCert ? "tlsKeyFile" : "tlsCertFile",
+      "--tls-cert-file and --tls-key-file go together",
+    );
+  }
+  const hasIds = config.clientCn !== undefined || config.clientUriSan !== undefined;
+  if (config.clientCaFile !== undefined && !hasIds) {
+    throw new ConfigError(
+      "clientCn",
+      "--client-ca-file needs --client-cn or --client-uri-san (the identities allowed)",
+    );
+  }
+  if (hasIds && config.clientCaFile === undefined) {
+    throw new ConfigError("clientCaFile", "--client-cn / --client-uri-san need --client-ca-file");
+  }
+  if (config.clientCaFile !== undefined && !hasCert) {
+    throw new ConfigError("tlsCertFile", "--client-ca-file (mTLS) needs --tls-cert-file and --tls-key-file");
+  }
+  if ((config.tokenAudience === undefined) !== (config.allowedServiceAccounts === undefined)) {
+    throw new ConfigError(
+      config.tokenAudience === undefined ? "tokenAudience" : "allowedServiceAccounts",
+      "--token-audience and --allowed-service-accounts go together",
+    );
+  }
+  const isTokenReview = config.tokenAudience !== undefined;
+  if (isTokenReview && !hasCert && !config.insecureAllowAnonymous) {
+    throw new ConfigError(
+      "tlsCertFile",
+      "tokens travel in the hello: --token-audience needs TLS (--tls-cert-file)",
+    );
+  }
+  if (config.httpTls && !hasCert) {
+    throw new ConfigError("httpTls", "--http-tls needs --tls-cert-file and --tls-key-file");
+  }
+  const isMtls = config.clientCaFile !== undefined;
+  if (!isMtls && !isTokenReview && !config.insecureAllowAnonymous) {
+    throw new ConfigError(
+      "insecureAllowAnonymous",
+      "no client authentication configured: set --client-ca-file with --client-cn / --client-uri-san, " +
+        "or --token-audience with --allowed-service-accounts (or, for local tools only, --insecure-allow-anonymous)",
+    );
+  }
+  return { isTls: hasCert, isMtls, isTokenReview, isAnonymousOnly: !isMtls && !isTokenReview };
 }
 
 export class ConfigError extends Error {

@@ -2,13 +2,22 @@ import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
+import type { SecureContextOptions } from "node:tls";
 import type { Logger } from "pino";
 import { collectDefaultMetrics, Registry } from "prom-client";
 import { VIEW_NAMES } from "../../proto/messages.js";
 import type { SyncState, ViewName } from "../../proto/messages.js";
 import { Hub } from "../snapshot/hub.js";
 import { ALL_KINDS, viewsOfKind } from "../snapshot/kinds.js";
-import { ConfigError } from "./config.js";
+import {
+  KubeConfigApi,
+  PolicyAuthenticator,
+  TlsFileWatcher,
+  TlsFilesError,
+  TokenReviewer,
+} from "./auth/index.js";
+import type { AuthPolicy } from "./auth/index.js";
+import { ConfigError, listOf } from "./config.js";
 import type { ServeConfig } from "./config.js";
 import { Datastore } from "./datastore/index.js";
 import { FanoutServer } from "./fanout/index.js";
@@ -81,6 +90,56 @@ export async function runServer(config: ServeConfig, deps: ServerDeps): Promise<
   if (deps.registry === undefined) collectDefaultMetrics({ register: registry });
   const kubeConfig = deps.kubeConfig ?? loadKubeConfig(config);
   const clock = deps.clock ?? Date.now;
+  let onTlsReload: (context: SecureContextOptions) => void = () => undefined;
+  let onTlsResult: (isOk: boolean) => void = () => undefined;
+  let tlsFiles: TlsFileWatcher | undefined;
+  if (config.tlsCertFile !== undefined && config.tlsKeyFile !== undefined) {
+    try {
+      tlsFiles = await TlsFileWatcher.start({
+        paths: {
+          certFile: config.tlsCertFile,
+          keyFile: config.tlsKeyFile,
+          ...(config.clientCaFile !== undefined && { caFile: config.clientCaFile }),
+        },
+        logger: logger.child({ component: "tls" }),
+        pollIntervalMs: config.tlsPollIntervalMs,
+        onReload: (context) => onTlsReload(context),
+        onResult: (isOk) => onTlsResult(isOk),
+      });
+    } catch (err) {
+      if (err instanceof TlsFilesError) throw new ConfigError(err.field, err.message);
+      throw err;
+    }
+  }
+  const kubeApi = config.tokenAudience !== undefined ? new KubeConfigApi(kubeConfig, 10_000) : undefined;
+  // With no method configured, runServer (the library entry) lets everyone in, as before: `tabby serve`
+  // refuses that configuration unless --insecure-allow-anonymous (checkAuthSettings).
+  const isAnonymousOnly = config.clientCaFile === undefined && kubeApi === undefined;
+  const policy: AuthPolicy = {
+    isAnonymousAllowed: config.insecureAllowAnonymous || isAnonymousOnly,
+    ...(config.clientCaFile !== undefined && {
+      certificate: { commonNames: listOf(config.clientCn), uriSans: listOf(config.clientUriSan) },
+    }),
+    ...(kubeApi !== undefined &&
+      config.tokenAudience !== undefined && {
+        tokens: new TokenReviewer({
+          api: kubeApi,
+          logger: logger.child({ component: "token-review" }),
+          clock,
+          options: {
+            audience: config.tokenAudience,
+            allowedServiceAccounts: listOf(config.allowedServiceAccounts),
+            cacheTtlMs: config.tokenCacheMs,
+            graceMs: config.tokenGraceMs,
+          },
+        }),
+      }),
+  };
+  if (policy.isAnonymousAllowed) {
+    logger.warn(
+      "no client authentication: agents without credentials are let in (loopback tools and tests only)",
+    );
+  }
   const hub = new Hub({
     maxLogEntries: config.maxLogEntries,
     maxLogBytes: config.maxLogBytes,
@@ -91,6 +150,10 @@ export async function runServer(config: ServeConfig, deps: ServerDeps): Promise<
     logger: logger.child({ component: "fanout" }),
     registry,
     clock,
+    authenticator: new PolicyAuthenticator(policy),
+    ...(tlsFiles !== undefined && {
+      tls: { context: tlsFiles.current, isClientCertRequested: config.clientCaFile !== undefined },
+    }),
     options: {
       flushWindowMs: config.flushWindowMs,
       flushWindowMaxMs: config.flushWindowMaxMs,
@@ -152,7 +215,14 @@ export async function runServer(config: ServeConfig, deps: ServerDeps): Promise<
       isLive: () => true,
       status: () => ({ ...fanout.status(), upstreamWatches: datastore.upstreamWatches }),
       logger: logger.child({ component: "http" }),
+      ...(config.httpTls && tlsFiles !== undefined && { tls: tlsFiles.current }),
     });
+    const httpForReload = http;
+    onTlsReload = (context) => {
+      fanout.setSecureContext(context);
+      if (config.httpTls) httpForReload.setSecureContext(context);
+    };
+    onTlsResult = (isOk) => fanout.authMetrics.reloaded(isOk);
     datastore.start();
     logger.info(
       {
@@ -168,8 +238,10 @@ export async function runServer(config: ServeConfig, deps: ServerDeps): Promise<
     let destroying: Promise<void> | undefined;
     const destroy = (err?: Error): Promise<void> => {
       destroying ??= (async () => {
+        tlsFiles?.close();
         await Promise.all([fanout.destroy(err), datastore.close()]);
         await httpServers.close();
+        kubeApi?.close();
       })();
       return destroying;
     };
@@ -195,6 +267,8 @@ export async function runServer(config: ServeConfig, deps: ServerDeps): Promise<
       destroy,
     };
   } catch (err) {
+    tlsFiles?.close();
+    kubeApi?.close();
     await Promise.allSettled([fanout.destroy(), datastore.close(), http?.close()]);
     throw err;
   }

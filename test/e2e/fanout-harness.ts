@@ -8,6 +8,7 @@ import { pino } from "pino";
 import { Registry } from "prom-client";
 import { onTestFinished } from "vitest";
 import { WebSocket } from "ws";
+import type { ClientOptions } from "ws";
 import { decodeEntryArray, decodeServerMessage, encodeMessage } from "../../proto/codec.js";
 import { applyChanges, decodeDeltasFrame } from "../support/deltas.js";
 import type {
@@ -21,6 +22,8 @@ import type {
 } from "../../proto/messages.js";
 import { FanoutServer } from "../../src/server/fanout/index.js";
 import type { FanoutOptions } from "../../src/server/fanout/index.js";
+import type { FanoutTls } from "../../src/server/fanout/index.js";
+import type { Authenticator } from "../../src/server/auth/index.js";
 import { Hub } from "../../src/snapshot/hub.js";
 import type { HubOptions } from "../../src/snapshot/hub.js";
 import { ALL_KINDS, VIEWS } from "../../src/snapshot/kinds.js";
@@ -45,6 +48,9 @@ export interface HarnessOptions {
   readonly clock?: () => number;
   /** Report every kind in sync before serving. Default true. */
   readonly isInSync?: boolean;
+  /** Listen with TLS (the url is then wss://). */
+  readonly tls?: FanoutTls;
+  readonly authenticator?: Authenticator;
 }
 
 /** Starts a fan-out server on an ephemeral loopback port; it is closed when the test finishes. */
@@ -57,11 +63,14 @@ export async function startFanout(opts: HarnessOptions = {}): Promise<Harness> {
     registry,
     options: opts.options ?? {},
     ...(opts.clock !== undefined && { clock: opts.clock }),
+    ...(opts.tls !== undefined && { tls: opts.tls }),
+    ...(opts.authenticator !== undefined && { authenticator: opts.authenticator }),
   });
   onTestFinished(() => server.destroy());
   if (opts.isInSync ?? true) markInSync(server);
   const address = await server.listen(0, "127.0.0.1");
-  return { server, hub, registry, url: `ws://127.0.0.1:${address.port}/`, port: address.port };
+  const scheme = opts.tls === undefined ? "ws" : "wss";
+  return { server, hub, registry, url: `${scheme}://127.0.0.1:${address.port}/`, port: address.port };
 }
 
 export function markInSync(server: FanoutServer, since = 1): void {
@@ -144,8 +153,12 @@ export class RawClient {
   }
 
   /** Opens a connection and (unless `hello` is null) sends a hello. */
-  static async connect(url: string, helloMessage: HelloMessage | null = hello()): Promise<RawClient> {
-    const ws = new WebSocket(url, { perMessageDeflate: false });
+  static async connect(
+    url: string,
+    helloMessage: HelloMessage | null = hello(),
+    wsOptions: ClientOptions = {},
+  ): Promise<RawClient> {
+    const ws = new WebSocket(url, { ...wsOptions, perMessageDeflate: false });
     const client = new RawClient(ws);
     onTestFinished(() => ws.terminate());
     await new Promise<void>((resolve, reject) => {
@@ -157,8 +170,12 @@ export class RawClient {
   }
 
   /** Connects and waits until the session is live (its first status message). */
-  static async live(url: string, helloMessage: HelloMessage = hello()): Promise<RawClient> {
-    const client = await RawClient.connect(url, helloMessage);
+  static async live(
+    url: string,
+    helloMessage: HelloMessage = hello(),
+    wsOptions: ClientOptions = {},
+  ): Promise<RawClient> {
+    const client = await RawClient.connect(url, helloMessage, wsOptions);
     await client.until(() => client.count("status") > 0);
     return client;
   }

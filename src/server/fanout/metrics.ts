@@ -16,6 +16,8 @@ export type DropReason =
   | "tooManyConnections"
   | "keepaliveTimeout"
   | "messageTooBig"
+  /** The credentials could not be checked now (close 4012). */
+  | "authUnavailable"
   /** An unexpected server-side error ended the session (close code 1011). */
   | "internalError";
 

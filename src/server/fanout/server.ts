@@ -1,6 +1,10 @@
 import { createServer } from "node:http";
-import type { IncomingMessage, Server } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import type { Server as HttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
+import { TLSSocket } from "node:tls";
+import type { SecureContextOptions } from "node:tls";
 import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
@@ -14,14 +18,19 @@ import type { UpstreamSink } from "../../snapshot/sink.js";
 import type { KindState } from "../../snapshot/sync-state.js";
 import { FanoutError, FanoutErrorCode, FanoutOptionError, INTERNAL_ERROR_CLOSE_CODE } from "./errors.js";
 import { FanoutQueue } from "./fanout-queue.js";
+import { authorizeView } from "../auth/authenticator.js";
+import { AuthMetrics } from "../auth/metrics.js";
+import { ANONYMOUS } from "../auth/types.js";
+import type { AuthResult, Authenticator } from "../auth/types.js";
 import { evaluateHello, readClientFrame } from "./handshake.js";
+import type { HelloAccepted } from "./handshake.js";
 import { Ingest } from "./ingest.js";
 import { LiveStream } from "./live-stream.js";
 import { FanoutMetrics } from "./metrics.js";
 import type { DropReason } from "./metrics.js";
 import { DEFAULT_FANOUT_PORT, resolveFanoutOptions } from "./options.js";
 import type { FanoutOptions, ResolvedFanoutOptions } from "./options.js";
-import type { Session } from "./session.js";
+import type { PeerCredentials, Session } from "./session.js";
 import { SessionRegistry } from "./session-registry.js";
 import { SessionStarter } from "./session-start.js";
 import { SnapshotSender } from "./snapshot-sender.js";
@@ -37,6 +46,37 @@ export interface FanoutServerDeps {
   readonly options?: FanoutOptions;
   /** Epoch ms; used for pings, keepalive and lag ages. Default Date.now. */
   readonly clock?: () => number;
+  /** TLS on the listener (`wss://`). Default: plain `ws://`. */
+  readonly tls?: FanoutTls;
+  /** Decides who may connect, after the hello. Default: everyone (anonymous). */
+  readonly authenticator?: Authenticator;
+}
+
+export interface FanoutTls {
+  /** Certificate, key and (for client certificates) the CA they must chain to. */
+  readonly context: SecureContextOptions;
+  /** Ask clients for a certificate (mTLS). One that does not chain to `context.ca` is refused at the hello (4004). */
+  readonly isClientCertRequested: boolean;
+}
+
+const ALLOW_ALL: Authenticator = {
+  authenticate: () => Promise.resolve({ ok: true, identity: ANONYMOUS }),
+};
+
+/** The client certificate of a TLS socket, as the TLS layer judged it. */
+function peerOf(req: IncomingMessage): PeerCredentials {
+  const socket = req.socket;
+  if (!(socket instanceof TLSSocket)) {
+    return { certificate: undefined, isCertificateTrusted: false, certificateError: undefined };
+  }
+  const cert = socket.getPeerCertificate();
+  const hasCert = cert !== null && typeof cert === "object" && Object.keys(cert).length > 0;
+  const error = socket.authorizationError as Error | string | null | undefined;
+  return {
+    certificate: hasCert ? cert : undefined,
+    isCertificateTrusted: socket.authorized,
+    certificateError: error === null || error === undefined ? undefined : String(error),
+  };
 }
 
 /**
@@ -59,7 +99,11 @@ export class FanoutServer implements UpstreamSink {
   readonly #ingest: Ingest;
   readonly #starter: SessionStarter;
   readonly #wss: WebSocketServer;
-  #http: Server | undefined;
+  readonly #tls: FanoutTls | undefined;
+  readonly #authenticator: Authenticator;
+  /** Authentication outcomes and TLS reloads (registered on the server's registry). */
+  readonly authMetrics: AuthMetrics;
+  #http: Server | HttpsServer | undefined;
   #httpClosed: Promise<void> | undefined;
   #pingTimer: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
@@ -77,6 +121,9 @@ export class FanoutServer implements UpstreamSink {
     this.#hub = deps.hub;
     this.#logger = deps.logger;
     this.#clock = deps.clock ?? Date.now;
+    this.#tls = deps.tls;
+    this.#authenticator = deps.authenticator ?? ALLOW_ALL;
+    this.authMetrics = new AuthMetrics(deps.registry);
     this.#metrics = new FanoutMetrics(deps.registry, {
       activeConnections: () => this.#sessions.size,
       streaming: (view) => this.#sessions.sessionsOf(view).size,
@@ -137,17 +184,47 @@ export class FanoutServer implements UpstreamSink {
     });
   }
 
-  /** Opens the WebSocket listener on its own HTTP server (plain HTTP requests get 426). */
+  /**
+   * Opens the WebSocket listener on its own HTTP(S) server (plain HTTP requests get 426). The time a
+   * connection may take before its upgrade (TLS handshake, request headers) is bounded by the handshake
+   * timeout, as the hello is.
+   */
   async listen(port: number = DEFAULT_FANOUT_PORT, host?: string): Promise<AddressInfo> {
     if (this.#isClosed || this.#isDraining) throw new FanoutError(FanoutErrorCode.closed, "server is closed");
     if (this.#http !== undefined)
       throw new FanoutError(FanoutErrorCode.alreadyListening, "already listening");
-    const server = createServer((_req, res) => {
+    const onRequest = (_req: IncomingMessage, res: ServerResponse): void => {
       res.writeHead(426, { "content-type": "text/plain", upgrade: "websocket" });
       res.end("tabby speaks WebSocket here\n");
-    });
+    };
+    const preUpgradeMs = this.#options.handshakeTimeoutMs;
+    const httpOptions = {
+      headersTimeout: preUpgradeMs,
+      requestTimeout: preUpgradeMs,
+      keepAliveTimeout: Math.min(5000, preUpgradeMs),
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(preUpgradeMs / 4))),
+    };
+    const tls = this.#tls;
+    const server: Server | HttpsServer =
+      tls === undefined
+        ? createServer(httpOptions, onRequest)
+        : createHttpsServer(
+            {
+              ...httpOptions,
+              ...tls.context,
+              requestCert: tls.isClientCertRequested,
+              // Checked at the hello instead: a refusal is a counted 4004, not a TLS alert.
+              rejectUnauthorized: false,
+              handshakeTimeout: preUpgradeMs,
+              minVersion: "TLSv1.2",
+            },
+            onRequest,
+          );
     server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) =>
       this.handleUpgrade(req, socket, head),
+    );
+    server.on("tlsClientError", (err: Error) =>
+      this.#logger.debug({ err: err.message }, "TLS handshake failed on the WebSocket port"),
     );
     server.on("clientError", (err, socket) => {
       this.#logger.debug({ err }, "bad HTTP request on the WebSocket port");
@@ -182,7 +259,20 @@ export class FanoutServer implements UpstreamSink {
       socket.destroy();
       return;
     }
-    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#onConnection(ws));
+    const peer = peerOf(req);
+    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#onConnection(ws, peer));
+  }
+
+  /**
+   * Replaces the listener's certificate, key and CA (a rotated Secret): new connections get them, open
+   * sessions keep theirs. Throws when listening without TLS.
+   */
+  setSecureContext(context: SecureContextOptions): void {
+    const server = this.#http;
+    if (this.#tls === undefined || server === undefined || !("setSecureContext" in server)) {
+      throw new FanoutError(FanoutErrorCode.closed, "not listening with TLS");
+    }
+    server.setSecureContext(context);
   }
 
   // ---- UpstreamSink ----
@@ -310,13 +400,14 @@ export class FanoutServer implements UpstreamSink {
 
   // ---- sessions ----
 
-  #onConnection(ws: WebSocket): void {
+  #onConnection(ws: WebSocket, peer: PeerCredentials): void {
     if (this.#isClosed) {
       ws.terminate();
       return;
     }
     this.#metrics.accepted();
     const s = this.#sessions.open(ws, this.#clock());
+    s.peer = peer;
     ws.on("message", (data: RawData, isBinary: boolean) => this.#onMessage(s, data, isBinary));
     ws.on("error", (err: Error) => this.#onSocketError(s, err));
     ws.once("close", (code: number) => this.#onClose(s, code));
@@ -351,7 +442,7 @@ export class FanoutServer implements UpstreamSink {
       return;
     }
     const message = read.message;
-    if (s.phase === "handshake" && message.t === "hello") {
+    if (s.phase === "handshake" && message.t === "hello" && !s.isAuthenticating) {
       try {
         this.#onHello(s, message);
       } catch (err) {
@@ -370,7 +461,6 @@ export class FanoutServer implements UpstreamSink {
   }
 
   #onHello(s: Session, hello: HelloMessage): void {
-    s.clearHandshakeTimer();
     if (this.#isDraining) {
       this.#closeSession(s, CloseCode.shuttingDown, "shuttingDown", "server shutting down");
       return;
@@ -380,6 +470,52 @@ export class FanoutServer implements UpstreamSink {
       this.#closeSession(s, verdict.code, verdict.reason, verdict.detail);
       return;
     }
+    // The handshake timer keeps running while the credentials are checked: a slow review is bounded too.
+    s.isAuthenticating = true;
+    this.#authenticator.authenticate({ ...s.peer, token: hello.token, signal: s.closedSignal }).then(
+      (result) => this.#onAuthenticated(s, verdict, result),
+      (err: unknown) => {
+        this.#logger.error({ err, session: s.id }, "authentication failed");
+        this.#closeSession(s, INTERNAL_ERROR_CLOSE_CODE, "internalError", "internal error");
+      },
+    );
+  }
+
+  #onAuthenticated(s: Session, verdict: HelloAccepted, result: AuthResult): void {
+    s.isAuthenticating = false;
+    if (s.closeCode !== undefined || s.isClosed) return;
+    if (this.#isDraining) {
+      this.#closeSession(s, CloseCode.shuttingDown, "shuttingDown", "server shutting down");
+      return;
+    }
+    const decision = result.ok
+      ? (authorizeView(result.identity, verdict.view, verdict.node) ?? result)
+      : result;
+    if (!decision.ok) {
+      this.authMetrics.refused(decision.reason);
+      this.#logger.debug(
+        { session: s.id, reason: decision.reason, detail: decision.detail },
+        "client refused",
+      );
+      if (decision.reason === "review-unavailable") {
+        this.#closeSession(s, CloseCode.authUnavailable, "authUnavailable", decision.detail);
+      } else {
+        this.#closeSession(s, CloseCode.unauthorized, "unauthorized", decision.detail);
+      }
+      return;
+    }
+    this.authMetrics.accepted(decision.identity);
+    s.identity = decision.identity;
+    try {
+      this.#startSession(s, verdict);
+    } catch (err) {
+      this.#logger.error({ err, session: s.id }, "session start failed");
+      this.#closeSession(s, INTERNAL_ERROR_CLOSE_CODE, "internalError", "internal error");
+    }
+  }
+
+  #startSession(s: Session, verdict: HelloAccepted): void {
+    s.clearHandshakeTimer();
     s.view = verdict.view;
     s.node = verdict.node;
     s.features = new Set(verdict.features);

@@ -2,6 +2,16 @@ import { WebSocket } from "ws";
 import { encodeMessage } from "../../../proto/codec.js";
 import type { ViewName } from "../../../proto/messages.js";
 import type { DeltaEncodingBits } from "../../snapshot/delta-frames.js";
+import type { AuthRequest, PeerIdentity } from "../auth/types.js";
+
+/** What the TLS layer said about the client, kept from the upgrade request until the hello. */
+export type PeerCredentials = Pick<AuthRequest, "certificate" | "isCertificateTrusted" | "certificateError">;
+
+const NO_PEER: PeerCredentials = {
+  certificate: undefined,
+  isCertificateTrusted: false,
+  certificateError: undefined,
+};
 
 /**
  * handshake: waiting for the hello. syncing: welcome sent, snapshot or resume deltas in flight (no live
@@ -27,6 +37,14 @@ export class Session {
   /** How this session's `deltas` frames are encoded (DeltaEncoding bits, from its features). */
   deltaEncoding: DeltaEncodingBits = 0;
   clientName = "";
+  /** The TLS client certificate and whether it chains to the client CA. */
+  peer: PeerCredentials = NO_PEER;
+  /** Who the client is, once its hello was authenticated. */
+  identity: PeerIdentity | undefined;
+  /** True while the hello is being authenticated (a second hello then is out of order). */
+  isAuthenticating = false;
+  /** Aborted when the socket closes: stops an authentication in progress from waiting. */
+  readonly #closedController = new AbortController();
   /** Every change of the view (for this node) up to this revision has been sent. */
   cursor = 0;
   /** Behind: gets no live frames until its socket drains and it is caught up. */
@@ -55,6 +73,11 @@ export class Session {
     this.ws = ws;
     this.lastPongAtMs = nowMs;
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
+  }
+
+  /** Aborted once the socket has closed. */
+  get closedSignal(): AbortSignal {
+    return this.#closedController.signal;
   }
 
   /** True once the socket has closed (a getter, so that checks after an await are not narrowed away). */
@@ -136,6 +159,7 @@ export class Session {
     if (this.#closeTimer !== undefined) clearTimeout(this.#closeTimer);
     this.#closeTimer = undefined;
     this.#wakeDrainWaiters();
+    this.#closedController.abort();
     this.#resolveClosed();
   }
 

@@ -1,6 +1,8 @@
 import { createServer } from "node:http";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
+import type { SecureContextOptions } from "node:tls";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import { HttpServerError, HttpServerErrorCode } from "./errors.js";
@@ -25,11 +27,15 @@ export interface HttpServersDeps {
   /** Why the server is not ready, for the /readyz 503 body. Optional. */
   notReadyReason?(): string | undefined;
   readonly logger: Logger;
+  /** Serve HTTPS with this certificate and key (no client certificates asked). Default plain HTTP. */
+  readonly tls?: SecureContextOptions;
 }
 
 export interface HttpServers {
   readonly healthPort: number;
   readonly metricsPort: number;
+  /** Replaces the certificate of HTTPS listeners (a rotated Secret). No-op on plain HTTP. */
+  setSecureContext(context: SecureContextOptions): void;
   /** Closes the listeners and every open connection. Idempotent. */
   close(): Promise<void>;
 }
@@ -97,13 +103,30 @@ function handle(servers: Server[], healthPort: number, metricsPort: number): Htt
     healthPort,
     metricsPort,
     close: () => (closing ??= closeAll(servers)),
+    setSecureContext: (context) => {
+      for (const server of servers) {
+        if ("setSecureContext" in server && typeof server.setSecureContext === "function") {
+          (server as unknown as { setSecureContext(c: SecureContextOptions): void }).setSecureContext(
+            context,
+          );
+        }
+      }
+    },
   };
 }
 
 async function listen(deps: HttpServersDeps, routes: Record<string, Route>, port: number): Promise<Server> {
-  const server = createServer((req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     void serve(deps, routes, req, res);
-  });
+  };
+  const timeouts = { headersTimeout: 10_000, requestTimeout: 30_000 };
+  const server: Server =
+    deps.tls === undefined
+      ? createServer(timeouts, onRequest)
+      : createHttpsServer(
+          { ...timeouts, cert: deps.tls.cert, key: deps.tls.key, minVersion: "TLSv1.2" },
+          onRequest,
+        );
   server.on("clientError", (err, socket) => {
     deps.logger.debug({ err }, "bad HTTP request");
     socket.destroy();

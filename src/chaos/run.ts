@@ -1,0 +1,388 @@
+import { mkdtemp, readdir, readlink, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { ResourceValue, ViewName } from "../../proto/messages.js";
+import { loopbackServeArgs } from "../cli/args.js";
+import { spawnTabby } from "../cli/ipc.js";
+import type { TabbyChild } from "../cli/ipc.js";
+import { TabbyClient } from "../client/index.js";
+import { ChurnGenerator, seedCluster, startSimulator } from "../sim/index.js";
+import type { Simulator } from "../sim/index.js";
+import { canonicalJson, diffMirror, expectedView } from "./expected.js";
+import type { MirrorDiff } from "./expected.js";
+import { ChaosProxy } from "./proxy.js";
+import { laneOf, makeSchedule } from "./schedule.js";
+import type { Fault, FaultKind } from "./schedule.js";
+
+export interface RunOptions {
+  readonly seed: number;
+  readonly agents: number;
+  readonly nodes: number;
+  readonly servers: number;
+  /** Churn and faults last this long, ms. */
+  readonly durationMs: number;
+  /** Object writes per second during the run. */
+  readonly churnPerSecond: number;
+  /** Faults per run, [min, max]. */
+  readonly faults: readonly [number, number];
+  /** A run whose mirrors are not all equal to the cluster this long after the last fault is divergent. */
+  readonly settleTimeoutMs: number;
+  readonly kinds?: readonly FaultKind[];
+}
+
+/** File descriptors, sockets and RSS of one server process. */
+export interface ProcFootprint {
+  readonly pid: number;
+  readonly fds: number;
+  readonly sockets: number;
+  readonly rssBytes: number;
+}
+
+export interface ServerReport {
+  readonly server: number;
+  /** After the agents synced, before the first fault. */
+  readonly before: ProcFootprint | undefined;
+  /** After the run settled (a restarted server: its last process). */
+  readonly after: ProcFootprint | undefined;
+  readonly restarts: number;
+}
+
+export interface MirrorFailure {
+  readonly agent: number;
+  readonly view: ViewName;
+  readonly node: string | undefined;
+  readonly state: string;
+  readonly diff: MirrorDiff | undefined;
+}
+
+export interface RunResult {
+  readonly seed: number;
+  readonly isDivergent: boolean;
+  /** From the end of the last fault (and of the churn) to every mirror equal and in sync, seconds. */
+  readonly convergeSeconds: number | undefined;
+  readonly schedule: readonly Fault[];
+  readonly faultsByKind: Readonly<Record<string, number>>;
+  readonly changes: number;
+  readonly mirrors: number;
+  readonly failures: readonly MirrorFailure[];
+  readonly servers: readonly ServerReport[];
+  readonly durationSeconds: number;
+}
+
+const VIEWS_CYCLE: readonly ViewName[] = ["felix", "bgp", "node-status", "tunnel-ip-allocation"];
+const NODE_SCOPED: ReadonlySet<ViewName> = new Set(["felix", "bgp", "node-status"]);
+
+/** Reads fds, sockets and RSS of a process from /proc; undefined when it is gone (or not Linux). */
+export async function footprint(pid: number | undefined): Promise<ProcFootprint | undefined> {
+  if (pid === undefined) return undefined;
+  try {
+    const dir = `/proc/${pid}/fd`;
+    const fds = await readdir(dir);
+    let sockets = 0;
+    for (const fd of fds) {
+      try {
+        if ((await readlink(join(dir, fd))).startsWith("socket:")) sockets++;
+      } catch {
+        // The fd closed between readdir and readlink: not counted.
+      }
+    }
+    const status = await readFile(`/proc/${pid}/status`, "utf8");
+    const rss = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
+    return { pid, fds: fds.length, sockets, rssBytes: rss === null ? 0 : Number(rss[1]) * 1024 };
+  } catch {
+    return undefined;
+  }
+}
+
+/** One tabby server child process behind its proxy; restartable. */
+class ServerSlot {
+  child: TabbyChild | undefined;
+  restarts = 0;
+  readonly #args: readonly string[];
+  readonly proxy: ChaosProxy;
+
+  constructor(args: readonly string[], proxy: ChaosProxy) {
+    this.#args = args;
+    this.proxy = proxy;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.process.pid;
+  }
+
+  async start(): Promise<void> {
+    this.child = await spawnTabby(this.#args, { timeoutMs: 60_000 });
+    this.proxy.targetPort = Number(this.child.ready.port);
+  }
+
+  /** Sends `signal`, waits for the exit, starts a new process. */
+  async restart(signal: "SIGKILL" | "SIGTERM"): Promise<void> {
+    const child = this.child;
+    if (child !== undefined && child.process.exitCode === null && child.process.signalCode === null) {
+      const exited = new Promise<void>((resolve) => child.process.once("exit", () => resolve()));
+      child.process.kill(signal);
+      await exited;
+    }
+    this.restarts++;
+    await this.start();
+  }
+
+  signal(signal: "SIGSTOP" | "SIGCONT"): void {
+    const p = this.child?.process;
+    if (p !== undefined && p.exitCode === null && p.signalCode === null) p.kill(signal);
+  }
+
+  async stop(): Promise<void> {
+    this.signal("SIGCONT");
+    await this.child?.stop(3000);
+  }
+}
+
+interface Context {
+  readonly sim: Simulator;
+  readonly slots: readonly ServerSlot[];
+  readonly signal: AbortSignal;
+}
+
+/** Applies one fault and resolves when it is over (a stall lifted, a server back). */
+async function applyFault(f: Fault, c: Context): Promise<void> {
+  const slot = c.slots[f.server % c.slots.length]!;
+  const wait = (ms: number): Promise<void> =>
+    sleep(ms, undefined, { signal: c.signal }).catch(() => undefined);
+  switch (f.kind) {
+    case "watch-drop":
+      c.sim.faults.dropWatches();
+      return;
+    case "watch-stall":
+      c.sim.faults.stallWatches(true);
+      await wait(f.durationMs);
+      c.sim.faults.stallWatches(false);
+      return;
+    case "watch-410":
+      c.sim.faults.expireWatches();
+      return;
+    case "api-500":
+      c.sim.faults.failRequests(500, f.durationMs);
+      await wait(f.durationMs);
+      return;
+    case "api-429":
+      c.sim.faults.failRequests(429, f.durationMs);
+      await wait(f.durationMs);
+      return;
+    case "api-restart-compact":
+      c.sim.faults.setHistoryLimit(5);
+      await c.sim.restart();
+      c.sim.faults.setHistoryLimit(10_000);
+      return;
+    case "api-pause":
+      c.sim.faults.pause(true);
+      await wait(f.durationMs);
+      c.sim.faults.pause(false);
+      return;
+    case "server-kill9":
+      await slot.restart("SIGKILL");
+      return;
+    case "server-term":
+      await slot.restart("SIGTERM");
+      return;
+    case "server-stop-cont":
+      slot.signal("SIGSTOP");
+      await wait(f.durationMs);
+      slot.signal("SIGCONT");
+      return;
+    case "proxy-cut":
+      slot.proxy.cutAll();
+      return;
+    case "proxy-delay":
+      slot.proxy.setDelay(f.delayMs ?? 100);
+      await wait(f.durationMs);
+      slot.proxy.setDelay(0);
+      return;
+    case "proxy-truncate":
+      slot.proxy.truncateNext();
+      return;
+    case "proxy-stall":
+      slot.proxy.stall(true);
+      await wait(f.durationMs);
+      slot.proxy.stall(false);
+      return;
+  }
+}
+
+/** Runs the schedule: each fault at its time, one at a time per lane (upstream, each server, each proxy). */
+async function runSchedule(schedule: readonly Fault[], c: Context): Promise<void> {
+  const startedMs = Date.now();
+  const lanes = new Map<string, Promise<void>>();
+  for (const f of schedule) {
+    const lane = laneOf(f);
+    const prev = lanes.get(lane) ?? Promise.resolve();
+    lanes.set(
+      lane,
+      prev.then(async () => {
+        const waitMs = startedMs + f.atMs - Date.now();
+        if (waitMs > 0) await sleep(waitMs, undefined, { signal: c.signal }).catch(() => undefined);
+        if (!c.signal.aborted) await applyFault(f, c);
+      }),
+    );
+  }
+  await Promise.all(lanes.values());
+}
+
+interface Agent {
+  readonly index: number;
+  readonly view: ViewName;
+  readonly node: string | undefined;
+  readonly client: TabbyClient;
+}
+
+/** One seeded chaos run: a fresh simulator, servers, proxies and agents; faults under churn; then the check. */
+export async function chaosRun(o: RunOptions): Promise<RunResult> {
+  const startedMs = Date.now();
+  const schedule = makeSchedule(o.seed, {
+    durationMs: o.durationMs,
+    servers: o.servers,
+    faults: o.faults,
+    ...(o.kinds !== undefined && { kinds: o.kinds }),
+  });
+  const faultsByKind: Record<string, number> = {};
+  for (const f of schedule) faultsByKind[f.kind] = (faultsByKind[f.kind] ?? 0) + 1;
+  const abort = new AbortController();
+  const dir = await mkdtemp(join(tmpdir(), "tabby-chaos-"));
+  const cleanups: (() => Promise<unknown>)[] = [() => rm(dir, { recursive: true, force: true })];
+  const agents: Agent[] = [];
+  try {
+    const sim = await startSimulator({ host: "127.0.0.1", port: 0, bookmarkIntervalMs: 2000 });
+    cleanups.push(() => sim.close());
+    const seeded = seedCluster(sim, { nodes: o.nodes, podsPerNode: 2, seed: o.seed });
+    const kubeconfig = join(dir, "kubeconfig");
+    await writeFile(kubeconfig, sim.kubeconfigYaml());
+    const args = loopbackServeArgs(kubeconfig, {
+      extra: [
+        "--drain-ms",
+        "300",
+        "--stale-after-ms",
+        "1500",
+        "--upstream-probe-ms",
+        "300",
+        "--upstream-probe-timeout-ms",
+        "500",
+        "--watchdog-ms",
+        "5000",
+        "--max-lag-ms",
+        "5000",
+      ],
+    });
+    const slots: ServerSlot[] = [];
+    for (let i = 0; i < o.servers; i++) {
+      const proxy = new ChaosProxy(0);
+      await proxy.listen();
+      cleanups.push(() => proxy.close());
+      slots.push(new ServerSlot(args, proxy));
+    }
+    cleanups.push(() => Promise.all(slots.map((s) => s.stop())));
+    await Promise.all(slots.map((s) => s.start()));
+
+    for (let i = 0; i < o.agents; i++) {
+      const view = VIEWS_CYCLE[i % VIEWS_CYCLE.length]!;
+      const node = NODE_SCOPED.has(view) ? seeded.nodes[i % seeded.nodes.length] : undefined;
+      // Each agent prefers a different server first; all know every server.
+      const urls = slots.map((_, j) => `ws://127.0.0.1:${slots[(i + j) % slots.length]!.proxy.port}`);
+      const client = new TabbyClient({
+        servers: urls,
+        view,
+        ...(node !== undefined && { nodeName: node }),
+        clientName: `chaos-${i}`,
+        backoffInitialMs: 50,
+        backoffMaxMs: 1000,
+        connectTimeoutMs: 2000,
+        readTimeoutMs: 4000,
+      });
+      client.on("error", () => undefined); // errors are expected under faults; the check is the mirror
+      agents.push({ index: i, view, node, client });
+      client.start();
+    }
+    cleanups.push(() => Promise.all(agents.map((a) => a.client.destroy())));
+    await withTimeout(
+      Promise.all(agents.map((a) => a.client.synced())),
+      60_000,
+      "the agents did not sync before the faults",
+    );
+    const before = await Promise.all(slots.map((s) => footprint(s.pid)));
+
+    const churn = new ChurnGenerator(sim, { ratePerSecond: o.churnPerSecond, seed: o.seed });
+    churn.start();
+    const context: Context = { sim, slots, signal: abort.signal };
+    const faults = runSchedule(schedule, context);
+    await sleep(o.durationMs);
+    churn.stop();
+    await faults;
+    const quietFromMs = Date.now();
+
+    // Settle: every mirror equal to the cluster converted, and in sync.
+    const wanted = new Map<string, { map: Map<string, ResourceValue>; json: Map<string, string> }>();
+    for (const a of agents) {
+      const id = `${a.view}/${a.node ?? ""}`;
+      if (wanted.has(id)) continue;
+      const map = expectedView(sim, a.view, a.node);
+      wanted.set(id, { map, json: new Map([...map].map(([k, v]) => [k, canonicalJson(v)])) });
+    }
+    const check = (): MirrorFailure[] => {
+      const out: MirrorFailure[] = [];
+      for (const a of agents) {
+        const w = wanted.get(`${a.view}/${a.node ?? ""}`)!;
+        const diff = diffMirror((k) => a.client.get(k), a.client.keys(), w.map, w.json);
+        const state = a.client.status.state;
+        if (diff !== undefined || state !== "in-sync") {
+          out.push({ agent: a.index, view: a.view, node: a.node, state, diff });
+        }
+      }
+      return out;
+    };
+    let failures = check();
+    while (failures.length > 0 && Date.now() - quietFromMs < o.settleTimeoutMs) {
+      await sleep(100);
+      failures = check();
+    }
+    const convergeSeconds = failures.length === 0 ? (Date.now() - quietFromMs) / 1000 : undefined;
+    const after = await Promise.all(slots.map((s) => footprint(s.pid)));
+    return {
+      seed: o.seed,
+      isDivergent: failures.length > 0,
+      convergeSeconds,
+      schedule,
+      faultsByKind,
+      changes: churn.changes,
+      mirrors: agents.length,
+      failures: failures.slice(0, 20),
+      servers: slots.map((s, i) => ({ server: i, before: before[i], after: after[i], restarts: s.restarts })),
+      durationSeconds: (Date.now() - startedMs) / 1000,
+    };
+  } finally {
+    abort.abort();
+    for (const c of cleanups.reverse()) {
+      try {
+        await c();
+      } catch (err) {
+        // Teardown goes on: what failed to close is reported, the next run starts from scratch anyway.
+        process.stderr.write(
+          `chaos: teardown of run ${o.seed}: ${err instanceof Error ? err.message : String(err)}\n`,
+        );
+      }
+    }
+  }
+}
+
+async function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(message)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,13 @@
+export { PolicyAuthenticator, authorizeView } from "./authenticator.js";
+export type { AuthPolicy } from "./authenticator.js";
+export { checkCertificate, uriSansOf } from "./certificate-identity.js";
+export type { AllowedCertificateIdentity } from "./certificate-identity.js";
+export { KubeConfigApi } from "./kube-api.js";
+export type { KubeApi, KubeJsonResponse } from "./kube-api.js";
+export { AuthMetrics } from "./metrics.js";
+export { TOKEN_REVIEW_DEFAULTS, TokenReviewer, jwtExpiryMs } from "./token-review.js";
+export type { TokenReviewOptions } from "./token-review.js";
+export { TlsFileWatcher, TlsFilesError, loadTlsFiles } from "./tls-files.js";
+export type { TlsFilePaths, TlsFilesDeps } from "./tls-files.js";
+export { ANONYMOUS, AUTH_REFUSAL_REASONS } from "./types.js";
+export type { AuthRefusalReason, AuthRequest, AuthResult, Authenticator, PeerIdentity } from "./types.js";
