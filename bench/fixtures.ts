@@ -1,5 +1,5 @@
 import type { ResourceValue } from "../proto/messages.js";
-import { convert, RESOURCES, resourceId } from "../src/server/datastore/index.js";
+import { convert, RESOURCES, resourceId, staticEntries } from "../src/server/datastore/index.js";
 import { SERVED_KINDS } from "../src/server/main.js";
 import { seedCluster } from "../src/sim/seed.js";
 import { startSimulator } from "../src/sim/index.js";
@@ -20,7 +20,12 @@ export async function realisticCluster(nodes: number, podsPerNode: number): Prom
     const entries: [string, ResourceValue][] = [];
     const byKind: Record<string, number> = {};
     // Only the kinds the server watches (those some view serves), as `tabby serve` stores them.
-    for (const resource of RESOURCES.filter((r) => r.kinds.some((k) => SERVED_KINDS.includes(k)))) {
+    const served = RESOURCES.filter((r) => r.kinds.some((k) => SERVED_KINDS.includes(k)));
+    for (const { key, value } of staticEntries(served)) {
+      entries.push([key, value]);
+      byKind.Profile = (byKind.Profile ?? 0) + 1;
+    }
+    for (const resource of served) {
       for (const obj of sim.list(resourceId(resource))) {
         const result = convert(resourceId(resource), obj);
         if (result === null || result.value === null) continue;

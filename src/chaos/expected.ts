@@ -1,5 +1,5 @@
 import type { ResourceValue, ViewName } from "../../proto/messages.js";
-import { convert, RESOURCES, resourceId } from "../server/datastore/index.js";
+import { convert, RESOURCES, resourceId, staticEntries } from "../server/datastore/index.js";
 import { SimError, SimErrorCode } from "../sim/index.js";
 import type { Simulator } from "../sim/index.js";
 import { kindOfKey } from "../snapshot/keys.js";
@@ -9,6 +9,10 @@ import { nodeOf, VIEWS } from "../snapshot/kinds.js";
 export function expectedView(sim: Simulator, view: ViewName, node?: string): Map<string, ResourceValue> {
   const out = new Map<string, ResourceValue>();
   const def = VIEWS[view];
+  // Calico's own values, backed by no object (the default-allow Profile).
+  for (const { key, value } of staticEntries(RESOURCES)) {
+    if (def.kinds.has(kindOfKey(key) as never)) out.set(key, value);
+  }
   for (const resource of RESOURCES) {
     let objects;
     try {

@@ -40,6 +40,11 @@ export function loopbackServeArgs(
     // Loopback tools: agents connect without credentials (the server logs a warning).
     "--insecure-allow-anonymous",
     "true",
+    // Every agent comes from 127.0.0.1, thousands at once in the load test.
+    "--max-handshaking-per-source",
+    "0",
+    "--max-handshaking-connections",
+    "100000",
     ...(options.extra ?? []),
   ];
 }

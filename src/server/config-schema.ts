@@ -102,6 +102,23 @@ export const SERVE_SETTINGS = [
     description: "sessions beyond this are refused with close 4010",
   },
   {
+    field: "maxHandshakingConnections",
+    type: "int",
+    default: 1000,
+    min: 1,
+    max: 1_000_000,
+    description:
+      "connections not yet authenticated (TLS, upgrade, hello, review) at once; beyond this the oldest is cut",
+  },
+  {
+    field: "maxHandshakingPerSource",
+    type: "int",
+    default: 64,
+    min: 0,
+    max: 1_000_000,
+    description: "connections not yet authenticated per source address (0: no cap, behind a trusted proxy)",
+  },
+  {
     field: "softBufferedBytes",
     type: "int",
     default: 1 * MiB,

@@ -17,6 +17,8 @@ export interface ServeConfig {
   readonly pongTimeoutMs: number;
   readonly maxInboundFrameBytes: number;
   readonly maxConnections: number;
+  readonly maxHandshakingConnections: number;
+  readonly maxHandshakingPerSource: number;
   readonly softBufferedBytes: number;
   readonly maxLagMs: number;
   readonly drainMs: number;

@@ -17,6 +17,7 @@ import {
   TokenReviewer,
 } from "./auth/index.js";
 import type { AuthPolicy } from "./auth/index.js";
+import { flagOf } from "./config-schema.js";
 import { ConfigError, listOf } from "./config.js";
 import type { ServeConfig } from "./config.js";
 import { Datastore } from "./datastore/index.js";
@@ -107,7 +108,9 @@ export async function runServer(config: ServeConfig, deps: ServerDeps): Promise<
         onResult: (isOk) => onTlsResult(isOk),
       });
     } catch (err) {
-      if (err instanceof TlsFilesError) throw new ConfigError(err.field, err.message);
+      if (err instanceof TlsFilesError) {
+        throw new ConfigError(err.field, `${err.field} (${flagOf(err.field)}): ${err.message}`);
+      }
       throw err;
     }
   }
@@ -162,6 +165,8 @@ export async function runServer(config: ServeConfig, deps: ServerDeps): Promise<
       pongTimeoutMs: config.pongTimeoutMs,
       maxInboundFrameBytes: config.maxInboundFrameBytes,
       maxConnections: config.maxConnections,
+      maxHandshakingConnections: config.maxHandshakingConnections,
+      maxHandshakingPerSource: config.maxHandshakingPerSource,
       softBufferedBytes: config.softBufferedBytes,
       maxLagMs: config.maxLagMs,
       snapshotReuseMs: config.snapshotReuseMs,

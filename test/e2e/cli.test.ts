@@ -10,7 +10,7 @@ import { CloseCode } from "../../proto/close-codes.js";
 import { loopbackServeArgs } from "../../src/cli/args.js";
 import { spawnTabby } from "../../src/cli/ipc.js";
 import type { TabbyChild } from "../../src/cli/ipc.js";
-import { convert, RESOURCES, resourceId } from "../../src/server/datastore/index.js";
+import { convert, RESOURCES, resourceId, staticEntries } from "../../src/server/datastore/index.js";
 import { seedCluster } from "../../src/sim/churn.js";
 import { startSimulator } from "../../src/sim/index.js";
 import type { Simulator } from "../../src/sim/index.js";
@@ -46,6 +46,9 @@ async function serve(kubeconfig: string, extra: string[] = []): Promise<TabbyChi
 function expectedView(sim: Simulator, view: keyof typeof VIEWS, node?: string): Map<string, ResourceValue> {
   const out = new Map<string, ResourceValue>();
   const def = VIEWS[view];
+  for (const { key, value } of staticEntries(RESOURCES)) {
+    if (def.kinds.has(kindOfKey(key) as never)) out.set(key, value);
+  }
   for (const resource of RESOURCES) {
     for (const obj of sim.list(resourceId(resource))) {
       const r = convert(resourceId(resource), obj);

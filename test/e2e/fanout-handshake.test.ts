@@ -81,19 +81,20 @@ describe("fan-out handshake", () => {
     expect(h.server.status().counters.badFrames).toEqual({ "out-of-order": 1, "not-msgpack": 1 });
   });
 
-  it("refuses connections beyond maxConnections at accept", async () => {
+  it("refuses sessions beyond maxConnections (handshaking connections take no slot)", async () => {
     const h = await startFanout({ options: { maxConnections: 2 } });
     const observer = await RawClient.live(h.url, hello({ view: "felix" }));
-    const second = await RawClient.connect(h.url, null);
+    const handshaking = await RawClient.connect(h.url, null);
+    const second = await RawClient.live(h.url, hello({ view: "felix" }));
     const third = await RawClient.connect(h.url, null);
     await expectRejected(third, CloseCode.tooManyConnections);
-    expect(second.closeCode).toBeUndefined();
+    expect(handshaking.closeCode).toBeUndefined();
     await expectStillReceiving(h, observer);
     second.ws.close();
     await second.closed;
     const fourth = await RawClient.live(h.url, hello({ view: "felix" }));
     expect(fourth.welcome?.mode).toBe("snapshot");
-    expect(await metricValue(h.registry, "tabby_connections_accepted_total")).toBe(4);
+    expect(await metricValue(h.registry, "tabby_connections_accepted_total")).toBe(5);
   });
 
   it("answers plain HTTP on the WebSocket port with 426", async () => {

@@ -5,11 +5,15 @@
  */
 import { mkdir, rename, symlink, unlink, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { get as httpsGet } from "node:https";
 import { connect } from "node:tls";
-import { describe, expect, it } from "vitest";
+import { Counter, Registry } from "prom-client";
+import { describe, expect, it, onTestFinished } from "vitest";
 import { CloseCode } from "../../proto/close-codes.js";
+import { dumpView, tokenFromFile } from "../../src/cli/dump.js";
 import { ClientErrorCode } from "../../src/client/index.js";
 import { PolicyAuthenticator, TlsFileWatcher } from "../../src/server/auth/index.js";
+import { startHttpServers } from "../../src/server/http/index.js";
 import type { AllowedCertificateIdentity } from "../../src/server/auth/index.js";
 import { createTestPki } from "../support/pki.js";
 import type { KeyPair, TestPki } from "../support/pki.js";
@@ -95,6 +99,80 @@ describe("wss with the client library", () => {
     client.start();
     await inSync(client);
     expect(await metricValue(h.registry, "tabby_auth_accepted_total", { method: "certificate" })).toBe(1);
+  });
+});
+
+describe("metrics and health over HTTPS (--http-tls)", () => {
+  it("serves /metrics over TLS and takes a rotated certificate for new connections", async () => {
+    const { pki, server } = await serverPki();
+    const next = await pki.issue("server-2", { cn: "tabby-server-2", san: SERVER_SAN, usage: "server" });
+    const registry = new Registry();
+    const http = await startHttpServers({
+      host: "127.0.0.1",
+      healthPort: 0,
+      metricsPort: 0,
+      registry,
+      isReady: () => true,
+      isLive: () => true,
+      status: () => ({}),
+      logger: silentLogger,
+      tls: { cert: server.cert, key: server.key },
+    });
+    onTestFinished(() => http.close());
+    new Counter({ name: "tabby_probe_total", help: "probe", registers: [registry] }).inc();
+    const body = await new Promise<string>((resolve, reject) => {
+      httpsGet(
+        {
+          host: "127.0.0.1",
+          port: http.metricsPort,
+          path: "/metrics",
+          ca: pki.ca.cert,
+          servername: "localhost",
+        },
+        (res) => {
+          let text = "";
+          res.on("data", (c: Buffer) => (text += c.toString()));
+          res.on("end", () => resolve(text));
+        },
+      ).once("error", reject);
+    });
+    expect(body).toContain("tabby_probe_total 1");
+    const before = await servedFingerprint(http.healthPort, pki.ca.cert);
+    http.setSecureContext({ cert: next.cert, key: next.key });
+    expect(await servedFingerprint(http.healthPort, pki.ca.cert)).not.toBe(before);
+  });
+});
+
+describe("tabby dump's TLS and token options", () => {
+  it("dumps a view over wss, reading the token file before each connection", async () => {
+    const { pki, server } = await serverPki();
+    const tokens: (string | undefined)[] = [];
+    const h = await startFanout({
+      tls: { context: { cert: server.cert, key: server.key }, isClientCertRequested: false },
+      authenticator: {
+        authenticate: (request) => {
+          tokens.push(request.token);
+          return Promise.resolve(
+            request.token === "rotated-2"
+              ? { ok: true, identity: { method: "token", subject: "t", node: undefined, isNodeBound: false } }
+              : { ok: false, reason: "token-invalid", detail: "no" },
+          );
+        },
+      },
+    });
+    h.server.upsert("IPPool/a", resource("IPPool", "a"));
+    h.server.flushNow();
+    const tokenFile = path.join(pki.dir, "token");
+    await writeFile(tokenFile, "rotated-2\n");
+    const lines = await dumpView({
+      servers: [h.url],
+      view: "felix",
+      timeoutMs: 10_000,
+      tls: { ca: pki.ca.cert },
+      token: tokenFromFile(tokenFile),
+    });
+    expect(lines.map((l) => (JSON.parse(l) as { key: string }).key)).toEqual(["IPPool/a"]);
+    expect(tokens).toEqual(["rotated-2"]);
   });
 });
 

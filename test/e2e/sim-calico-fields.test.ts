@@ -174,6 +174,13 @@ function expectSeededValues(sim: Simulator, felix: TabbyClient): void {
   });
   expect(metaOf(rr).labels).toMatchObject({ "route-reflector": "true", "calico-rack": "rack-0" });
 
+  // Calico's static default-allow profile, which the seeded host endpoints name.
+  expect(specOf(felix.get("Profile/projectcalico-default-allow"))).toEqual({
+    ingress: [{ action: "Allow" }],
+    egress: [{ action: "Allow" }],
+  });
+  // Tiers carry Calico's defaults; the seeded ones set both.
+  expect(specOf(felix.get("Tier/default"))).toEqual({ order: 1_000_000, defaultAction: "Deny" });
   // Profiles carry a uid derived from the namespace's.
   const namespace = sim.get("namespaces", undefined, "app-00")!;
   expect(metaOf(felix.get("Profile/kns.app-00")).uid).toBe(convertUid(namespace.metadata.uid));

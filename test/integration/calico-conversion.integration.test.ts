@@ -242,6 +242,12 @@ async function writeCluster(): Promise<void> {
     "untyped",
   );
 
+  // A Tier without order or default action (Calico's Tier client fills both in).
+  await create(
+    "/apis/crd.projectcalico.org/v1/tiers",
+    { apiVersion: "crd.projectcalico.org/v1", kind: "Tier", metadata: { name: "app" }, spec: {} },
+    "tier",
+  );
   // A Calico CR as calicoctl writes it on the v1 CRDs: `default.` name, v3 metadata packed.
   await create(
     "/apis/crd.projectcalico.org/v1/globalnetworkpolicies",
@@ -478,6 +484,17 @@ describe("Calico's conversion of objects written through kube-apiserver 1.20", (
       egress: [{ action: "Allow", protocol: "UDP", destination: { ports: [53] } }],
       selector: K8S,
       types: ["Ingress", "Egress"],
+    });
+  });
+
+  it("Calico's own values: the default-allow profile, Tier defaults", () => {
+    expect(valueOf("Profile/projectcalico-default-allow").spec).toEqual({
+      ingress: [{ action: "Allow" }],
+      egress: [{ action: "Allow" }],
+    });
+    expect(valueOf("Tier/app")).toMatchObject({
+      metadata: { name: "app", uid: convertUid(uids.get("tier")!) },
+      spec: { order: 1_000_000, defaultAction: "Deny" },
     });
   });
 

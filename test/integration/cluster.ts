@@ -62,6 +62,8 @@ export interface Cluster {
   readonly token: string;
   /** PEM file of the CA (the self-signed serving certificate). */
   readonly caPath: string;
+  /** PEM private key kube-apiserver signs ServiceAccount tokens with (tests forge expired tokens). */
+  readonly serviceAccountKeyPath: string;
   /** etcd client URL (`http://127.0.0.1:PORT`). */
   readonly etcdUrl: string;
   kubeConfig(): KubeConfig;
@@ -230,6 +232,7 @@ function makeCluster(
     url: endpoint.url,
     token: endpoint.token,
     caPath,
+    serviceAccountKeyPath: spec.credentials.serviceAccountKeyPath,
     etcdUrl: etcd.url,
     kubeConfig() {
       const kc = new KubeConfig();

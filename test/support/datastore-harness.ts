@@ -7,7 +7,7 @@ import pino from "pino";
 import { Registry } from "prom-client";
 import { onTestFinished, vi } from "vitest";
 import type { ResourceValue } from "../../proto/messages.js";
-import { Datastore, resourceId } from "../../src/server/datastore/index.js";
+import { Datastore, resourceId, staticEntries } from "../../src/server/datastore/index.js";
 import type { DatastoreOptions, KubeObject } from "../../src/server/datastore/index.js";
 import { startSimulator } from "../../src/sim/index.js";
 import type { Simulator, SimulatorOptions } from "../../src/sim/index.js";
@@ -102,6 +102,7 @@ export async function startHarness(
 
   const expected = (): Map<string, ResourceValue> => {
     const out = new Map<string, ResourceValue>();
+    for (const { key, value } of staticEntries(ds.resources)) out.set(key, value);
     for (const r of ds.resources) {
       let objects: readonly KubeObject[];
       try {

@@ -295,3 +295,28 @@ describe("v1 CRs: Calico's v3 metadata (ConvertK8sResourceToCalicoResource)", ()
     expect(convertCalicoCrd("GlobalNetworkPolicy", false, obj)?.key).toBe("GlobalNetworkPolicy/y");
   });
 });
+
+// resources/tiers.go: the Tier client's versionconverter (tierDefaulter → lib/resources DefaultTierFields)
+// runs for either API group.
+describe("Tier defaults (DefaultTierFields)", () => {
+  const uid = "0f3a5c7e-9b1d-4f2a-8c4e-6a8b0c2d4e6f";
+  it("fills in order 1000000 and defaultAction Deny when absent, for either API group", () => {
+    for (const group of ["crd.projectcalico.org/v1", "projectcalico.org/v3"] as const) {
+      const bare = convertCalicoCrd("Tier", false, { metadata: { name: "t", uid }, spec: {} }, group);
+      expect(bare?.value?.spec).toEqual({ order: 1_000_000, defaultAction: "Deny" });
+      const nulls = { metadata: { name: "t", uid }, spec: { order: null, defaultAction: null } };
+      expect(convertCalicoCrd("Tier", false, nulls, group)?.value?.spec).toEqual({
+        order: 1_000_000,
+        defaultAction: "Deny",
+      });
+      const set = { metadata: { name: "t", uid }, spec: { order: 100, defaultAction: "Pass" } };
+      expect(convertCalicoCrd("Tier", false, set, group)?.value?.spec).toEqual({
+        order: 100,
+        defaultAction: "Pass",
+      });
+    }
+    // Only Tiers: a policy without an order stays without one.
+    const gnp = { metadata: { name: "p", uid }, spec: { selector: "all()" } };
+    expect(convertCalicoCrd("GlobalNetworkPolicy", false, gnp)?.value?.spec).toEqual({ selector: "all()" });
+  });
+});

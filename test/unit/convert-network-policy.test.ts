@@ -235,6 +235,21 @@ describe("Kubernetes NetworkPolicy → Calico v3 NetworkPolicy", () => {
     expect(spec.ingress).toEqual([{ action: "Allow" }]);
   });
 
+  // K8sNetworkPolicyToCalico: types come from policyTypes only; egress rules without "Egress" in them
+  // are converted all the same (Calico only warns), and a policy typed Egress keeps its ingress rules.
+  it("takes types from policyTypes alone, keeping the rules of a direction it does not name", () => {
+    const untyped = specOf({ podSelector: {}, egress: [{ ports: [{ protocol: "UDP", port: 53 }] }] });
+    expect(untyped.types).toEqual(["Ingress"]);
+    expect(untyped.egress).toEqual([{ action: "Allow", protocol: "UDP", destination: { ports: [53] } }]);
+    const egressOnly = specOf({ podSelector: {}, policyTypes: ["Egress"], ingress: [{}] });
+    expect(egressOnly.types).toEqual(["Egress"]);
+    expect(egressOnly.ingress).toEqual([{ action: "Allow" }]);
+    expect(specOf({ podSelector: {}, policyTypes: ["Egress", "Ingress"] }).types).toEqual([
+      "Ingress",
+      "Egress",
+    ]);
+  });
+
   it("keeps a default-deny policy with no rules", () => {
     const spec = specOf({ podSelector: {}, policyTypes: ["Ingress", "Egress"] });
     expect(spec).toEqual({ tier: "default", order: 1000, selector: ORCH, types: ["Ingress", "Egress"] });

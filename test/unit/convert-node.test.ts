@@ -189,6 +189,35 @@ describe("Node → Node", () => {
     });
   });
 
+  // resources/node.go K8sNodeToCalico and getStaticTunnelAddress: only with a podCIDR; its address part's
+  // last byte + 1 (a byte: 255 wraps to 0); an IPv6 podCIDR gives no tunnel address and the annotations
+  // are not read either; without a podCIDR the annotations are read as without host-local IPAM.
+  it("host-local IPAM edge cases: IPv6 podCIDR, the last byte wrapping, no podCIDR, no WireGuard key", () => {
+    const nodes = createResources({ usePodCidr: true }).find((r) => r.plural === "nodes")!;
+    const withCidr = (podCIDR: string | undefined, annotations: Record<string, string>): KubeObject => {
+      const n = structuredClone(node(annotations)) as KubeObject & { spec: { podCIDR?: string } };
+      if (podCIDR === undefined) delete n.spec.podCIDR;
+      else n.spec.podCIDR = podCIDR;
+      return n;
+    };
+    const spec = (obj: KubeObject): { bgp?: object; wireguard?: object } =>
+      nodes.convert(obj)?.value?.spec as { bgp?: object; wireguard?: object };
+    const tunnels = {
+      "projectcalico.org/IPv4IPIPTunnelAddr": "10.9.9.9",
+      "projectcalico.org/IPv4WireguardInterfaceAddr": "10.9.9.8",
+    };
+    expect(spec(withCidr("fd00:10:244:1::/64", tunnels))).not.toHaveProperty("bgp");
+    expect(spec(withCidr("fd00:10:244:1::/64", tunnels))).not.toHaveProperty("wireguard");
+    expect(spec(withCidr("10.244.1.255/24", {})).bgp).toEqual({ ipv4IPIPTunnelAddr: "10.244.1.0" });
+    expect(spec(withCidr("10.244.1.7/24", {})).bgp).toEqual({ ipv4IPIPTunnelAddr: "10.244.1.8" });
+    expect(spec(withCidr(undefined, tunnels))).toMatchObject({
+      bgp: { ipv4IPIPTunnelAddr: "10.9.9.9" },
+      wireguard: { interfaceIPv4Address: "10.9.9.8" },
+    });
+    // No WireGuard key: no WireGuard address, and the annotation is not read.
+    expect(spec(withCidr("10.244.1.0/24", tunnels))).not.toHaveProperty("wireguard");
+  });
+
   it("writes kube-labels as Go's json.Marshal does: sorted keys, null without labels", () => {
     const out = convert("nodes", node({}, { labels: { b: "2", a: "1" } }));
     expect((out?.value?.metadata as { annotations: object }).annotations).toEqual({

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { convert } from "../../src/server/datastore/index.js";
+import { convert, createResources, staticEntries } from "../../src/server/datastore/index.js";
 import type { KubeObject } from "../../src/server/datastore/index.js";
 
 const namespace: KubeObject = {
@@ -137,5 +137,25 @@ const cases: { name: string; resource: string; obj: KubeObject; want: unknown }[
 describe("Namespace and ServiceAccount → Profile", () => {
   it.each(cases)("$name", ({ resource, obj, want }) => {
     expect(convert(resource, obj)).toEqual(want);
+  });
+});
+
+// lib/resources/static.go DefaultAllowProfile, which resources/profile.go's List adds to every list of
+// profiles: Felix gets it through Typha, and host endpoints name it to allow traffic without policy.
+describe("Calico's static default-allow profile", () => {
+  it("is served as Profile/projectcalico-default-allow whenever Profiles are", () => {
+    expect(staticEntries(createResources())).toEqual([
+      {
+        key: "Profile/projectcalico-default-allow",
+        value: {
+          kind: "Profile",
+          apiVersion: "projectcalico.org/v3",
+          metadata: { name: "projectcalico-default-allow", resourceVersion: "1" },
+          spec: { ingress: [{ action: "Allow" }], egress: [{ action: "Allow" }] },
+        },
+      },
+    ]);
+    const withoutProfiles = createResources().filter((r) => !r.kinds.includes("Profile"));
+    expect(staticEntries(withoutProfiles)).toEqual([]);
   });
 });

@@ -8,6 +8,7 @@ export class AuthMetrics {
   readonly #refused: Counter<"reason">;
   readonly #accepted: Counter<"method">;
   readonly #reloads: Counter<"result">;
+  readonly #admission: Counter<"reason">;
   readonly counts = {
     refused: {} as Partial<Record<AuthRefusalReason, number>>,
     accepted: 0,
@@ -35,6 +36,14 @@ export class AuthMetrics {
       registers: [registry],
     });
     this.#reloads.inc({ result: "ok" }, 0);
+    this.#admission = new Counter({
+      name: "tabby_admission_refused_total",
+      help: "Connections cut before authentication: per-source (its source holds the per-source cap), evicted (the oldest pending one, to make room)",
+      labelNames: ["reason"],
+      registers: [registry],
+    });
+    this.#admission.inc({ reason: "per-source" }, 0);
+    this.#admission.inc({ reason: "evicted" }, 0);
     this.#reloads.inc({ result: "error" }, 0);
   }
 
@@ -46,6 +55,10 @@ export class AuthMetrics {
   accepted(identity: PeerIdentity): void {
     this.#accepted.inc({ method: identity.method });
     this.counts.accepted++;
+  }
+
+  admissionRefused(reason: "per-source" | "evicted"): void {
+    this.#admission.inc({ reason });
   }
 
   reloaded(isOk: boolean): void {

@@ -8,7 +8,7 @@ import { KubeHttp } from "./kube-http.js";
 import { datastoreMetrics } from "./metrics.js";
 import type { DatastoreMetrics, MetricsSource } from "./metrics.js";
 import { isCalicoKind } from "../../snapshot/kinds.js";
-import { resourcesForKinds } from "./registry.js";
+import { resourcesForKinds, staticEntries } from "./registry.js";
 import type { ConvertOptions } from "./registry.js";
 import { ResourceLoop } from "./resource-loop.js";
 import type { LoopOptions } from "./resource-loop.js";
@@ -189,6 +189,8 @@ export class Datastore {
     this.#isStarted = true;
     this.#metrics.addSource(this.#source);
     this.#tracker.start();
+    // Calico's own values (no Kubernetes object backs them): written once, never deleted by a relist.
+    for (const { key, value } of staticEntries(this.#resources)) this.#sink.upsert(key, value);
     this.#logger.info({ resources: this.#resources.length }, "datastore starting upstream list-watches");
     const startedMs = this.#clock();
     for (const resource of this.#resources) {

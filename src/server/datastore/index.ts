@@ -20,6 +20,7 @@ export {
   RESOURCES,
   resourceId,
   resourcesForKinds,
+  staticEntries,
 } from "./registry.js";
 export type { CalicoApiGroup, ConvertOptions } from "./registry.js";
 export type { ConvertRejection, ConvertResult, KubeMetadata, KubeObject, UpstreamResource } from "./types.js";

@@ -1,4 +1,4 @@
-import type { ViewName } from "../../../proto/messages.js";
+import type { ResourceValue, ViewName } from "../../../proto/messages.js";
 import { CRD_KINDS, NAMESPACED_KINDS, viewsOfKind } from "../../snapshot/kinds.js";
 import type { CalicoKind, CrdKind } from "../../snapshot/kinds.js";
 import { keyFor } from "./convert/common.js";
@@ -10,6 +10,7 @@ import { convertPod, workloadEndpointKey } from "./convert/pod.js";
 import {
   convertNamespace,
   convertServiceAccount,
+  defaultAllowProfile,
   namespaceProfileKey,
   NAMESPACE_PROFILE_PREFIX,
   SERVICE_ACCOUNT_PROFILE_PREFIX,
@@ -199,6 +200,17 @@ export function createResources(options: ConvertOptions = {}): UpstreamResource[
       keyOf: (obj) => keyFor("KubernetesEndpointSlice", obj, true),
     }),
   ];
+}
+
+/**
+ * The values Calico's datastore serves that no Kubernetes object backs, for the given resources: the
+ * `projectcalico-default-allow` Profile when they produce Profiles. The datastore writes them once at start;
+ * anything that computes the expected views from the API's objects must add them.
+ */
+export function staticEntries(
+  resources: readonly UpstreamResource[],
+): { key: string; value: ResourceValue }[] {
+  return resources.some((r) => r.kinds.includes("Profile")) ? [defaultAllowProfile()] : [];
 }
 
 /** The resources with the default conversion options. */

@@ -12,8 +12,19 @@ export interface FanoutOptions {
   readonly maxInboundFrameBytes?: number;
   /** A connection must send a valid hello within this many ms, or it is closed with 4003. Default 10,000. */
   readonly handshakeTimeoutMs?: number;
-  /** Connections (handshaking ones included) beyond this are closed with 4010 at accept. Default 10,000. */
+  /**
+   * Sessions (authenticated, past the hello) beyond this are refused with 4010, at accept or after the
+   * hello. Connections still in their handshake do not take these slots. Default 10,000.
+   */
   readonly maxConnections?: number;
+  /**
+   * Connections not yet authenticated (from TCP accept through TLS, the HTTP upgrade, the hello and its
+   * review) at once; beyond this the oldest of them is cut to make room. Only on the server's own
+   * listener. Default 1000.
+   */
+  readonly maxHandshakingConnections?: number;
+  /** Connections not yet authenticated per source address; more are cut at accept. 0: no cap (behind a trusted proxy). Default 0. */
+  readonly maxHandshakingPerSource?: number;
   /**
    * Changes are batched for this many ms before one frame per view is encoded and sent (longer while the
    * previous fan-out is still being written). Default 10.
@@ -73,6 +84,8 @@ export function resolveFanoutOptions(options: FanoutOptions = {}): ResolvedFanou
     maxInboundFrameBytes: integer(options, "maxInboundFrameBytes", 1024 * 1024, 64),
     handshakeTimeoutMs: integer(options, "handshakeTimeoutMs", 10_000, 1),
     maxConnections: integer(options, "maxConnections", 10_000, 1),
+    maxHandshakingConnections: integer(options, "maxHandshakingConnections", 1000, 1),
+    maxHandshakingPerSource: integer(options, "maxHandshakingPerSource", 0, 0),
     flushWindowMs: integer(options, "flushWindowMs", 10, 0),
     flushWindowMaxMs: integer(options, "flushWindowMaxMs", 250, 0),
     snapshotReuseMs: integer(options, "snapshotReuseMs", 1000, 0),

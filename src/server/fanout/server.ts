@@ -2,7 +2,7 @@ import { createServer } from "node:http";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { Server as HttpsServer } from "node:https";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import { TLSSocket } from "node:tls";
 import type { SecureContextOptions } from "node:tls";
 import type { Duplex } from "node:stream";
@@ -11,6 +11,7 @@ import type { Registry } from "prom-client";
 import { WebSocketServer } from "ws";
 import type { RawData, WebSocket } from "ws";
 import { CloseCode } from "../../../proto/close-codes.js";
+import { VIEW_NAMES } from "../../../proto/messages.js";
 import type { HelloMessage, ResourceValue } from "../../../proto/messages.js";
 import { deltaEncodingOf } from "../../snapshot/delta-frames.js";
 import type { Hub } from "../../snapshot/hub.js";
@@ -22,6 +23,7 @@ import { authorizeView } from "../auth/authenticator.js";
 import { AuthMetrics } from "../auth/metrics.js";
 import { ANONYMOUS } from "../auth/types.js";
 import type { AuthResult, Authenticator } from "../auth/types.js";
+import { Admission, connectionKey } from "./admission.js";
 import { evaluateHello, readClientFrame } from "./handshake.js";
 import type { HelloAccepted } from "./handshake.js";
 import { Ingest } from "./ingest.js";
@@ -103,6 +105,7 @@ export class FanoutServer implements UpstreamSink {
   readonly #authenticator: Authenticator;
   /** Authentication outcomes and TLS reloads (registered on the server's registry). */
   readonly authMetrics: AuthMetrics;
+  readonly #admission: Admission;
   #http: Server | HttpsServer | undefined;
   #httpClosed: Promise<void> | undefined;
   #pingTimer: NodeJS.Timeout | undefined;
@@ -124,6 +127,16 @@ export class FanoutServer implements UpstreamSink {
     this.#tls = deps.tls;
     this.#authenticator = deps.authenticator ?? ALLOW_ALL;
     this.authMetrics = new AuthMetrics(deps.registry);
+    this.#admission = new Admission(
+      {
+        maxPending: this.#options.maxHandshakingConnections,
+        maxPendingPerSource: this.#options.maxHandshakingPerSource,
+      },
+      {
+        refusedPerSource: () => this.authMetrics.admissionRefused("per-source"),
+        evicted: () => this.authMetrics.admissionRefused("evicted"),
+      },
+    );
     this.#metrics = new FanoutMetrics(deps.registry, {
       activeConnections: () => this.#sessions.size,
       streaming: (view) => this.#sessions.sessionsOf(view).size,
@@ -224,6 +237,8 @@ export class FanoutServer implements UpstreamSink {
     server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) =>
       this.handleUpgrade(req, socket, head),
     );
+    // Counted from the TCP accept, before TLS and the upgrade: what anonymous attempts can hold is bounded.
+    server.on("connection", (socket: Socket) => this.#admission.admit(socket));
     server.on("tlsClientError", (err: Error) =>
       this.#logger.debug({ err: err.message }, "TLS handshake failed on the WebSocket port"),
     );
@@ -261,7 +276,8 @@ export class FanoutServer implements UpstreamSink {
       return;
     }
     const peer = peerOf(req);
-    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#onConnection(ws, peer));
+    const key = connectionKey(req.socket);
+    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#onConnection(ws, peer, key));
   }
 
   /**
@@ -401,7 +417,7 @@ export class FanoutServer implements UpstreamSink {
 
   // ---- sessions ----
 
-  #onConnection(ws: WebSocket, peer: PeerCredentials): void {
+  #onConnection(ws: WebSocket, peer: PeerCredentials, key: string): void {
     if (this.#isClosed) {
       ws.terminate();
       return;
@@ -409,19 +425,15 @@ export class FanoutServer implements UpstreamSink {
     this.#metrics.accepted();
     const s = this.#sessions.open(ws, this.#clock());
     s.peer = peer;
+    s.connectionKey = key;
     ws.on("message", (data: RawData, isBinary: boolean) => this.#onMessage(s, data, isBinary));
     ws.on("error", (err: Error) => this.#onSocketError(s, err));
     ws.once("close", (code: number) => this.#onClose(s, code));
     this.#pingTimer ??= setInterval(() => this.#live.ping(), this.#options.pingIntervalMs);
     if (this.#isDraining) {
       this.#closeSession(s, CloseCode.shuttingDown, "shuttingDown", "server shutting down");
-    } else if (this.#sessions.size > this.#options.maxConnections) {
-      this.#closeSession(
-        s,
-        CloseCode.tooManyConnections,
-        "tooManyConnections",
-        `server at its limit of ${this.#options.maxConnections} connections`,
-      );
+    } else if (this.#isFull()) {
+      this.#refuseFull(s);
     } else {
       s.armHandshakeTimer(this.#options.handshakeTimeoutMs, () =>
         this.#closeSession(
@@ -507,6 +519,11 @@ export class FanoutServer implements UpstreamSink {
     }
     this.authMetrics.accepted(decision.identity);
     s.identity = decision.identity;
+    this.#admission.settle(s.connectionKey);
+    if (this.#isFull()) {
+      this.#refuseFull(s);
+      return;
+    }
     try {
       this.#startSession(s, verdict);
     } catch (err) {
@@ -526,6 +543,22 @@ export class FanoutServer implements UpstreamSink {
     s.lastPongAtMs = this.#clock();
     this.#sessions.join(s, verdict.view);
     this.#starter.start(s, verdict);
+  }
+
+  /** Sessions past the hello fill every slot (handshaking connections are bounded apart: Admission). */
+  #isFull(): boolean {
+    let established = 0;
+    for (const view of VIEW_NAMES) established += this.#sessions.sessionsOf(view).size;
+    return established >= this.#options.maxConnections;
+  }
+
+  #refuseFull(s: Session): void {
+    this.#closeSession(
+      s,
+      CloseCode.tooManyConnections,
+      "tooManyConnections",
+      `server at its limit of ${this.#options.maxConnections} sessions`,
+    );
   }
 
   #closeSession(s: Session, code: number, reason: DropReason, detail: string): void {

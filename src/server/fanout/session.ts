@@ -39,6 +39,8 @@ export class Session {
   clientName = "";
   /** The TLS client certificate and whether it chains to the client CA. */
   peer: PeerCredentials = NO_PEER;
+  /** Remote address and port: the connection's id in Admission. */
+  connectionKey = "";
   /** Who the client is, once its hello was authenticated. */
   identity: PeerIdentity | undefined;
   /** True while the hello is being authenticated (a second hello then is out of order). */

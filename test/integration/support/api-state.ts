@@ -1,5 +1,5 @@
 import type { ResourceValue } from "../../../proto/messages.js";
-import { convert, resourceId } from "../../../src/server/datastore/index.js";
+import { convert, resourceId, staticEntries } from "../../../src/server/datastore/index.js";
 import type { KubeObject, UpstreamResource } from "../../../src/server/datastore/index.js";
 import { sameResource } from "../../../src/snapshot/deep-equal.js";
 import type { Hub } from "../../../src/snapshot/hub.js";
@@ -42,6 +42,7 @@ export async function convertedApiState(
   resources: readonly UpstreamResource[],
 ): Promise<Map<string, ResourceValue>> {
   const state = new Map<string, ResourceValue>();
+  for (const { key, value } of staticEntries(resources)) state.set(key, value);
   for (const resource of resources) {
     for (const obj of (await listAll(cluster, resource)) ?? []) {
       const result = convert(resourceId(resource), obj);

@@ -41,6 +41,23 @@ const POLICY_KINDS: ReadonlySet<CrdKind> = new Set<CrdKind>([
   "StagedNetworkPolicy",
 ]);
 
+/** The order Calico gives a Tier without one (apiv3.DefaultTierOrder), and its default action. */
+export const DEFAULT_TIER_ORDER = 1_000_000;
+const DEFAULT_TIER_ACTION = "Deny";
+
+/**
+ * The spec of a CR as Calico's client reads it: its versionconverter runs for either API group, and the
+ * Tier's (tierDefaulter, lib/resources DefaultTierFields) fills in `order` (1000000) and `defaultAction`
+ * (Deny) when absent. Other kinds are kept as they are.
+ */
+function calicoSpec(kind: CrdKind, obj: KubeObject): Record<string, unknown> {
+  const spec = specOf(obj);
+  if (kind !== "Tier") return spec;
+  const order = spec.order ?? DEFAULT_TIER_ORDER;
+  const defaultAction = spec.defaultAction ?? DEFAULT_TIER_ACTION;
+  return { ...spec, order, defaultAction };
+}
+
 /** A v1 CR Calico cannot read (its uid is no UUID, its metadata annotation does not parse). */
 class CrdRejectedError extends Error {}
 
@@ -182,7 +199,9 @@ export function convertCalicoCrd(
       keepAnnotation: keepCalicoAnnotations,
     });
     const v3Key = crdKey(kind, namespaced, crName, obj);
-    return v3Key === null ? null : { key: v3Key, value: calicoValue(kind, metadata, specOf(obj), extra) };
+    return v3Key === null
+      ? null
+      : { key: v3Key, value: calicoValue(kind, metadata, calicoSpec(kind, obj), extra) };
   }
 
   let packed: PackedMetadata | undefined;
@@ -225,5 +244,5 @@ export function convertCalicoCrd(
     if (Object.keys(own).length > 0) metadata.annotations = { ...metadata.annotations, ...own };
   }
   if (packed?.creationTimestamp !== undefined) metadata.creationTimestamp = packed.creationTimestamp;
-  return { key, value: calicoValue(kind, metadata, specOf(obj), extra) };
+  return { key, value: calicoValue(kind, metadata, calicoSpec(kind, obj), extra) };
 }

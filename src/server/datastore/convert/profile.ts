@@ -1,3 +1,4 @@
+import type { ResourceValue } from "../../../../proto/messages.js";
 import { formatKey } from "../../../snapshot/keys.js";
 import type { ConvertResult, KubeObject } from "../types.js";
 import { convertUid } from "./names.js";
@@ -8,6 +9,25 @@ export const SERVICE_ACCOUNT_PROFILE_PREFIX = "ksa.";
 export const NAMESPACE_LABEL_PREFIX = "pcns.";
 export const SERVICE_ACCOUNT_LABEL_PREFIX = "pcsa.";
 export const NAME_LABEL = "projectcalico.org/name";
+
+/** The profile Calico's Kubernetes datastore always lists (libcalico-go lib/resources/static.go). */
+export const DEFAULT_ALLOW_PROFILE_NAME = "projectcalico-default-allow";
+
+/**
+ * `Profile/projectcalico-default-allow`: allow-all ingress and egress, at revision 1. libcalico-go's profile
+ * client adds it to every list of profiles (Felix receives it through Typha), so that host endpoints can
+ * name it to allow traffic in the absence of policy; no Kubernetes object backs it.
+ */
+export function defaultAllowProfile(): { key: string; value: ResourceValue } {
+  return {
+    key: formatKey("Profile", DEFAULT_ALLOW_PROFILE_NAME),
+    value: calicoValue(
+      "Profile",
+      { name: DEFAULT_ALLOW_PROFILE_NAME, resourceVersion: "1" },
+      { ingress: [{ action: "Allow" }], egress: [{ action: "Allow" }] },
+    ),
+  };
+}
 
 export function namespaceProfileName(namespace: string): string {
   return NAMESPACE_PROFILE_PREFIX + namespace;
