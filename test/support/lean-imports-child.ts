@@ -21,5 +21,10 @@ try {
   makeApiClient = err instanceof Error ? err.message : String(err);
 }
 process.stdout.write(
-  JSON.stringify({ server: kc.getCurrentCluster()?.server, headers: options.headers, makeApiClient }),
+  JSON.stringify({
+    server: kc.getCurrentCluster()?.server,
+    headers: options.headers,
+    makeApiClient,
+    rssBytes: process.memoryUsage().rss,
+  }),
 );
