@@ -1,4 +1,5 @@
-import { ClientDiscoveryError, ClientTimeoutError } from "./errors.js";
+import { callBounded } from "./bounded-call.js";
+import { ClientDiscoveryError } from "./errors.js";
 import { isServerAddress } from "./options.js";
 import type { ClientLogger, ServerDiscovery } from "./options.js";
 
@@ -16,37 +17,12 @@ export async function resolveServers(
   timeoutMs: number,
   logger: ClientLogger,
 ): Promise<readonly string[]> {
-  const controller = new AbortController();
-  const onAbort = (): void => controller.abort(signal.reason);
-  signal.addEventListener("abort", onAbort, { once: true });
-  let timer: NodeJS.Timeout | undefined;
-  const stop = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      const error = new ClientTimeoutError("discovery", timeoutMs);
-      reject(error);
-      controller.abort(error);
-    }, timeoutMs);
-    controller.signal.addEventListener(
-      "abort",
-      () => {
-        clearTimeout(timer); // at once, not a few microtasks later in `finally`
-        reject(new ClientDiscoveryError("discovery aborted", { cause: controller.signal.reason }));
-      },
-      { once: true },
-    );
+  const found = await callBounded(discover, signal, timeoutMs, {
+    timeout: "discovery",
+    aborted: (cause) => new ClientDiscoveryError("discovery aborted", { cause }),
+    failed: (cause) => new ClientDiscoveryError("the discovery function failed", { cause }),
+    isOwn: (err) => err instanceof ClientDiscoveryError,
   });
-  if (signal.aborted) onAbort();
-  let found: unknown;
-  try {
-    found = await Promise.race([Promise.resolve().then(() => discover(controller.signal)), stop]);
-  } catch (err) {
-    if (err instanceof ClientTimeoutError || err instanceof ClientDiscoveryError) throw err;
-    throw new ClientDiscoveryError("the discovery function failed", { cause: err });
-  } finally {
-    clearTimeout(timer);
-    signal.removeEventListener("abort", onAbort);
-    controller.abort(); // lets a discovery that is still running stop, and settles `stop`
-  }
   if (!Array.isArray(found)) throw new ClientDiscoveryError("the discovery function returned no array");
   const servers: string[] = [];
   for (const s of found.slice(0, MAX_DISCOVERED_SERVERS)) {

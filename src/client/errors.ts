@@ -90,7 +90,7 @@ export class ClientTimeoutError extends TabbyClientError {
       timeout === "read"
         ? `no frame from the server within ${timeoutMs} ms`
         : timeout === "connect"
-          ? `no welcome from the server within ${timeoutMs} ms`
+          ? `the server did not accept the WebSocket within ${timeoutMs} ms`
           : timeout === "token"
             ? `the token function took longer than ${timeoutMs} ms`
             : `server discovery took longer than ${timeoutMs} ms`,

@@ -1,4 +1,5 @@
-import { ClientTimeoutError, ClientTokenError } from "./errors.js";
+import { callBounded } from "./bounded-call.js";
+import { ClientTokenError } from "./errors.js";
 import type { TokenSource } from "./options.js";
 
 /** Longest token accepted (a projected ServiceAccount token is ~1 KiB). */
@@ -15,37 +16,12 @@ export async function resolveToken(
   timeoutMs: number,
 ): Promise<string | undefined> {
   if (typeof source !== "function") return source;
-  const controller = new AbortController();
-  const onAbort = (): void => controller.abort(signal.reason);
-  signal.addEventListener("abort", onAbort, { once: true });
-  if (signal.aborted) onAbort();
-  let timer: NodeJS.Timeout | undefined;
-  const stop = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      const error = new ClientTimeoutError("token", timeoutMs);
-      reject(error);
-      controller.abort(error);
-    }, timeoutMs);
-    controller.signal.addEventListener(
-      "abort",
-      () => {
-        clearTimeout(timer);
-        reject(new ClientTokenError("the token function was aborted", { cause: controller.signal.reason }));
-      },
-      { once: true },
-    );
+  const token = await callBounded(source, signal, timeoutMs, {
+    timeout: "token",
+    aborted: (cause) => new ClientTokenError("the token function was aborted", { cause }),
+    failed: (cause) => new ClientTokenError("the token function failed", { cause }),
+    isOwn: (err) => err instanceof ClientTokenError,
   });
-  let token: unknown;
-  try {
-    token = await Promise.race([Promise.resolve().then(() => source(controller.signal)), stop]);
-  } catch (err) {
-    if (err instanceof ClientTimeoutError || err instanceof ClientTokenError) throw err;
-    throw new ClientTokenError("the token function failed", { cause: err });
-  } finally {
-    clearTimeout(timer);
-    signal.removeEventListener("abort", onAbort);
-    controller.abort(); // settles `stop`, lets a function still running stop
-  }
   if (typeof token !== "string" || token.trim() === "" || token.length > MAX_TOKEN_CHARS) {
     throw new ClientTokenError(
       `the token function returned no token (a non-empty string of at most ${MAX_TOKEN_CHARS} chars)`,
