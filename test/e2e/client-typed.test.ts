@@ -9,27 +9,19 @@ import { runFelixAgent } from "../../examples/felix-agent.js";
 import type { AgentState } from "../../examples/felix-agent.js";
 import { TabbyClient } from "../../src/client/index.js";
 import type { IPPool } from "../../src/client/index.js";
-import { loadServeConfig } from "../../src/server/config.js";
 import { runServer } from "../../src/server/main.js";
 import { seedCluster, startSimulator } from "../../src/sim/index.js";
 import type { Simulator } from "../../src/sim/index.js";
 import type { KubeObject } from "../../src/server/datastore/types.js";
+import { loopbackServeConfig } from "../support/serve-config.js";
 
 async function stack(): Promise<{ sim: Simulator; url: string; nodes: readonly string[] }> {
   const sim = await startSimulator({ host: "127.0.0.1", port: 0 });
   onTestFinished(() => sim.close());
   const { nodes } = seedCluster(sim, { nodes: 3, podsPerNode: 4 });
-  const config = loadServeConfig(
-    {
-      host: "127.0.0.1",
-      httpHost: "127.0.0.1",
-      port: "0",
-      healthPort: "0",
-      metricsPort: "0",
-      flushWindowMs: "1",
-    },
-    {},
-  );
+  const config = loopbackServeConfig({
+    flushWindowMs: "1",
+  });
   const server = await runServer(config, {
     logger: pino({ level: "silent" }),
     kubeConfig: sim.kubeConfig(),

@@ -3,11 +3,11 @@ import { describe, expect, it, onTestFinished } from "vitest";
 import { CloseCode } from "../../proto/close-codes.js";
 import { TabbyClient } from "../../src/client/index.js";
 import type { ClientStatus } from "../../src/client/index.js";
-import { loadServeConfig } from "../../src/server/config.js";
 import { runServer } from "../../src/server/main.js";
 import type { RunningServer } from "../../src/server/main.js";
 import { seedCluster } from "../../src/sim/churn.js";
 import { startTestSim } from "./sim-test-utils.js";
+import { loopbackServeConfig } from "../support/serve-config.js";
 
 const silent = pino({ level: "silent" });
 
@@ -15,17 +15,9 @@ const silent = pino({ level: "silent" });
 async function serverWithAgents(agents: number): Promise<{ server: RunningServer; clients: TabbyClient[] }> {
   const sim = await startTestSim();
   seedCluster(sim, { nodes: 4, podsPerNode: 2, seed: 1 });
-  const config = loadServeConfig(
-    {
-      port: "0",
-      host: "127.0.0.1",
-      httpHost: "127.0.0.1",
-      healthPort: "0",
-      metricsPort: "0",
-      drainMs: "20000",
-    },
-    {},
-  );
+  const config = loopbackServeConfig({
+    drainMs: "20000",
+  });
   const server = await runServer(config, { logger: silent, kubeConfig: sim.kubeConfig() });
   onTestFinished(() => server.destroy());
   const clients = Array.from(

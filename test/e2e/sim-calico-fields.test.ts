@@ -10,13 +10,13 @@ import { Registry } from "prom-client";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { TabbyClient } from "../../src/client/index.js";
 import type { ResourceValue } from "../../proto/messages.js";
-import { loadServeConfig } from "../../src/server/config.js";
 import { convertUid } from "../../src/server/datastore/convert/names.js";
 import { runServer } from "../../src/server/main.js";
 import { ChurnGenerator, seedCluster, startSimulator } from "../../src/sim/index.js";
 import type { KubeObject, Simulator } from "../../src/sim/index.js";
 import { floatingIpFor } from "../../src/sim/k8s-objects.js";
 import { until } from "./client-test-utils.js";
+import { loopbackServeConfig } from "../support/serve-config.js";
 
 type ApiGroup = "crd.projectcalico.org/v1" | "projectcalico.org/v3";
 
@@ -30,18 +30,10 @@ async function stack(apiGroup: ApiGroup = "crd.projectcalico.org/v1"): Promise<S
   const sim = await startSimulator({ calicoApiGroup: apiGroup });
   onTestFinished(() => sim.close());
   seedCluster(sim, { nodes: 3, podsPerNode: 12, namespaces: 1, seed: 7 });
-  const config = loadServeConfig(
-    {
-      host: "127.0.0.1",
-      httpHost: "127.0.0.1",
-      port: "0",
-      healthPort: "0",
-      metricsPort: "0",
-      flushWindowMs: "1",
-      calicoApiGroup: apiGroup,
-    },
-    {},
-  );
+  const config = loopbackServeConfig({
+    flushWindowMs: "1",
+    calicoApiGroup: apiGroup,
+  });
   const registry = new Registry();
   const server = await runServer(config, {
     logger: pino({ level: "silent" }),

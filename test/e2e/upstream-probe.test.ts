@@ -8,12 +8,12 @@ import { request } from "node:http";
 import pino from "pino";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { TabbyClient } from "../../src/client/index.js";
-import { loadServeConfig } from "../../src/server/config.js";
 import { runServer } from "../../src/server/main.js";
 import { seedCluster } from "../../src/sim/churn.js";
 import { seedSmallCluster } from "../support/datastore-fixtures.js";
 import { startHarness } from "../support/datastore-harness.js";
 import { startTestSim } from "./sim-test-utils.js";
+import { loopbackServeConfig } from "../support/serve-config.js";
 
 const silent = pino({ level: "silent" });
 
@@ -83,19 +83,11 @@ describe("upstream probe: a frozen API server", () => {
   it("a server tells its agents stale and fails /readyz, then is ready again after the return", async () => {
     const sim = await startTestSim();
     seedCluster(sim, { nodes: 3, podsPerNode: 2, seed: 7 });
-    const config = loadServeConfig(
-      {
-        port: "0",
-        host: "127.0.0.1",
-        httpHost: "127.0.0.1",
-        healthPort: "0",
-        metricsPort: "0",
-        staleAfterMs: "1500",
-        upstreamProbeMs: "200",
-        upstreamProbeTimeoutMs: "300",
-      },
-      {},
-    );
+    const config = loopbackServeConfig({
+      staleAfterMs: "1500",
+      upstreamProbeMs: "200",
+      upstreamProbeTimeoutMs: "300",
+    });
     const server = await runServer(config, { logger: silent, kubeConfig: sim.kubeConfig() });
     onTestFinished(() => server.destroy());
     const client = new TabbyClient({

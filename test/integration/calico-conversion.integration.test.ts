@@ -15,11 +15,11 @@ import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ResourceValue } from "../../proto/messages.js";
 import { dumpView } from "../../src/cli/dump.js";
-import { loadServeConfig } from "../../src/server/config.js";
 import { convertUid } from "../../src/server/datastore/convert/names.js";
 import { runServer } from "../../src/server/main.js";
 import { startCluster } from "./cluster.js";
 import type { Cluster } from "./cluster.js";
+import { loopbackServeConfig } from "../support/serve-config.js";
 
 const NS = "calico-it";
 const MERGE_PATCH = "application/merge-patch+json";
@@ -271,17 +271,9 @@ beforeAll(async () => {
   cluster = await startCluster();
   await cluster.installCalicoCrds();
   await writeCluster();
-  const config = loadServeConfig(
-    {
-      host: "127.0.0.1",
-      httpHost: "127.0.0.1",
-      port: "0",
-      healthPort: "0",
-      metricsPort: "0",
-      flushWindowMs: "1",
-    },
-    {},
-  );
+  const config = loopbackServeConfig({
+    flushWindowMs: "1",
+  });
   const registry = new Registry();
   const server = await runServer(config, {
     logger: pino({ level: "silent" }),

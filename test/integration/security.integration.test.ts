@@ -17,7 +17,7 @@ import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CloseCode } from "../../proto/close-codes.js";
 import { dumpView } from "../../src/cli/dump.js";
-import { checkAuthSettings, loadServeConfig } from "../../src/server/config.js";
+import { checkAuthSettings } from "../../src/server/config.js";
 import { runServer } from "../../src/server/main.js";
 import type { RunningServer } from "../../src/server/main.js";
 import { RawClient, hello } from "../e2e/fanout-harness.js";
@@ -25,6 +25,7 @@ import { createPkiIn } from "../support/pki.js";
 import type { TestPki } from "../support/pki.js";
 import { startCluster } from "./cluster.js";
 import type { Cluster } from "./cluster.js";
+import { loopbackServeConfig } from "../support/serve-config.js";
 
 const NS = "calico-system";
 const AUDIENCE = "tabby";
@@ -117,23 +118,15 @@ beforeAll(async () => {
   }
   await makePod("calico-node-w1", "calico-node", "worker-1");
   await makePod("intruder-w2", "intruder", "worker-2");
-  const config = loadServeConfig(
-    {
-      host: "127.0.0.1",
-      port: "0",
-      httpHost: "127.0.0.1",
-      healthPort: "0",
-      metricsPort: "0",
-      tlsCertFile: cert.certPath,
-      tlsKeyFile: cert.keyPath,
-      tokenAudience: AUDIENCE,
-      allowedServiceAccounts: `${NS}/calico-node`,
-      tokenCacheMs: "500",
-      tokenGraceMs: "600000",
-      drainMs: "0",
-    },
-    {},
-  );
+  const config = loopbackServeConfig({
+    tlsCertFile: cert.certPath,
+    tlsKeyFile: cert.keyPath,
+    tokenAudience: AUDIENCE,
+    allowedServiceAccounts: `${NS}/calico-node`,
+    tokenCacheMs: "500",
+    tokenGraceMs: "600000",
+    drainMs: "0",
+  });
   checkAuthSettings(config);
   server = await runServer(config, {
     logger: pino({ level: "silent" }),
