@@ -3,22 +3,13 @@ import { cpus } from "node:os";
 import { join } from "node:path";
 import { chaosRun } from "./run.js";
 import type { RunOptions, RunResult } from "./run.js";
-import type { FaultKind } from "./schedule.js";
 
-export interface CampaignOptions {
+export interface CampaignOptions extends RunOptions {
   readonly runs: number;
   /** The first run's seed; run i uses seed + i (so `--seed N --runs 1` repeats run N). */
   readonly seed: number;
-  readonly agents: number;
-  readonly nodes: number;
-  readonly servers: number;
-  readonly durationMs: number;
-  readonly churnPerSecond: number;
-  readonly faults: readonly [number, number];
-  readonly settleTimeoutMs: number;
   /** Where chaos.json goes; undefined: not written. */
   readonly out: string | undefined;
-  readonly kinds?: readonly FaultKind[];
   /** Called after each run (progress). */
   readonly onRun?: (r: RunResult, index: number) => void;
 }
