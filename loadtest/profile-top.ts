@@ -1,6 +1,8 @@
 /**
  * The top functions of a V8 CPU profile (`node --cpu-prof`) by self time, and by total time for tabby's
- * own code. Usage: `node --import tsx loadtest/profile-top.ts <file.cpuprofile> [count]`.
+ * own code, and where the server's main thread goes by stage of the data path. Usage:
+ * `node --import tsx loadtest/profile-top.ts <file.cpuprofile> [count] [--from S] [--to S]` (a window in
+ * seconds from the start of the profile, e.g. the churn phase of a load-test run).
  */
 import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
@@ -90,14 +92,93 @@ export function topFiles(profile: CpuProfile, count = 15): { file: string; selfP
     .map(([file, t]) => ({ file, selfPercent: Math.round((t / Math.max(1, total)) * 1000) / 10 }));
 }
 
+/**
+ * Stages of the server's data path, each recognised by a function on the sampled stack (the first match
+ * from the leaf up wins, so a stage nested in another is counted as the inner one).
+ */
+export const STAGES: readonly (readonly [stage: string, frame: RegExp])[] = [
+  ["watch decode (JSON.parse)", /^#decode src\/server\/datastore\/watch-decoder/],
+  ["convert", /^convert src\/server\/datastore\/registry/],
+  ["store upsert (encode, compare)", /^upsert src\/snapshot\/store/],
+  ["delta frames (encode, patch, deflate)", /^frame src\/snapshot\/delta-frames/],
+  ["snapshot build and send", /^(#build src\/snapshot\/hub|\S+ src\/server\/fanout\/snapshot-sender)/],
+  ["socket writes (ws send, writev)", /^send src\/server\/fanout\/session/],
+  ["upstream list", /^#list src\/server\/datastore\/resource-loop/],
+];
+
+export interface StageTime {
+  readonly stage: string;
+  readonly ms: number;
+  readonly percent: number;
+}
+
+/**
+ * Time by stage in the window [fromMs, toMs) of the profile (ms since its start): idle, GC, each of STAGES,
+ * and "other". Largest first.
+ */
+export function stageTimes(profile: CpuProfile, fromMs = 0, toMs = Infinity): StageTime[] {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const us = new Map<string, number>();
+  let atUs = 0;
+  let totalUs = 0;
+  profile.samples.forEach((id, i) => {
+    const dt = profile.timeDeltas[i] ?? 0;
+    atUs += dt;
+    if (atUs < fromMs * 1000 || atUs >= toMs * 1000) return;
+    totalUs += dt;
+    const stage = stageOf(id, byId, parent);
+    us.set(stage, (us.get(stage) ?? 0) + dt);
+  });
+  return [...us.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .map(([stage, t]) => ({
+      stage,
+      ms: Math.round(t / 1000),
+      percent: Math.round((t / Math.max(1, totalUs)) * 1000) / 10,
+    }));
+}
+
+function stageOf(
+  id: number,
+  byId: ReadonlyMap<number, ProfileNode>,
+  parent: ReadonlyMap<number, number>,
+): string {
+  const leaf = byId.get(id);
+  if (leaf?.callFrame.functionName === "(idle)") return "idle";
+  if (leaf?.callFrame.functionName === "(garbage collector)") return "GC";
+  for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
+    const node = byId.get(cur);
+    if (node === undefined) break;
+    const { name, location } = label(node);
+    const frame = `${name} ${location}`;
+    const hit = STAGES.find(([, re]) => re.test(frame));
+    if (hit !== undefined) return hit[0];
+  }
+  return "other";
+}
+
+function flag(name: string): number | undefined {
+  const i = process.argv.indexOf(name);
+  return i < 0 ? undefined : Number(process.argv[i + 1]);
+}
+
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const file = process.argv[2];
   if (file === undefined) {
-    console.error("usage: profile-top.ts <file.cpuprofile> [count]");
+    console.error("usage: profile-top.ts <file.cpuprofile> [count] [--from S] [--to S]");
     process.exitCode = 2;
   } else {
     const profile = JSON.parse(await readFile(file, "utf8")) as CpuProfile;
-    const { totalMs, top } = topFunctions(profile, Number(process.argv[3] ?? 25));
+    const count =
+      process.argv[3] === undefined || process.argv[3].startsWith("--") ? 25 : Number(process.argv[3]);
+    const fromS = flag("--from") ?? 0;
+    const toS = flag("--to") ?? Infinity;
+    console.log(`stages from ${fromS} s to ${toS} s:`);
+    for (const s of stageTimes(profile, fromS * 1000, toS * 1000))
+      console.log(`${String(s.percent).padStart(5)}%  ${String(s.ms).padStart(7)} ms  ${s.stage}`);
+    const { totalMs, top } = topFunctions(profile, count);
     console.log(`${file}: ${totalMs} ms sampled`);
     for (const f of top)
       console.log(

@@ -138,9 +138,33 @@ export function calicoValue(
   return { kind, apiVersion: CALICO_API_VERSION, metadata, spec, ...extra };
 }
 
-/** A deep copy of a JSON-compatible value (upstream objects are decoded JSON, so this is exact). */
+/**
+ * A deep copy of a JSON-compatible value (upstream objects are decoded JSON, so this is exact): own
+ * enumerable keys only, `__proto__` copied as a plain key (as JSON.parse makes it), never as a prototype.
+ * About 7× faster than structuredClone on EndpointSlice endpoints, which the datastore copies on every
+ * event (bench: docs/BENCHMARKS.md, "Where the server's time goes").
+ */
 export function copyJson<T>(value: T): T {
-  return structuredClone(value);
+  return copyValue(value) as T;
+}
+
+function copyValue(value: unknown): unknown {
+  if (value === null || typeof value !== "object") return value;
+  if (Array.isArray(value)) {
+    const out: unknown[] = new Array<unknown>(value.length);
+    for (let i = 0; i < value.length; i++) out[i] = copyValue(value[i]);
+    return out;
+  }
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(value)) {
+    const v = copyValue((value as Record<string, unknown>)[key]);
+    if (key === "__proto__") {
+      Object.defineProperty(out, key, { value: v, enumerable: true, writable: true, configurable: true });
+    } else {
+      out[key] = v;
+    }
+  }
+  return out;
 }
 
 /** The object's `spec` as a record, copied; `{}` when absent or not an object. */
