@@ -39,6 +39,7 @@ import { SnapshotSender } from "./snapshot-sender.js";
 import { buildStatusReport, laggingCount, viewEntryCount } from "./status-report.js";
 import type { StatusReport } from "./status-report.js";
 import { ViewStatusBoard } from "./view-status.js";
+import type { PeerDirectory } from "../replicas/peers.js";
 
 export interface FanoutServerDeps {
   readonly hub: Hub;
@@ -52,6 +53,11 @@ export interface FanoutServerDeps {
   readonly tls?: FanoutTls;
   /** Decides who may connect, after the hello. Default: everyone (anonymous). */
   readonly authenticator?: Authenticator;
+  /**
+   * The other replicas of this server's Service (src/server/replicas/). The balancer reads it for the fair
+   * share and move hints. Default: this server alone.
+   */
+  readonly peers?: PeerDirectory;
 }
 
 export interface FanoutTls {
