@@ -86,7 +86,7 @@ async function once(kubeconfig: string): Promise<Sample> {
       String(httpPort),
       "--insecure-allow-anonymous",
       "--log-level",
-      "warn",
+      "error",
     ],
     { stdio: ["ignore", "ignore", "inherit"] },
   );
