@@ -1,5 +1,5 @@
 import { mkdtemp, readdir, readlink, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ResourceValue, ViewName } from "../../proto/messages.js";
@@ -29,6 +29,8 @@ export interface RunOptions {
   /** A run whose mirrors are not all equal to the cluster this long after the last fault is divergent. */
   readonly settleTimeoutMs: number;
   readonly kinds?: readonly FaultKind[];
+  /** A server that does not report ready, or agents not in sync before the faults, this long: the run fails. Default 60,000 ms. */
+  readonly startTimeoutMs?: number;
 }
 
 /** File descriptors, sockets and RSS of one server process. */
@@ -68,6 +70,8 @@ export interface RunResult {
   readonly failures: readonly MirrorFailure[];
   readonly servers: readonly ServerReport[];
   readonly durationSeconds: number;
+  /** The machine's 1-minute load average when the run ended (a busy machine slows convergence). */
+  readonly loadAverage1m: number;
 }
 
 /** Where a run was when it failed to be carried out (not a divergence: the check never ran). */
@@ -95,6 +99,14 @@ export class ChaosRunError extends Error {
   }
 }
 
+/**
+ * Up to this many agents, short client timeouts (2 s connect, 4 s read) find dead connections fast. With
+ * more, the library's defaults (10 s, 30 s) apply: on a busy machine a server sends hundreds of snapshots
+ * at once after a restart, and agents that give up on it after 4 s and retry keep it from ever finishing
+ * (a 200-agent run did not converge in 60 s that way).
+ */
+const MANY_AGENTS = 50;
+
 const VIEWS_CYCLE: readonly ViewName[] = ["felix", "bgp", "node-status", "tunnel-ip-allocation"];
 const NODE_SCOPED: ReadonlySet<ViewName> = new Set(["felix", "bgp", "node-status"]);
 
@@ -120,16 +132,30 @@ export async function footprint(pid: number | undefined): Promise<ProcFootprint 
   }
 }
 
+/** Server processes of the runs under way: killed at once if the runner itself is interrupted. */
+const LIVE_SERVERS = new Set<TabbyChild>();
+
+/** SIGKILLs every server process of the runs under way (the runner got SIGINT or SIGTERM). */
+export function killServersNow(): void {
+  for (const child of LIVE_SERVERS) {
+    child.process.kill("SIGCONT");
+    child.process.kill("SIGKILL");
+  }
+  LIVE_SERVERS.clear();
+}
+
 /** One tabby server child process behind its proxy; restartable. */
 class ServerSlot {
   child: TabbyChild | undefined;
   restarts = 0;
   readonly #args: readonly string[];
+  readonly #startTimeoutMs: number;
   readonly proxy: ChaosProxy;
 
-  constructor(args: readonly string[], proxy: ChaosProxy) {
+  constructor(args: readonly string[], proxy: ChaosProxy, startTimeoutMs: number) {
     this.#args = args;
     this.proxy = proxy;
+    this.#startTimeoutMs = startTimeoutMs;
   }
 
   get pid(): number | undefined {
@@ -137,8 +163,11 @@ class ServerSlot {
   }
 
   async start(): Promise<void> {
-    this.child = await spawnTabby(this.#args, { timeoutMs: 60_000 });
-    this.proxy.targetPort = Number(this.child.ready.port);
+    const child = await spawnTabby(this.#args, { timeoutMs: this.#startTimeoutMs });
+    this.child = child;
+    LIVE_SERVERS.add(child);
+    child.process.once("exit", () => LIVE_SERVERS.delete(child));
+    this.proxy.targetPort = Number(child.ready.port);
   }
 
   /** Sends `signal`, waits for the exit, starts a new process. */
@@ -272,6 +301,7 @@ export async function chaosRun(o: RunOptions): Promise<RunResult> {
   });
   const faultsByKind: Record<string, number> = {};
   for (const f of schedule) faultsByKind[f.kind] = (faultsByKind[f.kind] ?? 0) + 1;
+  const startTimeoutMs = o.startTimeoutMs ?? 60_000;
   const abort = new AbortController();
   const dir = await mkdtemp(join(tmpdir(), "tabby-chaos-"));
   const cleanups: (() => Promise<unknown>)[] = [() => rm(dir, { recursive: true, force: true })];
@@ -304,7 +334,7 @@ export async function chaosRun(o: RunOptions): Promise<RunResult> {
       const proxy = new ChaosProxy(0);
       await proxy.listen();
       cleanups.push(() => proxy.close());
-      slots.push(new ServerSlot(args, proxy));
+      slots.push(new ServerSlot(args, proxy, startTimeoutMs));
     }
     cleanups.push(() => Promise.all(slots.map((s) => s.stop())));
     await Promise.all(slots.map((s) => s.start()));
@@ -321,8 +351,7 @@ export async function chaosRun(o: RunOptions): Promise<RunResult> {
         clientName: `chaos-${i}`,
         backoffInitialMs: 50,
         backoffMaxMs: 1000,
-        connectTimeoutMs: 2000,
-        readTimeoutMs: 4000,
+        ...(o.agents <= MANY_AGENTS && { connectTimeoutMs: 2000, readTimeoutMs: 4000 }),
       });
       client.on("error", () => undefined); // errors are expected under faults; the check is the mirror
       agents.push({ index: i, view, node, client });
@@ -331,7 +360,7 @@ export async function chaosRun(o: RunOptions): Promise<RunResult> {
     cleanups.push(() => Promise.all(agents.map((a) => a.client.destroy())));
     await withTimeout(
       Promise.all(agents.map((a) => a.client.synced())),
-      60_000,
+      startTimeoutMs,
       "the agents did not sync before the faults",
     );
     const before = await Promise.all(slots.map((s) => footprint(s.pid)));
@@ -391,6 +420,7 @@ export async function chaosRun(o: RunOptions): Promise<RunResult> {
       failures: failures.slice(0, 20),
       servers: slots.map((s, i) => ({ server: i, before: before[i], after: after[i], restarts: s.restarts })),
       durationSeconds: (Date.now() - startedMs) / 1000,
+      loadAverage1m: loadavg()[0] ?? 0,
     };
   } catch (err) {
     throw new ChaosRunError(o.seed, phase, schedule, err);
