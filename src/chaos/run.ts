@@ -72,7 +72,19 @@ export interface RunResult {
   readonly durationSeconds: number;
   /** The machine's 1-minute load average when the run ended (a busy machine slows convergence). */
   readonly loadAverage1m: number;
+  /** A run that took longer than 5 s to converge: the agents (up to 20) not there yet at 5 s, and their states. */
+  readonly lateAgents?: readonly LateAgent[];
 }
+
+/** An agent still not converged 5 s after the last fault. */
+export interface LateAgent {
+  readonly agent: number;
+  readonly view: ViewName;
+  readonly state: string;
+}
+
+/** After this long without converging, a run records which agents are late (lateAgents). */
+const LATE_AFTER_MS = 5000;
 
 /** Where a run was when it failed to be carried out (not a divergence: the check never ran). */
 export type RunPhase = "setup" | "faults" | "check";
@@ -317,12 +329,14 @@ export async function chaosRun(o: RunOptions): Promise<RunResult> {
       extra: [
         "--drain-ms",
         "300",
+        // Short, so that the API pauses make the servers stale. With many agents the simulator, in this
+        // process with them, answers late when they are busy: longer, or every probe would time out.
         "--stale-after-ms",
-        "1500",
+        o.agents <= MANY_AGENTS ? "1500" : "4000",
         "--upstream-probe-ms",
         "300",
         "--upstream-probe-timeout-ms",
-        "500",
+        o.agents <= MANY_AGENTS ? "500" : "2000",
         "--watchdog-ms",
         "5000",
         "--max-lag-ms",
@@ -390,24 +404,41 @@ export async function chaosRun(o: RunOptions): Promise<RunResult> {
       const map = expectedView(sim, a.view, a.node);
       wanted.set(id, { map, json: new Map([...map].map(([k, v]) => [k, canonicalJson(v)])) });
     }
-    const check = (): MirrorFailure[] => {
+    // The states first, which is cheap; the mirrors are compared once every agent is in sync. Comparing
+    // hundreds of full mirrors every 100 ms would starve the simulator, which shares this event loop, and
+    // keep the servers stale. A run that does not settle gets the full comparison for its report.
+    const check = (isFull: boolean): MirrorFailure[] => {
       const out: MirrorFailure[] = [];
+      const isAllInSync = agents.every((a) => a.client.status.state === "in-sync");
       for (const a of agents) {
+        const state = a.client.status.state;
+        if (!isAllInSync && !isFull) {
+          if (state !== "in-sync")
+            out.push({ agent: a.index, view: a.view, node: a.node, state, diff: undefined });
+          continue;
+        }
         const w = wanted.get(`${a.view}/${a.node ?? ""}`)!;
         const diff = diffMirror((k) => a.client.get(k), a.client.keys(), w.map, w.json);
-        const state = a.client.status.state;
         if (diff !== undefined || state !== "in-sync") {
           out.push({ agent: a.index, view: a.view, node: a.node, state, diff });
         }
       }
       return out;
     };
-    let failures = check();
+    let failures = check(false);
+    let checkMs = 0;
+    let lateAgents: LateAgent[] | undefined;
     while (failures.length > 0 && Date.now() - quietFromMs < o.settleTimeoutMs) {
-      await sleep(100);
-      failures = check();
+      await sleep(Math.max(100, 2 * checkMs));
+      const startedCheckMs = Date.now();
+      failures = check(false);
+      checkMs = Date.now() - startedCheckMs;
+      if (lateAgents === undefined && Date.now() - quietFromMs >= LATE_AFTER_MS) {
+        lateAgents = failures.slice(0, 20).map((f) => ({ agent: f.agent, view: f.view, state: f.state }));
+      }
     }
     const convergeSeconds = failures.length === 0 ? (Date.now() - quietFromMs) / 1000 : undefined;
+    if (failures.length > 0) failures = check(true);
     const after = await Promise.all(slots.map((s) => footprint(s.pid)));
     return {
       seed: o.seed,
@@ -421,6 +452,7 @@ export async function chaosRun(o: RunOptions): Promise<RunResult> {
       servers: slots.map((s, i) => ({ server: i, before: before[i], after: after[i], restarts: s.restarts })),
       durationSeconds: (Date.now() - startedMs) / 1000,
       loadAverage1m: loadavg()[0] ?? 0,
+      ...(lateAgents !== undefined && lateAgents.length > 0 && { lateAgents }),
     };
   } catch (err) {
     throw new ChaosRunError(o.seed, phase, schedule, err);
