@@ -4,6 +4,8 @@ export interface ClientStats {
   readonly snapshots: number;
   /** Sessions that resumed from the client's revision (no snapshot). */
   readonly resumes: number;
+  /** Of those, sessions resumed by another server than the mirror's, from its digests (§5.2). */
+  readonly replicaResumes: number;
   /** Connection attempts after the first. */
   readonly reconnects: number;
   /** Frames received, and their bytes (payloads). */
@@ -30,6 +32,7 @@ export function newClientStats(): MutableClientStats {
   return {
     snapshots: 0,
     resumes: 0,
+    replicaResumes: 0,
     reconnects: 0,
     frames: 0,
     bytes: 0,
