@@ -22,7 +22,7 @@ export function mirrorState(
       const value = mirror.get(key);
       if (value !== undefined) acc.add(valueHash(key, value));
     }
-    kinds[kind] = [acc.count, digestHex(acc.xor)];
+    kinds[kind] = [acc.count, digestHex(acc)];
   }
   return { conversion, view, ...(node !== undefined && { node }), kinds };
 }

@@ -1,6 +1,6 @@
 import type { Change } from "./store.js";
-import { digestHex, domainOf, EMPTY_DIGEST } from "./state-digest.js";
-import type { DomainDigest } from "./state-digest.js";
+import { DigestAccumulator, digestHex, domainOf, EMPTY_DIGEST } from "./state-digest.js";
+import type { DomainDigest, Hash64 } from "./state-digest.js";
 
 interface Recorded {
   readonly key: string;
@@ -45,7 +45,7 @@ class RecordQueue {
  * bound them), or past `maxRecordsPerKind`. Pure.
  */
 export class DigestHistory {
-  readonly #current = new Map<string, { count: number; xor: bigint }>();
+  readonly #current = new Map<string, DigestAccumulator>();
   /** `domain|count|hex` → the latest revision at which the domain entered that state. */
   readonly #history = new Map<string, number>();
   readonly #records = new Map<string, RecordQueue>();
@@ -84,11 +84,11 @@ export class DigestHistory {
   }
 
   /**
-   * The latest revision at which `domain` entered the state `{count, xor}`, while it is still recorded;
-   * undefined when it is not (never held, or forgotten). A state that is current is found by `current`.
+   * The latest revision at which `domain` entered the state `{count, digest}`, while it is still
+   * recorded; undefined when it is not (never held, or forgotten). A current state is found by `current`.
    */
-  revisionOf(domain: string, count: number, xor: bigint): number | undefined {
-    return this.#history.get(historyKey(domain, count, xor));
+  revisionOf(domain: string, count: number, digest: Hash64): number | undefined {
+    return this.#history.get(historyKey(domain, count, digest));
   }
 
   /** Forgets the records of `kind` below `revision` (no log of a view of the kind reaches back there). */
@@ -99,20 +99,20 @@ export class DigestHistory {
     if (q.size === 0) this.#records.delete(kind);
   }
 
-  #move(domain: string, sign: 1 | -1, hash: bigint): void {
+  #move(domain: string, sign: 1 | -1, hash: Hash64): void {
     let d = this.#current.get(domain);
     if (d === undefined) {
-      d = { count: 0, xor: 0n };
+      d = new DigestAccumulator();
       this.#current.set(domain, d);
     }
-    d.count += sign;
-    d.xor ^= hash;
-    if (d.count === 0 && d.xor === 0n) this.#current.delete(domain);
+    if (sign > 0) d.add(hash);
+    else d.remove(hash);
+    if (d.count === 0 && d.hi === 0 && d.lo === 0) this.#current.delete(domain);
   }
 
   #record(kind: string, domain: string, revision: number): void {
     const d = this.current(domain);
-    const key = historyKey(domain, d.count, d.xor);
+    const key = historyKey(domain, d.count, d);
     this.#history.set(key, revision);
     let q = this.#records.get(kind);
     if (q === undefined) {
@@ -130,6 +130,6 @@ export class DigestHistory {
   }
 }
 
-function historyKey(domain: string, count: number, xor: bigint): string {
-  return `${domain}|${count}|${digestHex(xor)}`;
+function historyKey(domain: string, count: number, digest: Hash64): string {
+  return `${domain}|${count}|${digestHex(digest)}`;
 }

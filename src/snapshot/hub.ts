@@ -357,9 +357,15 @@ export class Hub {
   /**
    * Decides whether a client holding `state` (digests of a mirror built on any replica) for `view` on
    * `node` can be brought to the flushed head from the log alone, and if so gives the frames (all `from`
-   * 0; the last one `to` the head; at least one). Throws if changes are pending: flush first.
+   * `base`, the last one `to` the head; at least one): `base` is the client's revision when the token is
+   * this server's own, else 0. Throws if changes are pending: flush first.
    */
-  resumeFromState(view: ViewName, node: string | undefined, state: ReplicaState): ReplicaResumeDecision {
+  resumeFromState(
+    view: ViewName,
+    node: string | undefined,
+    state: ReplicaState,
+    base = 0,
+  ): ReplicaResumeDecision {
     if (this.#pending.length > 0) throw new Error("Hub.resumeFromState: flush pending changes first");
     return decideReplicaResume({
       view,
@@ -369,6 +375,7 @@ export class Hub {
       log: this.#logs[view],
       digests: this.#digests,
       head: this.#flushed,
+      base,
       maxEntries: this.#catchUpLimit(view),
       maxChangesPerFrame: this.#maxChangesPerFrame,
     });

@@ -10,7 +10,7 @@ import { DeltaFrames } from "./delta-frames.js";
 import type { DigestHistory } from "./digest-history.js";
 import { kindOfKey } from "./keys.js";
 import { VIEWS } from "./kinds.js";
-import { domainOf, isDigestHex } from "./state-digest.js";
+import { domainOf, parseDigestHex } from "./state-digest.js";
 
 /** What a client says of its mirror (the `state` of its resume token; digests as in state-digest.ts). */
 export type ReplicaState = ResumeState;
@@ -45,7 +45,7 @@ export const REPLICA_REFUSALS: readonly ReplicaRefusal[] = [
 export type ReplicaResumeDecision =
   | {
       readonly ok: true;
-      /** The catch-up: from 0, the last frame to the head; never empty. */
+      /** The catch-up: from `base`, the last frame to the head; never empty. */
       readonly frames: DeltaFrames[];
       /** Changes in the catch-up. */
       readonly changes: number;
@@ -61,6 +61,11 @@ export interface ReplicaResumeInput {
   readonly digests: DigestHistory;
   /** The flushed head. */
   readonly head: number;
+  /**
+   * The `from` of the catch-up frames: the client's revision when the token is this server's own (its
+   * revisions are comparable), else 0. At most the head.
+   */
+  readonly base: number;
   /** Most log entries a catch-up may take. */
   readonly maxEntries: number;
   readonly maxChangesPerFrame: number;
@@ -89,16 +94,17 @@ export function decideReplicaResume(input: ReplicaResumeInput): ReplicaResumeDec
     const digest = state.kinds[kind];
     if (digest === undefined) return refuse("kinds", `no digest for ${kind}`);
     const [count, hex] = digest;
-    if (!Number.isSafeInteger(count) || count < 0 || count > MAX_COUNT || !isDigestHex(hex)) {
+    const hash = parseDigestHex(hex);
+    if (!Number.isSafeInteger(count) || count < 0 || count > MAX_COUNT || hash === undefined) {
       return refuse("kinds", `malformed digest for ${kind}`);
     }
-    const xor = BigInt(`0x${hex}`);
     const domain = domainOf(kind, node);
     if (domain === undefined) return refuse("view", `${kind} is node-scoped: the state needs a node`);
     const current = digests.current(domain);
-    if (current.count === count && current.xor === xor) continue;
+    if (current.count === count && current.hi === hash.hi && current.lo === hash.lo) continue;
     // Every domain was empty at revision 0, before anything was recorded.
-    const revision = digests.revisionOf(domain, count, xor) ?? (count === 0 && xor === 0n ? 0 : undefined);
+    const isEmpty = count === 0 && hash.hi === 0 && hash.lo === 0;
+    const revision = digests.revisionOf(domain, count, hash) ?? (isEmpty ? 0 : undefined);
     if (revision === undefined) return refuse("unknown-state", `${kind}: a state this server never held`);
     if (!log.canResume(revision)) {
       return refuse("compacted", `${kind}: held at revision ${revision}, below the log's floor ${log.floor}`);
@@ -106,7 +112,8 @@ export function decideReplicaResume(input: ReplicaResumeInput): ReplicaResumeDec
     cuts.set(kind, revision);
     lowest = Math.min(lowest, revision);
   }
-  if (cuts.size === 0) return { ok: true, frames: [new DeltaFrames(0, input.head, [])], changes: 0 };
+  const base = Math.min(input.base, input.head);
+  if (cuts.size === 0) return { ok: true, frames: [new DeltaFrames(base, input.head, [])], changes: 0 };
   const found = log.sinceCuts(lowest, node, (key) => cuts.get(kindOfKey(key)) ?? Number.POSITIVE_INFINITY);
   if (found === undefined) return refuse("compacted", `revision ${lowest} is below the log's floor`);
   if (found.matched > input.maxEntries) {
@@ -117,9 +124,9 @@ export function decideReplicaResume(input: ReplicaResumeInput): ReplicaResumeDec
   const frames: DeltaFrames[] = [];
   for (let i = 0; i < changes.length; i += per) {
     const isLast = i + per >= changes.length;
-    frames.push(new DeltaFrames(0, isLast ? input.head : 0, changes.slice(i, i + per)));
+    frames.push(new DeltaFrames(base, isLast ? input.head : base, changes.slice(i, i + per)));
   }
-  if (frames.length === 0) frames.push(new DeltaFrames(0, input.head, []));
+  if (frames.length === 0) frames.push(new DeltaFrames(base, input.head, []));
   return { ok: true, frames, changes: changes.length };
 }
 

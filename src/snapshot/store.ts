@@ -5,6 +5,7 @@ import { sameResource } from "./deep-equal.js";
 import { kindOfKey } from "./keys.js";
 import { nodeOf } from "./kinds.js";
 import { valueHash } from "./state-digest.js";
+import type { Hash64 } from "./state-digest.js";
 
 export interface StoreEntry {
   readonly key: string;
@@ -16,7 +17,7 @@ export interface StoreEntry {
   /** `{k, v}` msgpack-encoded once; snapshots and delta frames are assembled from it. */
   readonly encoded: Buffer;
   /** entryHash(key, resourceVersion): this entry's part of its domain's state digest (state-digest.ts). */
-  readonly hash: bigint;
+  readonly hash: Hash64;
 }
 
 /** One real change, as the store made it. */
@@ -35,9 +36,9 @@ export interface Change {
   /** The entry's encoding before this change (undefined when the key was absent). */
   readonly prevEncoded: Buffer | undefined;
   /** The entry's hash after the change (undefined for a delete). */
-  readonly hash: bigint | undefined;
+  readonly hash: Hash64 | undefined;
   /** The entry's hash before the change (undefined when the key was absent). */
-  readonly prevHash: bigint | undefined;
+  readonly prevHash: Hash64 | undefined;
   /** The owning node before the change, whether or not it differs (undefined: absent, or no owner). */
   readonly ownerBefore: string | undefined;
 }

@@ -72,8 +72,8 @@ interface Stack {
   readonly b: RunningServer;
   readonly client: TabbyClient;
   readonly updates: Update[];
-  /** Holds the client's discovery until `release`, then answers B only. */
-  readonly moveToB: () => { release: () => void };
+  /** Holds the client's discovery until `release`, then answers B only (or the `retarget` address). */
+  readonly moveToB: () => { release: () => void; retarget: (url: string) => void };
 }
 
 async function stack(bSettings: Record<string, string> = {}): Promise<Stack> {
@@ -101,11 +101,11 @@ async function stack(bSettings: Record<string, string> = {}): Promise<Stack> {
   client.on("updates", (batch) => updates.push(...batch));
   client.start();
   await client.synced();
-  const moveToB = (): { release: () => void } => {
+  const moveToB = (): { release: () => void; retarget: (url: string) => void } => {
     let open!: () => void;
     gate = new Promise((r) => (open = r));
     servers = [`ws://127.0.0.1:${b.port}`];
-    return { release: () => open() };
+    return { release: () => open(), retarget: (url) => (servers = [url]) };
   };
   return { sim, a, b, client, updates, moveToB };
 }
@@ -201,5 +201,36 @@ describe("resume on another replica", () => {
       [...changed.updated.map((k) => [k, false]), [changed.deleted, true]].sort(),
     );
     expect(sameView(mirrorOf(client), viewOf(b))).toBe(true);
+  });
+  it("a client whose server restarted resumes on the new process (it listed the same state), no snapshot", async () => {
+    const { sim, a, client, updates, moveToB, b } = await stack();
+    // B plays no part here: the client goes back to A's successor.
+    await b.destroy();
+    const move = moveToB();
+    await a.destroy();
+    await until("the client to notice", () => client.status.state !== "in-sync");
+    const restarted = await replica(sim);
+    await until("the new process ready", () => restarted.fanout.isReady());
+    // Changes after the restart, while the client is still away: the new process has them in its log.
+    const changed = changePods(sim, "after-restart");
+    await until(
+      "the new process to have the changes",
+      () =>
+        restarted.hub.store.get(changed.deleted) === undefined &&
+        changed.updated.every((k) => labelsOf(restarted.hub.store.valueOf(k)).resumed === "after-restart"),
+    );
+    updates.length = 0;
+    move.retarget(`ws://127.0.0.1:${restarted.port}`);
+    move.release();
+    await until("the client to get the missed changes", () => updates.length >= 3);
+    await until("the client back in sync", () => client.status.state === "in-sync");
+    expect(client.stats).toMatchObject({ snapshots: 1, resumes: 1, replicaResumes: 1 });
+    expect(await counter(restarted, "tabby_resumes_total", { view: "felix", origin: "other-replica" })).toBe(
+      1,
+    );
+    expect(updates.map((u) => [u.key, u.value === null]).sort()).toEqual(
+      [...changed.updated.map((k) => [k, false]), [changed.deleted, true]].sort(),
+    );
+    expect(sameView(mirrorOf(client), viewOf(restarted))).toBe(true);
   });
 });

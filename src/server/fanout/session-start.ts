@@ -61,7 +61,8 @@ export class SessionStarter {
     }
     // The decision reads the logs and the digests as of the flushed head: flush first.
     this.#deps.ingest.flushNow();
-    const decision = hub.resumeFromState(verdict.view, s.node, resume.state);
+    // Frames count from the client's revision when the token is ours (its revision is comparable), else 0.
+    const decision = hub.resumeFromState(verdict.view, s.node, resume.state, isOwn ? resume.revision : 0);
     if (!decision.ok) {
       metrics.resumeRefused(decision.reason);
       this.#deps.logger.debug(
