@@ -189,7 +189,13 @@ describe("replicas: fair share and move hints", () => {
     await until(
       () => {
         const counts = cluster.counts();
-        return counts.every((n) => n >= 3 && n <= 5) && agents.every((g) => g.client.isInSync);
+        const balance = a.fanout.status().balance;
+        return (
+          counts.every((n) => n >= 3 && n <= 5) &&
+          agents.every((g) => g.client.isInSync) &&
+          balance?.isShedding === false &&
+          balance.leaving === 0
+        );
       },
       15_000,
       "counts converged",
