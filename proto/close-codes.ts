@@ -7,6 +7,8 @@ export const CloseCode = {
   normal: 1000,
   /** Standard: a frame larger than the server's maxFrameBytes (sent by `ws` itself). */
   messageTooBig: 1009,
+  /** Standard: an unexpected condition on the server (a bug) ended the session. Reconnect with backoff and resume. */
+  internalError: 1011,
   /** The client's protocol version range does not overlap the server's. Do not retry this server. */
   unsupportedVersion: 4001,
   /** The hello named a view this server does not serve. Do not retry. */
