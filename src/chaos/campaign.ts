@@ -1,29 +1,72 @@
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, rename, writeFile } from "node:fs/promises";
 import { cpus } from "node:os";
 import { join } from "node:path";
-import { chaosRun } from "./run.js";
-import type { RunOptions, RunResult } from "./run.js";
+import { ChaosRunError, chaosRun } from "./run.js";
+import type { ProcFootprint, RunOptions, RunPhase, RunResult } from "./run.js";
+import type { Fault } from "./schedule.js";
 
 export interface CampaignOptions extends RunOptions {
   readonly runs: number;
   /** The first run's seed; run i uses seed + i (so `--seed N --runs 1` repeats run N). */
   readonly seed: number;
-  /** Where chaos.json goes; undefined: not written. */
+  /** Where chaos.json goes (rewritten after every run); undefined: not written. */
   readonly out: string | undefined;
-  /** Called after each run (progress). */
+  /** Called after each run that was carried out (progress). */
   readonly onRun?: (r: RunResult, index: number) => void;
+  /** Called after each run that could not be carried out. */
+  readonly onError?: (e: RunError, index: number) => void;
+}
+
+/** A run that could not be carried out (it threw before its check gave a verdict). */
+export interface RunError {
+  readonly seed: number;
+  readonly phase: RunPhase;
+  readonly message: string;
+  /**
+   * Why, when the failure is a known problem of the machine the runner runs on, not of tabby (its
+   * node_modules or build vanished under it, a full disk): such a run counts as not run. Undefined: an
+   * unexplained error, and the run counts as failed.
+   */
+  readonly explanation: string | undefined;
+  readonly schedule: readonly Fault[];
+}
+
+/** The growth of one resource of a server across runs whose server process lived through the run. */
+export interface GrowthSummary {
+  readonly p50: number;
+  readonly max: number;
 }
 
 export interface ChaosReport {
+  /** False in the file written between the runs of a campaign still under way (or cut short). */
+  readonly isComplete: boolean;
+  /** Runs asked for. */
+  readonly runsPlanned: number;
+  /** Runs carried out and checked. */
   readonly runs: number;
+  /** Runs with a mirror that did not converge to the cluster's state. */
   readonly divergent: number;
+  /** Divergent runs plus runs with an unexplained error: must be 0. */
+  readonly failed: number;
+  /** Runs that could not be carried out for an explained reason (see `errors[].explanation`). */
+  readonly notRun: number;
   readonly faultsByKind: Readonly<Record<string, number>>;
   readonly convergeSeconds: { readonly p50: number; readonly p99: number; readonly max: number };
+  /**
+   * fds, sockets and RSS of each server after the run minus before it, over the (run, server) pairs whose
+   * process was not restarted by a fault; `samples` is how many.
+   */
+  readonly serverGrowth: {
+    readonly samples: number;
+    readonly fds: GrowthSummary;
+    readonly sockets: GrowthSummary;
+    readonly rssMiB: GrowthSummary;
+  };
   /** Each divergent run: its seed (rerun with `tabby chaos --seed N --runs 1`), schedule and mirrors. */
   readonly divergentRuns: readonly RunResult[];
-  /** Runs that could not be carried out (the setup failed): not counted as divergent, listed here. */
-  readonly errors: readonly { readonly seed: number; readonly message: string }[];
-  readonly options: Omit<CampaignOptions, "onRun">;
+  /** Runs that could not be carried out: explained ones count as not run, the others as failed. */
+  readonly errors: readonly RunError[];
+  readonly options: Omit<CampaignOptions, "onRun" | "onError">;
   readonly machine: { readonly cpus: number; readonly node: string; readonly date: string };
   readonly wallSeconds: number;
   readonly results: readonly Omit<RunResult, "schedule" | "failures">[];
@@ -35,11 +78,43 @@ export function quantile(sorted: readonly number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
 }
 
-/** Runs `runs` seeded chaos runs one after the other and reports; writes DIR/chaos.json when `out` is set. */
+/** Known failures of the machine the runner runs on (not of tabby), by what their message says. */
+const ENVIRONMENT_FAILURES: readonly { readonly pattern: RegExp; readonly explanation: string }[] = [
+  {
+    pattern: /ERR_MODULE_NOT_FOUND|Cannot find (package|module)/,
+    explanation:
+      "a tabby process could not load its code: the node_modules or build the runner uses changed or vanished under it (an npm ci, npm run build or cleanup in that directory during the campaign); run long campaigns from a copy nothing else writes",
+  },
+  {
+    pattern: /\bENOSPC\b/,
+    explanation: "the disk is full",
+  },
+];
+
+/** The explanation of a run error that is the environment's, not tabby's; undefined when unexplained. */
+export function explainRunError(message: string): string | undefined {
+  return ENVIRONMENT_FAILURES.find((f) => f.pattern.test(message))?.explanation;
+}
+
+function toRunError(seed: number, err: unknown): RunError {
+  const message = err instanceof Error ? err.message : String(err);
+  return {
+    seed,
+    phase: err instanceof ChaosRunError ? err.phase : "setup",
+    message: message.slice(0, 4000),
+    explanation: explainRunError(message),
+    schedule: err instanceof ChaosRunError ? err.schedule : [],
+  };
+}
+
+/**
+ * Runs `runs` seeded chaos runs one after the other and reports. With `out`, DIR/chaos.json is rewritten
+ * after every run (atomically), so that a long campaign that is interrupted keeps what it measured.
+ */
 export async function runChaos(o: CampaignOptions): Promise<ChaosReport> {
   const startedMs = Date.now();
   const results: RunResult[] = [];
-  const errors: { seed: number; message: string }[] = [];
+  const errors: RunError[] = [];
   for (let i = 0; i < o.runs; i++) {
     const seed = o.seed + i;
     const run: RunOptions = {
@@ -58,9 +133,38 @@ export async function runChaos(o: CampaignOptions): Promise<ChaosReport> {
       results.push(r);
       o.onRun?.(r, i);
     } catch (err) {
-      errors.push({ seed, message: err instanceof Error ? err.message : String(err) });
+      const e = toRunError(seed, err);
+      errors.push(e);
+      o.onError?.(e, i);
     }
+    if (i < o.runs - 1) await writeReport(o.out, buildReport(o, results, errors, startedMs, false));
   }
+  const report = buildReport(o, results, errors, startedMs, true);
+  await writeReport(o.out, report);
+  return report;
+}
+
+async function writeReport(out: string | undefined, report: ChaosReport): Promise<void> {
+  if (out === undefined) return;
+  await mkdir(out, { recursive: true });
+  const file = join(out, "chaos.json");
+  await writeFile(`${file}.tmp`, `${JSON.stringify(report, null, 2)}\n`);
+  await rename(`${file}.tmp`, file);
+}
+
+function growth(values: number[]): GrowthSummary {
+  const sorted = values.sort((a, b) => a - b);
+  return { p50: quantile(sorted, 0.5), max: sorted.at(-1) ?? 0 };
+}
+
+/** The report of the runs so far. */
+export function buildReport(
+  o: CampaignOptions,
+  results: readonly RunResult[],
+  errors: readonly RunError[],
+  startedMs: number,
+  isComplete: boolean,
+): ChaosReport {
   const faultsByKind: Record<string, number> = {};
   for (const r of results) {
     for (const [k, n] of Object.entries(r.faultsByKind)) faultsByKind[k] = (faultsByKind[k] ?? 0) + n;
@@ -69,15 +173,34 @@ export async function runChaos(o: CampaignOptions): Promise<ChaosReport> {
     .map((r) => r.convergeSeconds)
     .filter((s): s is number => s !== undefined)
     .sort((a, b) => a - b);
-  const { onRun: _onRun, ...options } = o;
-  const report: ChaosReport = {
+  const lived = results.flatMap((r) =>
+    r.servers.flatMap((s): { before: ProcFootprint; after: ProcFootprint }[] =>
+      s.before !== undefined && s.after !== undefined && s.before.pid === s.after.pid
+        ? [{ before: s.before, after: s.after }]
+        : [],
+    ),
+  );
+  const divergent = results.filter((r) => r.isDivergent).length;
+  const unexplained = errors.filter((e) => e.explanation === undefined).length;
+  const { onRun: _onRun, onError: _onError, ...options } = o;
+  return {
+    isComplete,
+    runsPlanned: o.runs,
     runs: results.length,
-    divergent: results.filter((r) => r.isDivergent).length,
+    divergent,
+    failed: divergent + unexplained,
+    notRun: errors.length - unexplained,
     faultsByKind,
     convergeSeconds: {
       p50: quantile(converge, 0.5),
       p99: quantile(converge, 0.99),
       max: converge.at(-1) ?? 0,
+    },
+    serverGrowth: {
+      samples: lived.length,
+      fds: growth(lived.map((l) => l.after.fds - l.before.fds)),
+      sockets: growth(lived.map((l) => l.after.sockets - l.before.sockets)),
+      rssMiB: growth(lived.map((l) => Math.round((l.after.rssBytes - l.before.rssBytes) / 2 ** 20))),
     },
     divergentRuns: results.filter((r) => r.isDivergent),
     errors,
@@ -86,9 +209,4 @@ export async function runChaos(o: CampaignOptions): Promise<ChaosReport> {
     wallSeconds: (Date.now() - startedMs) / 1000,
     results: results.map(({ schedule: _s, failures: _f, ...rest }) => rest),
   };
-  if (o.out !== undefined) {
-    await mkdir(o.out, { recursive: true });
-    await writeFile(join(o.out, "chaos.json"), `${JSON.stringify(report, null, 2)}\n`);
-  }
-  return report;
 }

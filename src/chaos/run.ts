@@ -70,6 +70,31 @@ export interface RunResult {
   readonly durationSeconds: number;
 }
 
+/** Where a run was when it failed to be carried out (not a divergence: the check never ran). */
+export type RunPhase = "setup" | "faults" | "check";
+
+/**
+ * A run that could not be carried out: the simulator, a server or an agent did not start, a fault could
+ * not be applied or undone (a restarted server that does not come up), or the check threw. `cause` is the
+ * original error; `schedule` reproduces the run with `tabby chaos --seed N --runs 1`.
+ */
+export class ChaosRunError extends Error {
+  override readonly name = "ChaosRunError";
+  readonly code = "ERR_CHAOS_RUN";
+  readonly seed: number;
+  readonly phase: RunPhase;
+  readonly schedule: readonly Fault[];
+
+  constructor(seed: number, phase: RunPhase, schedule: readonly Fault[], cause: unknown) {
+    super(`run ${seed} failed in ${phase}: ${cause instanceof Error ? cause.message : String(cause)}`, {
+      cause,
+    });
+    this.seed = seed;
+    this.phase = phase;
+    this.schedule = schedule;
+  }
+}
+
 const VIEWS_CYCLE: readonly ViewName[] = ["felix", "bgp", "node-status", "tunnel-ip-allocation"];
 const NODE_SCOPED: ReadonlySet<ViewName> = new Set(["felix", "bgp", "node-status"]);
 
@@ -251,6 +276,7 @@ export async function chaosRun(o: RunOptions): Promise<RunResult> {
   const dir = await mkdtemp(join(tmpdir(), "tabby-chaos-"));
   const cleanups: (() => Promise<unknown>)[] = [() => rm(dir, { recursive: true, force: true })];
   const agents: Agent[] = [];
+  let phase: RunPhase = "setup";
   try {
     const sim = await startSimulator({ host: "127.0.0.1", port: 0, bookmarkIntervalMs: 2000 });
     cleanups.push(() => sim.close());
@@ -309,15 +335,23 @@ export async function chaosRun(o: RunOptions): Promise<RunResult> {
       "the agents did not sync before the faults",
     );
     const before = await Promise.all(slots.map((s) => footprint(s.pid)));
+    phase = "faults";
 
     const churn = new ChurnGenerator(sim, { ratePerSecond: o.churnPerSecond, seed: o.seed });
     churn.start();
+    cleanups.push(() => Promise.resolve(churn.stop()));
     const context: Context = { sim, slots, signal: abort.signal };
-    const faults = runSchedule(schedule, context);
+    // Handled at once: a fault that fails while the churn still runs must not be an unhandled rejection.
+    const faults = runSchedule(schedule, context).then(
+      () => undefined,
+      (err: unknown) => ({ err }),
+    );
     await sleep(o.durationMs);
     churn.stop();
-    await faults;
+    const faultFailure = await faults;
+    if (faultFailure !== undefined) throw faultFailure.err;
     const quietFromMs = Date.now();
+    phase = "check";
 
     // Settle: every mirror equal to the cluster converted, and in sync.
     const wanted = new Map<string, { map: Map<string, ResourceValue>; json: Map<string, string> }>();
@@ -358,6 +392,8 @@ export async function chaosRun(o: RunOptions): Promise<RunResult> {
       servers: slots.map((s, i) => ({ server: i, before: before[i], after: after[i], restarts: s.restarts })),
       durationSeconds: (Date.now() - startedMs) / 1000,
     };
+  } catch (err) {
+    throw new ChaosRunError(o.seed, phase, schedule, err);
   } finally {
     abort.abort();
     for (const c of cleanups.reverse()) {

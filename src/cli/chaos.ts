@@ -15,7 +15,8 @@ interface ChaosFlags {
 
 /**
  * `tabby chaos`: seeded runs of faults mixed under churn (src/chaos), each checked by comparing every
- * agent's mirror with the simulator's state converted. Exits 1 when a run diverged.
+ * agent's mirror with the simulator's state converted. Exits 1 when a run diverged or could not be carried
+ * out. DIR/chaos.json is rewritten after every run.
  */
 export function chaosCommand(): Command {
   return new Command("chaos")
@@ -40,7 +41,7 @@ export function chaosCommand(): Command {
       wholeNumber(1000),
       30_000,
     )
-    .option("--out <dir>", "write DIR/chaos.json")
+    .option("--out <dir>", "write DIR/chaos.json (after every run)")
     .action(async (flags: ChaosFlags) => {
       const { runChaos } = await import("../chaos/campaign.js");
       const report = await runChaos({
@@ -54,6 +55,12 @@ export function chaosCommand(): Command {
         faults: [3, 7],
         settleTimeoutMs: flags.settleTimeoutMs,
         out: flags.out,
+        onError: (e, i) => {
+          const why = e.explanation ?? "unexplained: the run counts as failed";
+          process.stderr.write(`run ${i + 1}/${flags.runs} seed ${e.seed}: ERROR in ${e.phase} (${why})\n`);
+          process.stderr.write(`  ${e.message.split("\n", 1)[0] ?? ""}\n`);
+          process.stderr.write(`  reproduce: tabby chaos --seed ${e.seed} --runs 1\n`);
+        },
         onRun: (r, i) => {
           const kinds = r.schedule.map((f) => f.kind).join(",");
           const verdict = r.isDivergent ? "DIVERGENT" : `converged in ${r.convergeSeconds?.toFixed(2)} s`;
@@ -69,11 +76,13 @@ export function chaosCommand(): Command {
         `${JSON.stringify({
           runs: report.runs,
           divergent: report.divergent,
-          errors: report.errors.length,
+          failed: report.failed,
+          notRun: report.notRun,
           faultsByKind: report.faultsByKind,
           convergeSeconds: report.convergeSeconds,
         })}\n`,
       );
-      if (report.divergent > 0 || report.errors.length > 0) process.exitCode = 1;
+      // A run not carried out proves nothing either: it fails the command too, with its reason printed.
+      if (report.failed > 0 || report.notRun > 0) process.exitCode = 1;
     });
 }
