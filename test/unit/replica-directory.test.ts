@@ -10,6 +10,7 @@ import {
   ReplicaError,
   ReplicaErrorCode,
   membersOfSlice,
+  formatStaticPeers,
   parseStaticPeers,
   replicaDirectoryFor,
 } from "../../src/server/replicas/index.js";
@@ -391,6 +392,15 @@ describe("--peers and the replica settings", () => {
       { url: "wss://[::1]:5473", statusUrl: "https://[::1]:9093/status" },
     ]);
     expect(parseStaticPeers("ws://a:1=https://a:2/custom", 0)[0]?.statusUrl).toBe("https://a:2/custom");
+    const value = formatStaticPeers([
+      { port: 5001, statusPort: 9001 },
+      { host: "::1", port: 5002, statusPort: 9002 },
+    ]);
+    expect(value).toBe("ws://127.0.0.1:5001=http://127.0.0.1:9001,ws://[::1]:5002=http://[::1]:9002");
+    expect(parseStaticPeers(value, 0).map((p) => p.statusUrl)).toEqual([
+      "http://127.0.0.1:9001/status",
+      "http://[::1]:9002/status",
+    ]);
   });
 
   it.each([

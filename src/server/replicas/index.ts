@@ -13,7 +13,7 @@ export { ReplicaError, ReplicaErrorCode } from "./errors.js";
 export type { ReplicaErrorCodeValue } from "./errors.js";
 export { replicaDirectoryFor } from "./from-config.js";
 export type { ReplicaWiring, ReplicaWiringDeps } from "./from-config.js";
-export { parseStaticPeers } from "./static-peers.js";
+export { formatStaticPeers, parseStaticPeers } from "./static-peers.js";
 export type { StaticPeer } from "./static-peers.js";
 export { fetchPeerStatus, parsePeerStatus } from "./status-fetch.js";
 export type { PeerStatus, StatusFetcher } from "./status-fetch.js";

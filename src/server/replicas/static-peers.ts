@@ -81,3 +81,19 @@ export function parseStaticPeers(
   }
   return out;
 }
+
+/**
+ * The `--peers` value for replicas on known ports (the load test, tests): `ws://host:port=http://host:statusPort`
+ * per replica, comma-separated. Pass the same list to every replica: each finds itself in it by its server id.
+ */
+export function formatStaticPeers(
+  replicas: readonly { readonly host?: string; readonly port: number; readonly statusPort: number }[],
+  schemes: { readonly agent?: "ws" | "wss"; readonly status?: "http" | "https" } = {},
+): string {
+  return replicas
+    .map((r) => {
+      const host = urlHost(r.host ?? "127.0.0.1");
+      return `${schemes.agent ?? "ws"}://${host}:${r.port}=${schemes.status ?? "http"}://${host}:${r.statusPort}`;
+    })
+    .join(",");
+}
