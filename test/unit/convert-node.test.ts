@@ -232,6 +232,50 @@ describe("Node → Node", () => {
     expect(outBare?.value?.metadata).not.toHaveProperty("labels");
   });
 
+  // resources.go SetCalicoMetadataFromK8sAnnotations and node.go fillAllInterfaces unmarshal with
+  // encoding/json: null is the zero value, keys match struct fields case-insensitively, and any other type
+  // mismatch fails the annotation (the node keeps no labels from it, or no interfaces).
+  it("reads the labels and Interfaces annotations as Go's json.Unmarshal does", () => {
+    const spec = (annotations: Record<string, string>): { interfaces?: unknown } =>
+      convert("nodes", node(annotations))?.value?.spec as { interfaces?: unknown };
+    const iface = (text: string): unknown => spec({ "projectcalico.org/Interfaces": text }).interfaces;
+    expect(iface('[{"NAME":"eth0","Addresses":["10.0.0.1"]}]')).toEqual([
+      { name: "eth0", addresses: ["10.0.0.1"] },
+    ]);
+    // ſ (U+017F) folds to s, as bytes.EqualFold has it; the last matching key wins.
+    expect(iface('[{"addre\u017f\u017fes":["10.0.0.1"],"name":"a","Name":"b"}]')).toEqual([
+      { name: "b", addresses: ["10.0.0.1"] },
+    ]);
+    expect(iface('[null,{"name":"eth1","addresses":[null,"10.0.0.2"]}]')).toEqual([
+      {},
+      { name: "eth1", addresses: ["10.0.0.2"] },
+    ]);
+    expect(iface('[{"name":"eth0","addresses":["10.0.0.1",7]}]')).toBeUndefined();
+    expect(iface('[{"name":"eth0"},"eth1"]')).toBeUndefined();
+    expect(iface("null")).toBeUndefined();
+
+    const labels = (text: string): unknown =>
+      convert("nodes", node({ "projectcalico.org/labels": text }, { labels: { k: "v" } }))?.value?.metadata;
+    expect(labels('{"rack":null,"zone":"z1"}')).toMatchObject({ labels: { rack: "", zone: "z1", k: "v" } });
+    expect((labels('{"rack":1,"zone":"z1"}') as { labels: object }).labels).toEqual({ k: "v" });
+  });
+
+  it('copies InternalIP and ExternalIP addresses unchecked, an absent one as ""', () => {
+    const n = structuredClone(node({})) as KubeObject & { status: { addresses: object[] } };
+    n.status.addresses = [{ type: "InternalIP" }, { type: "ExternalIP", address: "not-an-ip" }];
+    expect((convert("nodes", n)?.value?.spec as { addresses: unknown }).addresses).toEqual([
+      { address: "", type: "InternalIP" },
+      { address: "not-an-ip", type: "ExternalIP" },
+    ]);
+  });
+
+  it("leaves an empty status out (Calico's JSON has `status: {}`)", () => {
+    const n = structuredClone(node({})) as KubeObject & { spec: { podCIDRs?: string[] } };
+    delete n.spec.podCIDRs;
+    expect(convert("nodes", n)?.value).not.toHaveProperty("status");
+    expect(convert("nodes", node({}))?.value).toHaveProperty("status", { podCIDRs: ["10.244.1.0/24"] });
+  });
+
   it("ignores status-only changes (heartbeats)", () => {
     const a = node(calico);
     const b = structuredClone(a) as { status: { conditions: { lastHeartbeatTime: string }[] } } & KubeObject;

@@ -50,6 +50,14 @@ describe("IPs and CIDRs with Go's rules", () => {
     ["::ffff:10.1.2.3", "10.1.2.3/32"],
     ["fe80::1:2", "fe80::1:2/128"],
     ["1:0:0:2:0:0:0:3", "1:0:0:2::3/128"],
+    // IPNet.String(): a network still IPv4-mapped after masking prints as IPv4, its length less 96.
+    ["::ffff:10.0.0.0/104", "10.0.0.0/8"],
+    ["::ffff:10.1.2.3/120", "10.1.2.0/24"],
+    ["::ffff:10.1.2.3/128", "10.1.2.3/32"],
+    ["::ffff:10.0.0.0/64", "::/64"],
+    // ParseCIDR reads the length with dtoi: leading zeros are fine.
+    ["10.0.0.1/024", "10.0.0.0/24"],
+    ["10.0.0.0/0000008", "10.0.0.0/8"],
   ])("reads %s as %s", (text, want) => {
     expect(parseCidrOrIp(text)?.network).toBe(want);
   });
@@ -62,6 +70,11 @@ describe("IPs and CIDRs with Go's rules", () => {
     "10.0.0.1/33",
     "fd00::/129",
     "10.0.0.1/",
+    "10.0.0.1/+8",
+    "10.0.0.1/-1",
+    "10.0.0.1/ 8",
+    "10.0.0.1/0x8",
+    "10.0.0.1/99999999999",
     "x",
   ])("refuses %s", (text) => {
     expect(parseCidrOrIp(text)).toBeUndefined();

@@ -1,4 +1,3 @@
-import { isIP } from "node:net";
 import type { ResourceValue } from "../../../../proto/messages.js";
 import { formatKey } from "../../../snapshot/keys.js";
 import type { KubeMetadata, KubeObject } from "../types.js";
@@ -181,17 +180,4 @@ export function keyFor(kind: string, obj: KubeObject, namespaced: boolean): stri
   if (!namespaced) return formatKey(kind, name);
   const ns = namespaceOf(obj);
   return ns === undefined ? null : formatKey(kind, name, ns);
-}
-
-/** An IP or CIDR as a CIDR (`/32` or `/128` for a bare IP); undefined when malformed. */
-export function toCidr(ip: string): string | undefined {
-  const trimmed = ip.trim();
-  const slash = trimmed.indexOf("/");
-  const addr = slash < 0 ? trimmed : trimmed.slice(0, slash);
-  const family = isIP(addr);
-  if (family === 0) return undefined;
-  if (slash < 0) return `${addr}/${family === 4 ? 32 : 128}`;
-  const bits = Number(trimmed.slice(slash + 1));
-  const max = family === 4 ? 32 : 128;
-  return Number.isInteger(bits) && bits >= 0 && bits <= max ? `${addr}/${bits}` : undefined;
 }

@@ -104,6 +104,7 @@ export function formatIp(ip: IpAddress): string {
 export interface IpNetwork {
   /** The address as written (unmasked). */
   readonly ip: IpAddress;
+  /** The length as written (of the 16-byte form for an IPv4-mapped address: Go's Mask.Size()). */
   readonly prefixLength: number;
   /** The masked network, as Go's IPNet.String() prints it: `10.0.0.0/24`. */
   readonly network: string;
@@ -124,7 +125,8 @@ export function parseCidr(text: string): IpNetwork | undefined {
   const addrText = text.slice(0, slash);
   const lenText = text.slice(slash + 1);
   const ip = parseIp(addrText);
-  if (ip === undefined || !/^\d{1,3}$/.test(lenText)) return undefined;
+  // Go reads the length with dtoi: decimal digits, leading zeros allowed ("/024" is /24).
+  if (ip === undefined || !/^\d+$/.test(lenText)) return undefined;
   const prefixLength = Number(lenText);
   if (addrText.includes(":")) {
     // Go keeps IPv6 prefix lengths for an IPv4-mapped address: mask the 16-byte form.
@@ -132,7 +134,10 @@ export function parseCidr(text: string): IpNetwork | undefined {
     const bytes16 = ip.family === 4 ? [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, ...ip.bytes] : ip.bytes;
     const net = masked({ family: 6, bytes: bytes16 }, prefixLength);
     const shown = parseIp(formatIp(net)) ?? net;
-    return { ip, prefixLength, network: `${formatIp(shown)}/${prefixLength}` };
+    // IPNet.String() prints a network that is still IPv4-mapped after masking (length ≥ 96) as IPv4,
+    // with the length of the last 32 bits: ::ffff:10.0.0.0/104 is 10.0.0.0/8.
+    const shownLength = shown.family === 4 ? prefixLength - 96 : prefixLength;
+    return { ip, prefixLength, network: `${formatIp(shown)}/${shownLength}` };
   }
   if (prefixLength > 32) return undefined;
   return { ip, prefixLength, network: `${formatIp(masked(ip, prefixLength))}/${prefixLength}` };

@@ -77,7 +77,10 @@ function isNetworkOfFamily(text: string, family: 4 | 6): boolean {
   return n.network.slice(0, n.network.indexOf("/")) === formatIp(n.ip);
 }
 
-/** A string map from JSON (Go's json.Unmarshal into map[string]string); undefined when it does not parse. */
+/**
+ * A string map from JSON (Go's json.Unmarshal into map[string]string): a `null` value is "" (null decodes
+ * to the zero value); undefined when it does not parse or a value is of another type (Unmarshal errs).
+ */
 function stringMapJson(text: string): Record<string, string> | null | undefined {
   try {
     const parsed: unknown = JSON.parse(text);
@@ -85,13 +88,28 @@ function stringMapJson(text: string): Record<string, string> | null | undefined 
     if (typeof parsed !== "object" || Array.isArray(parsed)) return undefined;
     const out: Record<string, string> = {};
     for (const [k, v] of Object.entries(parsed as Record<string, unknown>)) {
-      if (typeof v !== "string") return undefined;
-      out[k] = v;
+      if (v !== null && typeof v !== "string") return undefined;
+      out[k] = v ?? "";
     }
     return out;
   } catch {
     return undefined;
   }
+}
+
+/**
+ * A key as encoding/json folds it to match a struct field: ASCII upper-cased, and the two non-ASCII letters
+ * whose fold set holds an ASCII one (ſ U+017F → S, K U+212A → K). Go matches JSON keys to fields this way.
+ */
+function goFoldKey(key: string): string {
+  let out = "";
+  for (const c of key) {
+    if (c >= "a" && c <= "z") out += c.toUpperCase();
+    else if (c === "\u017f") out += "S";
+    else if (c === "\u212a") out += "K";
+    else out += c;
+  }
+  return out;
 }
 
 /** JSON of a string map with sorted keys, as Go's json.Marshal writes it (`null` for no map). */
@@ -109,7 +127,12 @@ interface NodeInterface {
   addresses?: string[];
 }
 
-/** `projectcalico.org/Interfaces`: a JSON list of `{name, addresses}`; invalid addresses are dropped. */
+/**
+ * `projectcalico.org/Interfaces` as Go's json.Unmarshal into []NodeInterface reads it: keys matched to
+ * `name` and `addresses` case-insensitively (the last matching key wins), `null` as the zero value (a null
+ * entry is `{}`, a null address ""), any other type mismatch failing the whole annotation (undefined);
+ * then the addresses that are no IP are removed.
+ */
 function interfacesOf(text: string): NodeInterface[] | undefined {
   let parsed: unknown;
   try {
@@ -121,15 +144,31 @@ function interfacesOf(text: string): NodeInterface[] | undefined {
   if (!Array.isArray(parsed)) return undefined;
   const out: NodeInterface[] = [];
   for (const e of parsed as unknown[]) {
-    if (e === null || typeof e !== "object" || Array.isArray(e)) return undefined;
-    const { name, addresses } = e as Record<string, unknown>;
-    if (name !== undefined && name !== null && typeof name !== "string") return undefined;
-    if (addresses !== undefined && addresses !== null && !Array.isArray(addresses)) return undefined;
+    if (e !== null && (typeof e !== "object" || Array.isArray(e))) return undefined;
+    let name = "";
+    let addresses: string[] = [];
+    for (const [k, v] of Object.entries((e ?? {}) as Record<string, unknown>)) {
+      const field = goFoldKey(k);
+      if (field === "NAME") {
+        if (v !== null && typeof v !== "string") return undefined;
+        if (typeof v === "string") name = v;
+      } else if (field === "ADDRESSES") {
+        if (v === null) {
+          addresses = [];
+          continue;
+        }
+        if (!Array.isArray(v)) return undefined;
+        const list: string[] = [];
+        for (const a of v as unknown[]) {
+          if (a !== null && typeof a !== "string") return undefined;
+          list.push(a ?? "");
+        }
+        addresses = list;
+      }
+    }
     const iface: NodeInterface = {};
-    if (typeof name === "string" && name !== "") iface.name = name;
-    const addrs = (Array.isArray(addresses) ? (addresses as unknown[]) : []).filter(
-      (a): a is string => typeof a === "string" && parseIp(a) !== undefined,
-    );
+    if (name !== "") iface.name = name;
+    const addrs = addresses.filter((a) => parseIp(a) !== undefined);
     if (addrs.length > 0) iface.addresses = addrs;
     out.push(iface);
   }
@@ -266,8 +305,10 @@ export function convertNode(obj: KubeObject, options: NodeConvertOptions = {}): 
   if (Array.isArray(kubeAddresses)) {
     for (const e of kubeAddresses as unknown[]) {
       const { address, type } = record(e);
-      if (typeof address !== "string") continue;
-      if (type === "InternalIP" || type === "ExternalIP") addresses.push({ address, type });
+      // Calico copies the address unchecked ("" when absent).
+      if (type === "InternalIP" || type === "ExternalIP") {
+        addresses.push({ address: typeof address === "string" ? address : "", type });
+      }
     }
   }
   if (addresses.length > 0) out.addresses = addresses;
