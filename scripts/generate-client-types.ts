@@ -37,6 +37,27 @@ interface Crd {
 const STATUS_KINDS = new Set(["CalicoNodeStatus"]);
 
 /**
+ * Spec fields whose v3 value differs in type from the v1 CRD's schema: Calico's versionconverter turns them
+ * into the v3 field (see convert/crd.ts), and tabby serves the v3 value.
+ */
+const V3_SPEC_FIELDS: Readonly<Record<string, Readonly<Record<string, JSONSchema>>>> = {
+  BlockAffinity: {
+    deleted: {
+      type: "boolean",
+      description:
+        'Deleted: the affinity is being released; treat the block as not affine. The v1 CRD stores a string, the v3 value is true exactly when it is "true".',
+    },
+  },
+};
+
+function withV3Fields(kind: string, spec: JSONSchema): JSONSchema {
+  const fields = V3_SPEC_FIELDS[kind];
+  if (fields === undefined) return spec;
+  const properties = { ...(spec.properties ?? {}), ...fields };
+  return { ...spec, properties };
+}
+
+/**
  * CRD schemas say "object" both for structs (with `properties`) and for free-form maps. A struct gets no
  * index signature (its fields are known); an object with no properties is a map of unknown values.
  * Kubernetes extension keywords are removed so they do not end up in the output.
@@ -89,7 +110,7 @@ async function readCrds(): Promise<KindSchemas[]> {
       kind,
       namespaced: crd.spec?.scope === "Namespaced",
       version: version.name,
-      spec: props.spec ?? { type: "object" },
+      spec: withV3Fields(kind, props.spec ?? { type: "object" }),
       status: STATUS_KINDS.has(kind) ? props.status : undefined,
     });
   }

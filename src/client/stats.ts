@@ -6,6 +6,8 @@ export interface ClientStats {
   readonly resumes: number;
   /** Connection attempts after the first. */
   readonly reconnects: number;
+  /** `move` messages received (the server asked the client to go to another replica). */
+  readonly moves: number;
   /** Frames received, and their bytes (payloads). */
   readonly frames: number;
   readonly bytes: number;
@@ -31,6 +33,7 @@ export function newClientStats(): MutableClientStats {
     snapshots: 0,
     resumes: 0,
     reconnects: 0,
+    moves: 0,
     frames: 0,
     bytes: 0,
     wireBytes: 0,

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { convert } from "../../src/server/datastore/index.js";
 import { calicoCrdKey, convertCalicoCrd } from "../../src/server/datastore/convert/crd.js";
 import { convertUid } from "../../src/server/datastore/convert/names.js";
+import { nodeOf } from "../../src/snapshot/kinds.js";
 import type { KubeObject } from "../../src/server/datastore/index.js";
 
 /** A stable UUID per name (the CR's uid). */
@@ -318,5 +319,59 @@ describe("Tier defaults (DefaultTierFields)", () => {
     // Only Tiers: a policy without an order stays without one.
     const gnp = { metadata: { name: "p", uid }, spec: { selector: "all()" } };
     expect(convertCalicoCrd("GlobalNetworkPolicy", false, gnp)?.value?.spec).toEqual({ selector: "all()" });
+  });
+});
+
+// resources/ipam_affinity_v3.go: ipamAffinityVersionConverter turns a v1 BlockAffinity (deleted a string)
+// into the v3 BlockAffinitySpec (deleted a boolean, `o.Spec.Deleted == "true"`); a v3 CR is read as it is.
+describe("BlockAffinity as the v3 spec (ipamAffinityVersionConverter)", () => {
+  const uid = "0f3a5c7e-9b1d-4f2a-8c4e-6a8b0c2d4e6f";
+  const affinity = (spec: object) => ({ metadata: { name: "node-1-10-244-1-0-26", uid }, spec });
+
+  it('makes `deleted` true exactly for the string "true", as the Go converter compares it', () => {
+    const base = { state: "confirmed", node: "node-1", type: "host", cidr: "10.244.1.0/26" };
+    for (const [raw, isDeleted] of [
+      ["true", true],
+      ["false", false],
+      ["", false],
+      ["True", false],
+      ["1", false],
+      [undefined, false],
+    ] as const) {
+      const spec = raw === undefined ? base : { ...base, deleted: raw };
+      expect(convertCalicoCrd("BlockAffinity", false, affinity(spec))?.value?.spec).toEqual({
+        ...base,
+        deleted: isDeleted,
+      });
+    }
+  });
+
+  it("keeps the Go struct's fields only: state, node, cidr always, type when set, deleted", () => {
+    const value = convertCalicoCrd(
+      "BlockAffinity",
+      false,
+      affinity({ node: "node-1", cidr: "10.244.1.0/26", deleted: "false", extra: 1 }),
+    )?.value;
+    expect(value?.spec).toEqual({ state: "", node: "node-1", cidr: "10.244.1.0/26", deleted: false });
+    // In the struct's (and Calico's JSON) order.
+    expect(Object.keys(value?.spec as object)).toEqual(["state", "node", "cidr", "deleted"]);
+  });
+
+  it("reads a native v3 BlockAffinity as it is", () => {
+    const spec = { state: "pending", node: "node-2", cidr: "10.244.2.0/26", deleted: true };
+    expect(
+      convertCalicoCrd("BlockAffinity", false, affinity(spec), "projectcalico.org/v3")?.value?.spec,
+    ).toEqual(spec);
+  });
+
+  it("through the registry: a deleted affinity keeps its key and its owning node (bgp view scoping)", () => {
+    const result = convert("blockaffinities", {
+      apiVersion: "crd.projectcalico.org/v1",
+      kind: "BlockAffinity",
+      ...affinity({ state: "confirmed", node: "node-3", cidr: "10.244.3.0/26", deleted: "true" }),
+    });
+    expect(result?.key).toBe("BlockAffinity/node-1-10-244-1-0-26");
+    expect((result?.value?.spec as { deleted: boolean }).deleted).toBe(true);
+    expect(nodeOf("BlockAffinity", result!.value!)).toBe("node-3");
   });
 });

@@ -869,11 +869,9 @@ export type BGPPeer = CalicoResource<"BGPPeer", BGPPeerSpec>;
 export interface BlockAffinitySpec {
   cidr: string;
   /**
-   * Deleted indicates that this block affinity is being deleted.
-   * This field is a string for compatibility with older releases that
-   * mistakenly treat this field as a string.
+   * Deleted: the affinity is being released; treat the block as not affine. The v1 CRD stores a string, the v3 value is true exactly when it is "true".
    */
-  deleted: string;
+  deleted: boolean;
   node: string;
   state: string;
   type?: string;

@@ -12,6 +12,8 @@ export type DropReason =
   | "tooSlow"
   | "badFrame"
   | "shuttingDown"
+  /** A session sent a `move` (rebalance) that had not left after the delay (close 4007). */
+  | "rebalance"
   | "nodeRequired"
   | "tooManyConnections"
   | "keepaliveTimeout"

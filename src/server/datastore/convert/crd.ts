@@ -45,13 +45,37 @@ const POLICY_KINDS: ReadonlySet<CrdKind> = new Set<CrdKind>([
 export const DEFAULT_TIER_ORDER = 1_000_000;
 const DEFAULT_TIER_ACTION = "Deny";
 
+function stringField(value: unknown): string {
+  return typeof value === "string" ? value : "";
+}
+
 /**
- * The spec of a CR as Calico's client reads it: its versionconverter runs for either API group, and the
- * Tier's (tierDefaulter, lib/resources DefaultTierFields) fills in `order` (1000000) and `defaultAction`
- * (Deny) when absent. Other kinds are kept as they are.
+ * A v1 BlockAffinity's spec as the v3 BlockAffinitySpec (ipamAffinityVersionConverter,
+ * resources/ipam_affinity_v3.go): the v1 CRD keeps `deleted` as a string ("for compatibility with older
+ * releases"), the v3 resource has a boolean, true exactly when the string is "true". Fields in the Go
+ * struct's order and JSON form: `state`, `node`, `cidr` always (empty when absent), `type` only when set,
+ * `deleted` always; anything else in the v1 spec is not in the struct and is dropped.
  */
-function calicoSpec(kind: CrdKind, obj: KubeObject): Record<string, unknown> {
+function blockAffinitySpecV3(spec: Record<string, unknown>): Record<string, unknown> {
+  const type = stringField(spec.type);
+  return {
+    state: stringField(spec.state),
+    node: stringField(spec.node),
+    ...(type === "" ? {} : { type }),
+    cidr: stringField(spec.cidr),
+    deleted: spec.deleted === "true",
+  };
+}
+
+/**
+ * The spec of a CR as Calico's client reads it, after its versionconverter: the Tier's (tierDefaulter,
+ * lib/resources DefaultTierFields) fills in `order` (1000000) and `defaultAction` (Deny) when absent, for
+ * either API group; a v1 BlockAffinity becomes the v3 spec (blockAffinitySpecV3). Other kinds, and every
+ * native v3 CR, are kept as they are.
+ */
+function calicoSpec(kind: CrdKind, obj: KubeObject, apiGroup: CrdApiGroup): Record<string, unknown> {
   const spec = specOf(obj);
+  if (kind === "BlockAffinity" && apiGroup === "crd.projectcalico.org/v1") return blockAffinitySpecV3(spec);
   if (kind !== "Tier") return spec;
   const order = spec.order ?? DEFAULT_TIER_ORDER;
   const defaultAction = spec.defaultAction ?? DEFAULT_TIER_ACTION;
@@ -201,7 +225,7 @@ export function convertCalicoCrd(
     const v3Key = crdKey(kind, namespaced, crName, obj);
     return v3Key === null
       ? null
-      : { key: v3Key, value: calicoValue(kind, metadata, calicoSpec(kind, obj), extra) };
+      : { key: v3Key, value: calicoValue(kind, metadata, calicoSpec(kind, obj, apiGroup), extra) };
   }
 
   let packed: PackedMetadata | undefined;
@@ -244,5 +268,5 @@ export function convertCalicoCrd(
     if (Object.keys(own).length > 0) metadata.annotations = { ...metadata.annotations, ...own };
   }
   if (packed?.creationTimestamp !== undefined) metadata.creationTimestamp = packed.creationTimestamp;
-  return { key, value: calicoValue(kind, metadata, calicoSpec(kind, obj), extra) };
+  return { key, value: calicoValue(kind, metadata, calicoSpec(kind, obj, apiGroup), extra) };
 }
