@@ -8,6 +8,8 @@ export interface ClientStats {
   readonly replicaResumes: number;
   /** Connection attempts after the first. */
   readonly reconnects: number;
+  /** `move` messages received (the server asked the client to go to another replica). */
+  readonly moves: number;
   /** Frames received, and their bytes (payloads). */
   readonly frames: number;
   readonly bytes: number;
@@ -34,6 +36,7 @@ export function newClientStats(): MutableClientStats {
     resumes: 0,
     replicaResumes: 0,
     reconnects: 0,
+    moves: 0,
     frames: 0,
     bytes: 0,
     wireBytes: 0,

@@ -31,6 +31,7 @@ import { resolveOptions } from "./options.js";
 import type { ClientLogger, ResolvedClientOptions, TabbyClientOptions } from "./options.js";
 import { planReconnect } from "./reconnect-policy.js";
 import { ServerPicker } from "./server-picker.js";
+import type { PickHints } from "./server-picker.js";
 import type { SnapshotResult } from "./snapshot-assembler.js";
 import { deferred, newClientStats } from "./stats.js";
 import type { ClientStats, Deferred } from "./stats.js";
@@ -244,7 +245,7 @@ export class TabbyClient {
 
   // ---- connecting ----
 
-  #schedule(delayMs: number, hints: { prefer?: string; avoid?: string }): void {
+  #schedule(delayMs: number, hints: PickHints): void {
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
       this.#attempt(hints).catch((err: unknown) => this.#attemptFailed(err));
@@ -264,7 +265,7 @@ export class TabbyClient {
     this.#schedule(retryInMs, {});
   }
 
-  async #attempt(hints: { prefer?: string; avoid?: string }): Promise<void> {
+  async #attempt(hints: PickHints): Promise<void> {
     if (this.#isClosed) return;
     if (this.#attempts++ > 0) this.#stats.reconnects++;
     if (typeof this.#o.servers === "function") {
@@ -344,7 +345,10 @@ export class TabbyClient {
           session.serverStatus = m;
           this.#refreshStatus();
         },
-        move: (m) => this.#log.info({ server, ...m }, "server asked the client to move"),
+        move: (m) => {
+          this.#stats.moves++;
+          this.#log.info({ server, ...m }, "server asked the client to move");
+        },
         end: (end) => this.#onEnd(connection, end),
       },
     });
@@ -457,7 +461,8 @@ export class TabbyClient {
         return;
       }
     }
-    const { retryInMs, hints } = planReconnect(end, () => this.#backoff.next(), Date.now());
+    const { retryInMs, hints, hasLeft } = planReconnect(end, () => this.#backoff.next(), Date.now());
+    if (hasLeft) this.#picker.left(end.server);
     this.#log.info(
       { server: end.server, closeCode: end.closeCode, reason: end.reason, retryInMs },
       "disconnected",

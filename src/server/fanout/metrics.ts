@@ -13,6 +13,8 @@ export type DropReason =
   | "tooSlow"
   | "badFrame"
   | "shuttingDown"
+  /** A session sent a `move` (rebalance) that had not left after the delay (close 4007). */
+  | "rebalance"
   | "nodeRequired"
   | "tooManyConnections"
   | "keepaliveTimeout"
