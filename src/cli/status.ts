@@ -1,11 +1,16 @@
 import { Command } from "commander";
 import { VIEW_NAMES } from "../../proto/messages.js";
 import type { StatusReport } from "../server/fanout/status-report.js";
+import type { ReplicasReport } from "../server/replicas/index.js";
+
+/** A server's /status: the fan-out's report plus what runServer adds (older servers lack `replicas`). */
+export type ServerStatusReport = StatusReport & { readonly replicas?: ReplicasReport };
 import { wholeNumber } from "./args.js";
 
 /** One replica's row: its /status, or why it could not be read. */
 export type ReplicaStatus =
-  { readonly url: string; readonly report: StatusReport } | { readonly url: string; readonly error: string };
+  | { readonly url: string; readonly report: ServerStatusReport }
+  | { readonly url: string; readonly error: string };
 
 /** `http://host:9098` or `host:9098` → `http://host:9098/status` (a URL that names a path is kept). */
 export function statusUrl(server: string): string {
@@ -20,7 +25,7 @@ export async function fetchStatus(server: string, timeoutMs: number): Promise<Re
   try {
     const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
     if (res.status !== 200) return { url, error: `HTTP ${res.status}` };
-    const report = (await res.json()) as StatusReport;
+    const report = (await res.json()) as ServerStatusReport;
     if (typeof report.server !== "string" || typeof report.views !== "object")
       return { url, error: "not a tabby /status answer" };
     return { url, report };
@@ -30,11 +35,26 @@ export async function fetchStatus(server: string, timeoutMs: number): Promise<Re
   }
 }
 
-const COLUMNS = ["replica", "id", "ready", "views (revision/entries)", "sessions", "lag p99", "stale kinds"];
+const COLUMNS = [
+  "replica",
+  "id",
+  "ready",
+  "views (revision/entries)",
+  "sessions",
+  "lag p99",
+  "stale kinds",
+  "replicas",
+];
+
+/** What a server knows of its Service: `ready/known (source)`, e.g. `3/3 (endpoint-slices)`. */
+function replicasCell(r: ReplicasReport | undefined): string {
+  if (r === undefined) return "-";
+  return `${r.ready}/${r.peers.length} (${r.source})`;
+}
 
 function row(r: ReplicaStatus): string[] {
   const host = new URL(r.url).host;
-  if ("error" in r) return [host, "-", "unreachable", r.error, "-", "-", "-"];
+  if ("error" in r) return [host, "-", "unreachable", r.error, "-", "-", "-", "-"];
   const s = r.report;
   const views = VIEW_NAMES.filter((v) => s.views[v] !== undefined)
     .map((v) => `${v} ${s.views[v].lastChangeRevision}/${s.views[v].entries}`)
@@ -53,6 +73,7 @@ function row(r: ReplicaStatus): string[] {
     String(s.connections.active),
     lagMs === 0 ? "0" : `${(lagMs / 1000).toFixed(1)}s`,
     stale.length === 0 ? "-" : stale.join(","),
+    replicasCell(s.replicas),
   ];
 }
 

@@ -32,3 +32,12 @@ export async function resolveServers(
   if (servers.length === 0) throw new ClientDiscoveryError("discovery found no usable server address");
   return servers;
 }
+
+export {
+  kubernetesDiscovery,
+  orderEndpoints,
+  readyEndpointsOf,
+  SERVICE_ACCOUNT_DIR,
+} from "./kubernetes-discovery.js";
+export type { KubernetesDiscovery, KubernetesDiscoveryOptions } from "./kubernetes-discovery.js";
+export type { DiscoveredEndpoint } from "./discovery-cache.js";

@@ -10,6 +10,8 @@ export type * from "./types/index.js";
 export { GENERATED_CRD_KINDS } from "./types/index.js";
 export { Mirror } from "./mirror.js";
 export { Backoff } from "./backoff.js";
+export { kubernetesDiscovery, SERVICE_ACCOUNT_DIR } from "./discovery.js";
+export type { DiscoveredEndpoint, KubernetesDiscovery, KubernetesDiscoveryOptions } from "./discovery.js";
 export { CLIENT_VERSION, NOOP_LOGGER, isServerAddress } from "./options.js";
 export type {
   ClientLogger,

@@ -211,7 +211,8 @@ export const SERVE_SETTINGS = [
   {
     field: "staleAfterMs",
     type: "int",
-    default: 30_000,
+    // 25 s: a frozen API server whose last answer came just before it froze is reported within 30 s.
+    default: 25_000,
     min: 100,
     max: 3_600_000,
     description:
@@ -351,6 +352,82 @@ export const SERVE_SETTINGS = [
     default: false,
     description:
       "let agents in without credentials (loopback tools and tests only): tabby serve refuses to start with no authentication otherwise",
+  },
+  // Replicas (docs/OPERATIONS.md, "Replicas").
+  {
+    field: "serviceName",
+    type: "string",
+    default: undefined,
+    pattern: /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/,
+    description:
+      "this server's Service: its replicas are read from the Service's EndpointSlices (needs --service-namespace)",
+  },
+  {
+    field: "serviceNamespace",
+    type: "string",
+    default: undefined,
+    pattern: /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/,
+    description: "namespace of --service-name (the Deployment sets it from the pod's namespace)",
+  },
+  {
+    field: "servicePortName",
+    type: "string",
+    default: "tabby",
+    pattern: /^[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?$/,
+    description: "the Service port agents connect to, as named in its EndpointSlices",
+  },
+  {
+    field: "peerStatusPortName",
+    type: "string",
+    default: "metrics",
+    pattern: /^[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?$/,
+    description:
+      "the Service port where each replica serves /status (its load), as named in its EndpointSlices",
+  },
+  {
+    field: "peers",
+    type: "string",
+    default: undefined,
+    pattern: /^wss?:\/\/[^,\s]+(,wss?:\/\/[^,\s]+)*$/,
+    description:
+      "static replica list off Kubernetes: ws://host:port[=http://host:statusport], comma-separated, this server included or not",
+  },
+  {
+    field: "podName",
+    type: "string",
+    default: undefined,
+    pattern: /^[a-z0-9]([-.a-z0-9]{0,251}[a-z0-9])?$/,
+    description: "this server's pod (downward API): finds its own endpoint in the EndpointSlices",
+  },
+  {
+    field: "podIp",
+    type: "string",
+    default: undefined,
+    pattern: /^[0-9a-fA-F.:]{2,45}$/,
+    description: "this server's pod IP (downward API): finds its own endpoint in the EndpointSlices",
+  },
+  {
+    field: "advertiseUrl",
+    type: "string",
+    default: undefined,
+    pattern: /^wss?:\/\/[^,\s]+$/,
+    description: "the agent address of this server (ws://host:port), when its peers know it by another name",
+  },
+  {
+    field: "peerPollMs",
+    type: "int",
+    default: 5000,
+    min: 100,
+    max: 600_000,
+    description: "read each peer replica's /status (readiness, session count) this often",
+  },
+  {
+    field: "peerPollTimeoutMs",
+    type: "int",
+    default: 2000,
+    min: 100,
+    max: 60_000,
+    description: "a peer's /status not answered within this counts as unreachable",
   },
 ] as const satisfies readonly Setting[];
 

@@ -1,5 +1,7 @@
 import { SERVE_SETTINGS, envOf, flagOf } from "./config-schema.js";
 import type { Setting } from "./config-schema.js";
+import { ReplicaError } from "./replicas/errors.js";
+import { parseStaticPeers } from "./replicas/static-peers.js";
 
 /** Every `tabby serve` setting, typed and validated. See config-schema.ts for units and defaults. */
 export interface ServeConfig {
@@ -49,6 +51,16 @@ export interface ServeConfig {
   readonly tlsPollIntervalMs: number;
   readonly httpTls: boolean;
   readonly insecureAllowAnonymous: boolean;
+  readonly serviceName: string | undefined;
+  readonly serviceNamespace: string | undefined;
+  readonly servicePortName: string;
+  readonly peerStatusPortName: string;
+  readonly peers: string | undefined;
+  readonly podName: string | undefined;
+  readonly podIp: string | undefined;
+  readonly advertiseUrl: string | undefined;
+  readonly peerPollMs: number;
+  readonly peerPollTimeoutMs: number;
 }
 
 /** The comma list of a string setting ("a,b" → ["a", "b"]; undefined → []). */
@@ -215,5 +227,27 @@ export function loadServeConfig(
       `port ${config.port} is also used by ${ports.find(([n, p]) => n !== "port" && p === config.port)?.[0]}`,
     );
   }
+  checkReplicaSettings(config);
   return out as unknown as ServeConfig;
+}
+
+/** The replica directory's settings together: one source at most, a Service needs its namespace. */
+function checkReplicaSettings(config: ServeConfig): void {
+  if (config.serviceName !== undefined && config.peers !== undefined) {
+    throw new ConfigError("peers", "--peers and --service-name are two sources of replicas: set one");
+  }
+  if ((config.serviceName === undefined) !== (config.serviceNamespace === undefined)) {
+    throw new ConfigError(
+      config.serviceName === undefined ? "serviceName" : "serviceNamespace",
+      "--service-name and --service-namespace go together",
+    );
+  }
+  if (config.peers !== undefined) {
+    try {
+      parseStaticPeers(config.peers, config.healthPort);
+    } catch (err) {
+      if (err instanceof ReplicaError) throw new ConfigError("peers", `peers (--peers): ${err.message}`);
+      throw err;
+    }
+  }
 }

@@ -20,9 +20,11 @@ import type { AuthPolicy } from "./auth/index.js";
 import { flagOf } from "./config-schema.js";
 import { ConfigError, listOf } from "./config.js";
 import type { ServeConfig } from "./config.js";
-import { Datastore } from "./datastore/index.js";
+import { conversionId, Datastore } from "./datastore/index.js";
 import { FanoutServer } from "./fanout/index.js";
 import { registerStatusMetrics, startHttpServers } from "./http/index.js";
+import { replicaDirectoryFor } from "./replicas/index.js";
+import type { ReplicaDirectory } from "./replicas/index.js";
 
 /** The Calico kinds at least one view includes: the ones worth watching. */
 export const SERVED_KINDS: readonly string[] = ALL_KINDS.filter((kind) => viewsOfKind(kind).length > 0);
@@ -37,6 +39,8 @@ export interface RunningServer {
   readonly fanout: FanoutServer;
   readonly datastore: Datastore;
   readonly registry: Registry;
+  /** The other replicas of this server's Service (--service-name, --peers), as the balancer reads them. */
+  readonly replicas: ReplicaDirectory;
   /**
    * Graceful stop: readiness false, listener closed, sessions closed spread over `drainMs` (default: the
    * configured drainMs), then the upstream and the HTTP side doors closed. Resolves within drainMs plus
@@ -147,9 +151,24 @@ export async function runServer(config: ServeConfig, deps: ServerDeps): Promise<
     maxLogEntries: config.maxLogEntries,
     maxLogBytes: config.maxLogBytes,
     snapshotCacheBytes: config.snapshotCacheBytes,
+    conversionId: conversionId({
+      interfacePrefix: config.interfacePrefix,
+      usePodCidr: config.usePodCidr,
+      calicoApiGroup: config.calicoApiGroup,
+    }),
+  });
+  let boundPort = config.port;
+  const replicas = replicaDirectoryFor(config, {
+    serverId: () => fanout.serverId,
+    port: () => boundPort,
+    selfSessions: () => fanout.status().connections.active,
+    isSelfReady: () => fanout.isReady(),
+    logger: logger.child({ component: "replicas" }),
+    clock,
   });
   const fanout = new FanoutServer({
     hub,
+    peers: replicas.directory,
     logger: logger.child({ component: "fanout" }),
     registry,
     clock,
@@ -175,7 +194,8 @@ export async function runServer(config: ServeConfig, deps: ServerDeps): Promise<
   });
   const datastore = new Datastore({
     kubeConfig,
-    sink: fanout,
+    // With --service-name, a tap shows the datastore's EndpointSlice events to the replica directory.
+    sink: replicas.tap(fanout),
     logger: logger.child({ component: "datastore" }),
     registry,
     clock,
@@ -207,10 +227,12 @@ export async function runServer(config: ServeConfig, deps: ServerDeps): Promise<
       >;
     },
     lagP99Ms: () => fanout.status().lag.laggingMs.p99,
+    readyReplicas: () => replicas.directory.readyReplicas(),
   });
   let http: Awaited<ReturnType<typeof startHttpServers>> | undefined;
   try {
     const address = await fanout.listen(config.port, config.host);
+    boundPort = address.port;
     http = await startHttpServers({
       host: config.httpHost,
       healthPort: config.healthPort,
@@ -219,7 +241,11 @@ export async function runServer(config: ServeConfig, deps: ServerDeps): Promise<
       isReady: () => fanout.isReady(),
       notReadyReason: () => fanout.notReadyReason(),
       isLive: () => true,
-      status: () => ({ ...fanout.status(), upstreamWatches: datastore.upstreamWatches }),
+      status: () => ({
+        ...fanout.status(),
+        upstreamWatches: datastore.upstreamWatches,
+        replicas: replicas.directory.report(),
+      }),
       logger: logger.child({ component: "http" }),
       ...(config.httpTls && tlsFiles !== undefined && { tls: tlsFiles.current }),
     });
@@ -230,6 +256,7 @@ export async function runServer(config: ServeConfig, deps: ServerDeps): Promise<
     };
     onTlsResult = (isOk) => fanout.authMetrics.reloaded(isOk);
     datastore.start();
+    replicas.directory.start();
     logger.info(
       {
         serverId: fanout.serverId,
@@ -245,6 +272,7 @@ export async function runServer(config: ServeConfig, deps: ServerDeps): Promise<
     const destroy = (err?: Error): Promise<void> => {
       destroying ??= (async () => {
         tlsFiles?.close();
+        replicas.directory.close();
         await Promise.all([fanout.destroy(err), datastore.close()]);
         await httpServers.close();
         kubeApi?.close();
@@ -269,12 +297,14 @@ export async function runServer(config: ServeConfig, deps: ServerDeps): Promise<
       fanout,
       datastore,
       registry,
+      replicas: replicas.directory,
       close,
       destroy,
     };
   } catch (err) {
     tlsFiles?.close();
     kubeApi?.close();
+    replicas.directory.close();
     await Promise.allSettled([fanout.destroy(), datastore.close(), http?.close()]);
     throw err;
   }

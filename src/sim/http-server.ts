@@ -17,6 +17,7 @@ import {
 import type { ObjectStore } from "./store.js";
 import { isJsonObject, type JsonObject } from "./types.js";
 import type { WatchHub } from "./watch.js";
+import { parseLabelSelector } from "./label-selector.js";
 
 export interface HttpDeps {
   readonly registry: ResourceRegistry;
@@ -134,11 +135,16 @@ export function createRequestHandler(deps: HttpDeps): (req: IncomingMessage, res
     }
     const cont =
       page.nextAfterKey === undefined ? "" : `,"continue":"${encodeContinue(listRv, page.nextAfterKey)}"`;
-    const items = page.items.map((s) => s.json).join(",");
+    const selector = parseLabelSelector(q.labelSelector);
+    const kept = selector === undefined ? page.items : page.items.filter((s) => selector(s.obj));
+    const items = kept.map((s) => s.json).join(",");
     return `{"kind":"${def.listKind}","apiVersion":"${def.apiVersion}","metadata":{"resourceVersion":"${listRv}"${cont}},"items":[${items}]}`;
   };
 
   const watch = (def: ResourceDef, route: ResourceRoute, q: ListWatchQuery, res: ServerResponse): void => {
+    if (q.labelSelector !== undefined) {
+      throw new SimError(SimErrorCode.badRequest, "the simulator serves labelSelector on lists only");
+    }
     const c = deps.store.collection(def);
     const lines: string[] = [];
     const rv = q.resourceVersion;

@@ -8,3 +8,5 @@ export { kubeConfigFor, kubeconfigYamlFor, writeKubeconfig, SIM_TOKEN } from "./
 export { ChurnGenerator, seedCluster, CHANGED_AT_ANNOTATION } from "./churn.js";
 export type { ChurnOptions, ChurnStats, ChurnChange, SeedOptions, SeedResult } from "./churn.js";
 export { runSim, type RunSimOptions } from "./run.js";
+export { putTabbyService } from "./tabby-service.js";
+export type { TabbyReplicaEndpoint, TabbyServiceOptions } from "./tabby-service.js";

@@ -74,6 +74,8 @@ export interface ListWatchQuery {
   readonly allowWatchBookmarks: boolean;
   readonly sendInitialEvents: boolean;
   readonly timeoutSeconds: number | undefined;
+  /** `labelSelector`, as given (lists only). */
+  readonly labelSelector: string | undefined;
 }
 
 export function parseListWatchQuery(q: URLSearchParams): ListWatchQuery {
@@ -86,6 +88,7 @@ export function parseListWatchQuery(q: URLSearchParams): ListWatchQuery {
     allowWatchBookmarks: isTrue(q.get("allowWatchBookmarks")),
     sendInitialEvents: isTrue(q.get("sendInitialEvents")),
     timeoutSeconds: optionalInt(q, "timeoutSeconds"),
+    labelSelector: nonEmpty(q.get("labelSelector")),
   };
 }
 

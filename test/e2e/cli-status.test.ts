@@ -56,13 +56,14 @@ describe("tabby status", () => {
     expect(ok.code).toBe(0);
     const [header, line] = ok.stdout.trimEnd().split("\n");
     expect(header).toMatch(
-      /^replica\s+id\s+ready\s+views \(revision\/entries\)\s+sessions\s+lag p99\s+stale kinds$/,
+      /^replica\s+id\s+ready\s+views \(revision\/entries\)\s+sessions\s+lag p99\s+stale kinds\s+replicas$/,
     );
     expect(line).toContain(String(server.ready.serverId));
     expect(line).toMatch(/\byes\b/);
     expect(line).toContain(`felix ${report.views.felix.lastChangeRevision}/${report.views.felix.entries}`);
     expect(line).toContain(`bgp ${report.views.bgp.lastChangeRevision}/${report.views.bgp.entries}`);
     expect(report.views.felix.entries).toBeGreaterThan(0);
+    expect(line).toMatch(/\s1\/1 \(none\)$/); // no --service-name or --peers: this server alone
 
     const down = await tabbyStatus(["--server", health, "127.0.0.1:9", "--timeout-ms", "2000"]);
     expect(down.code).toBe(1);
@@ -90,6 +91,12 @@ describe("tabby status", () => {
     const table = formatStatusTable([{ url: "http://a:9098/status", report }]);
     const line = table.split("\n")[1]!;
     expect(line).toMatch(/^a:9098\s+abc\s+no \(stale: IPPool\), draining\s+felix 7\/3, bgp 7\/3/);
-    expect(line).toMatch(/\s12\s+2\.5s\s+BGPPeer,IPPool$/);
+    expect(line).toMatch(/\s12\s+2\.5s\s+BGPPeer,IPPool\s+-$/); // an older server: no replicas section
+    const withReplicas = {
+      ...report,
+      replicas: { source: "endpoint-slices", ready: 2, peers: [{}, {}, {}] },
+    } as unknown as StatusReport;
+    const line2 = formatStatusTable([{ url: "http://a:9098/status", report: withReplicas }]).split("\n")[1]!;
+    expect(line2).toMatch(/\s2\/3 \(endpoint-slices\)$/);
   });
 });

@@ -20,6 +20,7 @@ describe("docs/OPERATIONS.md", () => {
       "../../src/server/datastore/metrics.ts",
       "../../src/server/http/status-metrics.ts",
       "../../src/server/auth/metrics.ts",
+      "../../src/server/replicas/balancer-metrics.ts",
     ].map((f) => readFileSync(new URL(f, import.meta.url), "utf8"));
     const names = sources.flatMap((src) => [...src.matchAll(/name: "(tabby_[a-z_]+)"/g)].map((m) => m[1]!));
     expect(names.length).toBeGreaterThan(20);

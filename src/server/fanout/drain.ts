@@ -1,5 +1,18 @@
 import type { Session } from "./session.js";
 
+/** How a drain moves a session that negotiated `move` (the balancer knows the other replicas). */
+export interface DrainMover {
+  /**
+   * The move for the next session (`spacingMs`: the drain's time between two sessions), or undefined when
+   * there is no other ready replica to go to (then the session is closed with shuttingDown).
+   */
+  plan(
+    spacingMs: number,
+  ):
+    | { readonly delayMs: number; readonly hint: string | undefined; readonly closeAfterMs: number }
+    | undefined;
+}
+
 export interface GradualClose {
   /** Resolves when every session has closed. */
   readonly done: Promise<void>;

@@ -40,6 +40,9 @@ import { buildStatusReport, laggingCount, viewEntryCount } from "./status-report
 import type { StatusReport } from "./status-report.js";
 import { ViewStatusBoard } from "./view-status.js";
 import type { PeerDirectory } from "../replicas/peers.js";
+import { ALONE, Balancer } from "../replicas/balancer.js";
+import type { BalancerOptions } from "../replicas/balancer.js";
+import { BalancerMetrics } from "../replicas/balancer-metrics.js";
 
 export interface FanoutServerDeps {
   readonly hub: Hub;
@@ -58,6 +61,8 @@ export interface FanoutServerDeps {
    * share and move hints. Default: this server alone.
    */
   readonly peers?: PeerDirectory;
+  /** Fair share and move hints (src/server/replicas/balancer.ts). Defaults there. */
+  readonly balancer?: BalancerOptions;
 }
 
 export interface FanoutTls {
@@ -112,6 +117,8 @@ export class FanoutServer implements UpstreamSink {
   /** Authentication outcomes and TLS reloads (registered on the server's registry). */
   readonly authMetrics: AuthMetrics;
   readonly #admission: Admission;
+  readonly #balancer: Balancer;
+  readonly #balancerMetrics: BalancerMetrics;
   #http: Server | HttpsServer | undefined;
   #httpClosed: Promise<void> | undefined;
   #pingTimer: NodeJS.Timeout | undefined;
@@ -150,10 +157,24 @@ export class FanoutServer implements UpstreamSink {
       cacheSize: (view) => viewEntryCount(this.#hub, view),
       revision: () => this.#hub.revision,
     });
+    this.#balancerMetrics = new BalancerMetrics(deps.registry, {
+      fairShare: () => this.#balancer.share?.share,
+      fairShareLimit: () => this.#balancer.share?.limit,
+    });
     this.#sessions = new SessionRegistry({
       metrics: this.#metrics,
       logger: this.#logger,
       closeGraceMs: this.#options.closeGraceMs,
+      moves: this.#balancerMetrics,
+    });
+    this.#balancer = new Balancer({
+      sessions: this.#sessions,
+      peers: deps.peers ?? ALONE,
+      nodeCount: () => this.#hub.store.countOfKind("Node"),
+      isActive: () => this.isReady(),
+      logger: this.#logger,
+      clock: this.#clock,
+      ...(deps.balancer !== undefined && { options: deps.balancer }),
     });
     this.#queue = new FanoutQueue(this.#options.fanoutSliceSessions, (err) =>
       this.#logger.error({ err }, "fan-out job failed"),
@@ -337,8 +358,13 @@ export class FanoutServer implements UpstreamSink {
     return this.#board.notReadyReason();
   }
 
+  /** Sessions past the hello, every view: the load the balancer compares with the fair share. */
+  get establishedSessions(): number {
+    return this.#sessions.establishedCount;
+  }
+
   status(): StatusReport {
-    return buildStatusReport({
+    const report = buildStatusReport({
       serverId: this.serverId,
       hub: this.#hub,
       nowMs: this.#clock(),
@@ -351,6 +377,7 @@ export class FanoutServer implements UpstreamSink {
       isDraining: this.#isDraining,
       flushWindow: this.#ingest.flushWindow,
     });
+    return { ...report, balance: { ...this.#balancer.report(), moves: this.#balancerMetrics.counts } };
   }
 
   // ---- shutdown ----
@@ -376,8 +403,11 @@ export class FanoutServer implements UpstreamSink {
 
   async #closeGracefully(drainMs: number): Promise<void> {
     this.#isDraining = true;
+    this.#balancer.close();
     void this.#stopListening();
-    await Promise.race([this.#sessions.drainGradually(drainMs), this.#destroyStarted]);
+    // Sessions that understand `move` are sent to the other ready replicas first (with hints).
+    const mover = this.#balancer.drainMover();
+    await Promise.race([this.#sessions.drainGradually(drainMs, mover), this.#destroyStarted]);
     await this.destroy();
   }
 
@@ -399,6 +429,7 @@ export class FanoutServer implements UpstreamSink {
     this.#isClosed = true;
     this.#isDraining = true;
     this.#ingest.close();
+    this.#balancer.close();
     if (this.#pingTimer !== undefined) clearInterval(this.#pingTimer);
     this.#pingTimer = undefined;
     this.#queue.close();
@@ -436,6 +467,7 @@ export class FanoutServer implements UpstreamSink {
     ws.on("error", (err: Error) => this.#onSocketError(s, err));
     ws.once("close", (code: number) => this.#onClose(s, code));
     this.#pingTimer ??= setInterval(() => this.#live.ping(), this.#options.pingIntervalMs);
+    this.#balancer.start();
     if (this.#isDraining) {
       this.#closeSession(s, CloseCode.shuttingDown, "shuttingDown", "server shutting down");
     } else if (this.#isFull()) {

@@ -3,6 +3,8 @@ import type { ViewName } from "../../../proto/messages.js";
 import type { Hub } from "../../snapshot/hub.js";
 import { VIEWS } from "../../snapshot/kinds.js";
 import type { KindState, ViewStatus } from "../../snapshot/sync-state.js";
+import type { BalanceReport } from "../replicas/balancer.js";
+import type { MoveCounts } from "../replicas/balancer-metrics.js";
 import type { FanoutCounts } from "./metrics.js";
 import type { Session } from "./session.js";
 
@@ -67,6 +69,8 @@ export interface StatusReport {
     readonly pongs: number;
     readonly updatesSkipped: number;
   };
+  /** Fair share and moves (src/server/replicas/balancer.ts). */
+  readonly balance?: BalanceReport & { readonly moves: MoveCounts };
 }
 
 export interface StatusInput {

@@ -11,6 +11,8 @@ export interface StatusMetricSources {
   readonly viewStates: () => Readonly<Record<ViewName, SyncState>>;
   /** p99 of how long live sessions have been lagging, in ms (0 when every session is in step). */
   readonly lagP99Ms: () => number;
+  /** Ready replicas of this server's Service, this one included (the replica directory). Optional. */
+  readonly readyReplicas?: () => number;
 }
 
 /**
@@ -45,4 +47,13 @@ export function registerStatusMetrics(registry: Registry, sources: StatusMetricS
     registers,
     collect: () => lag.set(sources.lagP99Ms() / 1000),
   });
+  const readyReplicas = sources.readyReplicas;
+  if (readyReplicas !== undefined) {
+    const replicas: Gauge = new Gauge({
+      name: "tabby_replicas_ready",
+      help: "Ready replicas of this server's Service, this one included (EndpointSlices or --peers).",
+      registers,
+      collect: () => replicas.set(readyReplicas()),
+    });
+  }
 }

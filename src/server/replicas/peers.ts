@@ -22,7 +22,10 @@ export interface ReplicaPeer {
 }
 
 export interface PeerDirectory {
-  /** Ready replicas, this one included (at least 1: a server that runs counts itself). */
+  /**
+   * Ready replicas, this one included (at least 1: a server that runs counts itself). Every replica counts
+   * the same set: this one counts when its source lists it ready, or does not list it yet.
+   */
   readyReplicas(): number;
   /** Every known replica, this one included. */
   peers(): readonly ReplicaPeer[];

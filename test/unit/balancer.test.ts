@@ -1,0 +1,265 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import {
+  fairShare,
+  movesWanted,
+  pickHint,
+  pickSessions,
+  readyOthers,
+} from "../../src/server/replicas/balancer-policy.js";
+import type { ShareInputs } from "../../src/server/replicas/balancer-policy.js";
+import { resolveBalancerOptions } from "../../src/server/replicas/balancer.js";
+import type { ReplicaPeer } from "../../src/server/replicas/peers.js";
+
+const NOW = 1_000_000;
+
+function peer(url: string, sessions: number | undefined, extra: Partial<ReplicaPeer> = {}): ReplicaPeer {
+  return {
+    url,
+    ready: true,
+    self: false,
+    ...(sessions !== undefined && { sessions, sessionsReadAtMs: NOW }),
+    ...extra,
+  };
+}
+
+function inputs(over: Partial<ShareInputs>): ShareInputs {
+  return {
+    ownSessions: 0,
+    ownNodes: 0,
+    nodeCount: 0,
+    readyReplicas: 1,
+    peers: [],
+    nowMs: NOW,
+    loadMaxAgeMs: 60_000,
+    ...over,
+  };
+}
+
+describe("fairShare", () => {
+  it("divides every ready replica's reported sessions, with slack of at least one session", () => {
+    const s = fairShare(
+      inputs({ ownSessions: 50, readyReplicas: 3, peers: [peer("ws://b", 50), peer("ws://c", 0)] }),
+      0.05,
+    );
+    expect(s).toEqual({ total: 100, source: "peers", share: 34, limit: 36 });
+    // 1000 sessions over 3: share 334, 5% slack = 17.
+    const big = fairShare(
+      inputs({ ownSessions: 500, readyReplicas: 3, peers: [peer("ws://b", 500), peer("ws://c", 0)] }),
+      0.05,
+    );
+    expect(big).toMatchObject({ share: 334, limit: 351 });
+    expect(
+      fairShare(inputs({ ownSessions: 2, readyReplicas: 2, peers: [peer("ws://b", 0)] }), 0),
+    ).toMatchObject({
+      share: 1,
+      limit: 2,
+    });
+  });
+
+  it("has no floor: a new, empty replica's share is everyone's share", () => {
+    // Typha: max(400, ...) connections per replica, so below ~165 nodes a new replica never gets load.
+    const s = fairShare(
+      inputs({ ownSessions: 0, readyReplicas: 3, peers: [peer("ws://a", 60), peer("ws://b", 60)] }),
+      0.05,
+    );
+    expect(s.share).toBe(40);
+  });
+
+  it("falls back to the store's Node count (× sessions per node seen here) when a peer's load is unknown or stale", () => {
+    const unknown = fairShare(
+      inputs({
+        ownSessions: 80,
+        ownNodes: 40,
+        nodeCount: 90,
+        readyReplicas: 3,
+        peers: [peer("ws://b", undefined), peer("ws://c", 10)],
+      }),
+      0.05,
+    );
+    // 2 sessions per node (felix + bgp) × 90 nodes = 180 sessions over 3 replicas.
+    expect(unknown).toMatchObject({ source: "nodes", total: 180, share: 60 });
+    const stale = fairShare(
+      inputs({
+        ownSessions: 10,
+        nodeCount: 30,
+        readyReplicas: 2,
+        peers: [peer("ws://b", 5, { sessionsReadAtMs: NOW - 120_000 })],
+      }),
+      0.05,
+    );
+    expect(stale).toMatchObject({ source: "nodes", total: 30, share: 15 });
+    // Never below this server's own sessions.
+    expect(
+      fairShare(
+        inputs({ ownSessions: 50, nodeCount: 10, readyReplicas: 2, peers: [peer("ws://b", undefined)] }),
+        0,
+      ).total,
+    ).toBe(50);
+  });
+
+  it("ignores replicas that are not ready (a draining one is not counted)", () => {
+    const s = fairShare(
+      inputs({
+        ownSessions: 40,
+        readyReplicas: 2,
+        peers: [peer("ws://b", 40), peer("ws://c", 40, { ready: false })],
+      }),
+      0.05,
+    );
+    expect(s).toMatchObject({ total: 80, share: 40, source: "peers" });
+  });
+});
+
+describe("movesWanted", () => {
+  const share = { total: 100, source: "peers" as const, share: 34, limit: 36 };
+  it("starts above the limit, then sheds down to the share (hysteresis), counting sessions already leaving", () => {
+    expect(movesWanted(36, 0, share, false, 10)).toEqual({ count: 0, isShedding: false });
+    expect(movesWanted(37, 0, share, false, 10)).toEqual({ count: 3, isShedding: true });
+    expect(movesWanted(36, 0, share, true, 10)).toEqual({ count: 2, isShedding: true });
+    expect(movesWanted(36, 2, share, true, 10)).toEqual({ count: 0, isShedding: false });
+    expect(movesWanted(50, 0, share, false, 3)).toEqual({ count: 3, isShedding: true });
+  });
+});
+
+describe("pickHint", () => {
+  const peers = [
+    peer("ws://a", 0, { self: true }),
+    peer("ws://b", 30),
+    peer("ws://c", 20),
+    peer("ws://d", 5, { ready: false }),
+  ];
+  it("names the least loaded ready peer, counting the hints already sent to it", () => {
+    expect(pickHint(peers, new Map(), NOW, 60_000)).toBe("ws://c");
+    expect(pickHint(peers, new Map([["ws://c", 15]]), NOW, 60_000)).toBe("ws://b");
+  });
+  it("with a share, only a peer below it, weighted by how far below", () => {
+    expect(pickHint(peers, new Map(), NOW, 60_000, 25)).toBe("ws://c");
+    expect(pickHint(peers, new Map([["ws://c", 5]]), NOW, 60_000, 25)).toBeUndefined();
+    // Weights 40 - 30 = 10 (b) and 40 - 20 = 20 (c): c when r < 2/3.
+    expect(pickHint(peers, new Map(), NOW, 60_000, 40, () => 0.5)).toBe("ws://c");
+    expect(pickHint(peers, new Map(), NOW, 60_000, 40, () => 0.9)).toBe("ws://b");
+  });
+  it("names nobody when no peer's load is known", () => {
+    expect(pickHint([peer("ws://b", undefined)], new Map(), NOW, 60_000)).toBeUndefined();
+    expect(readyOthers(peers)).toEqual(["ws://b", "ws://c"]);
+  });
+});
+
+describe("pickSessions", () => {
+  it("moves the earliest arrivals that negotiated move and are live, never one already leaving", () => {
+    const s = (
+      id: number,
+      over: Partial<{ canMove: boolean; isLive: boolean; isLeaving: boolean }> = {},
+    ) => ({
+      id,
+      canMove: true,
+      isLive: true,
+      isLeaving: false,
+      ...over,
+    });
+    const picked = pickSessions(
+      [s(5), s(1, { canMove: false }), s(3), s(2, { isLeaving: true }), s(4, { isLive: false }), s(9)],
+      2,
+    );
+    expect(picked.map((p) => p.id)).toEqual([3, 5]);
+    expect(pickSessions([s(1)], 0)).toEqual([]);
+  });
+});
+
+describe("resolveBalancerOptions", () => {
+  it("fills defaults and names a bad field", () => {
+    expect(resolveBalancerOptions({}).slackRatio).toBe(0.05);
+    expect(() => resolveBalancerOptions({ maxMoveRatio: 0 })).toThrow(
+      expect.objectContaining({ code: "ERR_FANOUT_INVALID_OPTION", field: "balancer.maxMoveRatio" }) as Error,
+    );
+  });
+});
+
+/**
+ * The replicas as the policy sees them, in rounds: each replica in turn computes its share from the others'
+ * current counts and moves its surplus (earliest arrivals first) to the hinted peer, where a moved session
+ * arrives at once with a new arrival number.
+ */
+function simulate(initial: readonly number[], rounds: number, random: () => number) {
+  let arrival = 0;
+  const replicas = initial.map((n) => Array.from({ length: n }, () => ({ agent: arrival, id: arrival++ })));
+  const movesOf = new Map<number, number>();
+  const urls = initial.map((_, i) => `ws://r${i}`);
+  const shedding = initial.map(() => false);
+  for (let round = 0; round < rounds; round++) {
+    for (let i = 0; i < replicas.length; i++) {
+      const own = replicas[i]!;
+      const peers = urls.map((url, j) => peer(url, replicas[j]!.length, { self: j === i }));
+      const share = fairShare(
+        inputs({ ownSessions: own.length, readyReplicas: replicas.length, peers }),
+        0.05,
+      );
+      const wanted = movesWanted(
+        own.length,
+        0,
+        share,
+        shedding[i]!,
+        Math.max(1, Math.ceil(own.length * 0.05)),
+      );
+      shedding[i] = wanted.isShedding;
+      if (wanted.count === 0) continue;
+      const picked = pickSessions(
+        own.map((s) => ({ ...s, canMove: true, isLive: true, isLeaving: false })),
+        wanted.count,
+      );
+      for (const s of picked) {
+        const hint = pickHint(
+          urls.map((url, j) => peer(url, replicas[j]!.length, { self: j === i })),
+          new Map(),
+          NOW,
+          60_000,
+          share.share,
+          random,
+        );
+        if (hint === undefined) break;
+        const to = urls.indexOf(hint);
+        own.splice(
+          own.findIndex((o) => o.id === s.id),
+          1,
+        );
+        replicas[to]!.push({ agent: s.agent, id: arrival++ });
+        movesOf.set(s.agent, (movesOf.get(s.agent) ?? 0) + 1);
+      }
+    }
+  }
+  return { counts: replicas.map((r) => r.length), movesOf };
+}
+
+describe("balancing converges without moving anyone twice", () => {
+  it("scale-out: N-1 replicas hold everything, a new one joins", () => {
+    const { counts, movesOf } = simulate([500, 500, 0], 40, () => 0.5);
+    const mean = 1000 / 3;
+    for (const c of counts) expect(Math.abs(c - mean) / mean).toBeLessThanOrEqual(0.1);
+    expect(Math.max(...movesOf.values())).toBe(1);
+    expect([...movesOf.values()].length).toBe(1000 - counts.slice(0, 2).reduce((a, b) => a + b, 0));
+  });
+
+  it("any start: every replica ends within share..limit, no session moved twice, no move once balanced", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 0, max: 200 }), { minLength: 2, maxLength: 6 }),
+        fc.array(fc.double({ min: 0, max: 0.999, noNaN: true }), { minLength: 1, maxLength: 20 }),
+        (initial, rs) => {
+          let k = 0;
+          const random = (): number => rs[k++ % rs.length]!;
+          const total = initial.reduce((a, b) => a + b, 0);
+          const first = simulate(initial, 60, random);
+          const share = Math.ceil(total / initial.length);
+          const limit = share + Math.max(1, Math.ceil(share * 0.05));
+          for (const c of first.counts) expect(c).toBeLessThanOrEqual(limit);
+          for (const n of first.movesOf.values()) expect(n).toBe(1);
+          // Balanced: another series of rounds moves nobody.
+          const again = simulate(first.counts, 20, random);
+          expect(again.movesOf.size).toBe(0);
+        },
+      ),
+      { numRuns: 30 },
+    );
+  });
+});
