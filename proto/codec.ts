@@ -1,8 +1,17 @@
 import { Packr } from "msgpackr";
 import type { Options } from "msgpackr";
 import { ProtoError, ProtoErrorCode } from "./errors.js";
-import { VIEW_NAMES } from "./messages.js";
-import type { ClientMessage, DeltaEntry, Entry, ResourceValue, ServerMessage, ViewName } from "./messages.js";
+import { MAX_RESUME_STATE_KINDS, VIEW_NAMES } from "./messages.js";
+import type {
+  ClientMessage,
+  DeltaEntry,
+  Entry,
+  ResourceValue,
+  ResumeState,
+  ResumeToken,
+  ServerMessage,
+  ViewName,
+} from "./messages.js";
 
 /**
  * msgpack with plain maps only: frames are broadcast to clients that joined at different times, so no
@@ -131,6 +140,40 @@ function deltaEntries(m: Obj, type: string, field: string): DeltaEntry[] {
   return v as DeltaEntry[];
 }
 
+/** The `state` of a resume token (§5.2), validated; undefined when absent. */
+function resumeState(v: unknown): ResumeState | undefined {
+  if (v === undefined || v === null) return undefined;
+  const t = "hello";
+  if (!isPlainObject(v)) bad(t, "resume.state", "a map {conversion, view, node?, kinds}");
+  const conversion = str(v, t, "conversion", 128, "resume.state.conversion");
+  const view = str(v, t, "view", 64, "resume.state.view");
+  const node = optStr(v, t, "node", 253);
+  const kinds = v.kinds;
+  if (!isPlainObject(kinds)) bad(t, "resume.state.kinds", "a map kind → [count, digest]");
+  const names = Object.keys(kinds);
+  if (names.length > MAX_RESUME_STATE_KINDS) {
+    bad(t, "resume.state.kinds", `at most ${MAX_RESUME_STATE_KINDS} kinds`);
+  }
+  const out: Record<string, readonly [number, string]> = {};
+  for (const name of names) {
+    const d = kinds[name];
+    if (
+      name.length > 64 ||
+      !Array.isArray(d) ||
+      d.length !== 2 ||
+      typeof d[0] !== "number" ||
+      !Number.isSafeInteger(d[0]) ||
+      d[0] < 0 ||
+      typeof d[1] !== "string" ||
+      !/^[0-9a-f]{16}$/.test(d[1])
+    ) {
+      bad(t, "resume.state.kinds", "kind (≤ 64 chars) → [count: uint, digest: 16 hex digits]");
+    }
+    out[name] = [d[0], d[1]];
+  }
+  return { conversion, view, ...(node !== undefined && { node }), kinds: out };
+}
+
 /** Validates a decoded value as a message sent by a client. Throws ProtoError on anything else. */
 export function validateClientMessage(value: unknown): ClientMessage {
   if (!isPlainObject(value)) throw new ProtoError(ProtoErrorCode.badMessage, "a message must be a map");
@@ -152,12 +195,14 @@ export function validateClientMessage(value: unknown): ClientMessage {
       if (!isPlainObject(client)) bad(t, "client", "a map {name, version}");
       const name = str(client, t, "name", 128, "client.name");
       const version = str(client, t, "version", 128, "client.version");
-      let resume: { server: string; revision: number } | undefined;
+      let resume: ResumeToken | undefined;
       if (value.resume !== undefined && value.resume !== null) {
         if (!isPlainObject(value.resume)) bad(t, "resume", "a map {server, revision}");
+        const state = resumeState(value.resume.state);
         resume = {
           server: str(value.resume, t, "server", 128, "resume.server"),
           revision: uint(value.resume, t, "revision", "resume.revision"),
+          ...(state !== undefined && { state }),
         };
       }
       const features = strArray(value, t, "features");
@@ -193,6 +238,7 @@ export function validateServerMessage(value: unknown): ServerMessage {
       const view = str(value, t, "view", 64);
       if (!(VIEW_NAMES as readonly string[]).includes(view))
         bad(t, "view", `one of ${VIEW_NAMES.join(", ")}`);
+      const conversion = optStr(value, t, "conversion", 128);
       return {
         t,
         version: uint(value, t, "version"),
@@ -201,6 +247,7 @@ export function validateServerMessage(value: unknown): ServerMessage {
         mode,
         revision: uint(value, t, "revision"),
         features: strArray(value, t, "features") ?? [],
+        ...(conversion !== undefined && { conversion }),
       };
     }
     case "snap-begin":

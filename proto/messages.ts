@@ -43,7 +43,26 @@ export interface ResumeToken {
   readonly server: string;
   /** The last revision the client applied (the `to` of its last deltas, or the snapshot revision). */
   readonly revision: number;
+  /**
+   * What the mirror holds, so that any replica can resume it (feature "replica-resume", §5.2). Only from a
+   * client that keeps a mirror.
+   */
+  readonly state?: ResumeState;
 }
+
+/** Digests of a client's mirror (PROTOCOL.md §5.2): enough for any replica to tell what it misses. */
+export interface ResumeState {
+  /** The `conversion` of the welcome that started the mirror's state. */
+  readonly conversion: string;
+  /** The view and node the mirror is of. */
+  readonly view: string;
+  readonly node?: string;
+  /** Per kind of the view: `[count, digest]`, the digest as 16 lower-case hex digits. */
+  readonly kinds: Readonly<Record<string, readonly [number, string]>>;
+}
+
+/** Most kinds in a ResumeState (a view has at most 21). */
+export const MAX_RESUME_STATE_KINDS = 64;
 
 // ---- client → server ----
 
@@ -84,6 +103,11 @@ export interface WelcomeMessage {
   readonly revision: number;
   /** The features the server will use on this session (a subset of the client's). */
   readonly features: readonly string[];
+  /**
+   * With "replica-resume": how this server converts upstream objects (code and options). Part of the resume
+   * state: a replica with another conversion never resumes it.
+   */
+  readonly conversion?: string;
 }
 
 export interface SnapshotBeginMessage {

@@ -18,6 +18,11 @@ export const FEATURES = {
    * `k` the client holds, whose `metadata.resourceVersion` must be `b`. Only for clients that keep a mirror.
    */
   patchDeltas: "patch-deltas",
+  /**
+   * The hello's `resume` may carry `state` (digests of the mirror) and any replica may answer it with
+   * `mode: "resume"` (PROTOCOL.md §5.2); the welcome carries `conversion`.
+   */
+  replicaResume: "replica-resume",
 } as const;
 export type Feature = (typeof FEATURES)[keyof typeof FEATURES];
 

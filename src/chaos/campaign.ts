@@ -1,5 +1,5 @@
 import { mkdir, rename, writeFile } from "node:fs/promises";
-import { cpus } from "node:os";
+import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { ChaosRunError, chaosRun } from "./run.js";
 import type { ProcFootprint, RunOptions, RunPhase, RunResult } from "./run.js";
@@ -29,6 +29,8 @@ export interface RunError {
    */
   readonly explanation: string | undefined;
   readonly schedule: readonly Fault[];
+  /** The machine's 1-minute load average when the run failed. */
+  readonly loadAverage1m: number;
 }
 
 /** The growth of one resource of a server across runs whose server process lived through the run. */
@@ -67,7 +69,13 @@ export interface ChaosReport {
   /** Runs that could not be carried out: explained ones count as not run, the others as failed. */
   readonly errors: readonly RunError[];
   readonly options: Omit<CampaignOptions, "onRun" | "onError">;
-  readonly machine: { readonly cpus: number; readonly node: string; readonly date: string };
+  readonly machine: {
+    readonly cpus: number;
+    readonly node: string;
+    readonly date: string;
+    /** The 1-minute load average at the end of the runs: median and highest. */
+    readonly loadAverage1m: { readonly p50: number; readonly max: number };
+  };
   readonly wallSeconds: number;
   readonly results: readonly Omit<RunResult, "schedule" | "failures">[];
 }
@@ -91,19 +99,44 @@ const ENVIRONMENT_FAILURES: readonly { readonly pattern: RegExp; readonly explan
   },
 ];
 
-/** The explanation of a run error that is the environment's, not tabby's; undefined when unexplained. */
-export function explainRunError(message: string): string | undefined {
-  return ENVIRONMENT_FAILURES.find((f) => f.pattern.test(message))?.explanation;
+/** A start that timed out (a server not ready, agents not in sync before the first fault). */
+const START_TIMEOUT = /did not report ready within|did not sync before the faults/;
+/** Load average per CPU above which a start that timed out is put down to the machine. */
+const OVERLOADED_PER_CPU = 4;
+
+/**
+ * The explanation of a run error that is the environment's, not tabby's; undefined when unexplained. A
+ * start that timed out in the setup phase is explained only on a machine whose load average was above
+ * four per CPU (other work starved the runner): then nothing of tabby was tested yet.
+ */
+export function explainRunError(
+  message: string,
+  phase: RunPhase,
+  load: { readonly loadAverage1m: number; readonly cpus: number },
+): string | undefined {
+  const known = ENVIRONMENT_FAILURES.find((f) => f.pattern.test(message));
+  if (known !== undefined) return known.explanation;
+  if (
+    phase === "setup" &&
+    START_TIMEOUT.test(message) &&
+    load.loadAverage1m > OVERLOADED_PER_CPU * load.cpus
+  ) {
+    return `the machine was overloaded (load average ${load.loadAverage1m.toFixed(1)} on ${load.cpus} CPUs): the run could not start in time`;
+  }
+  return undefined;
 }
 
 function toRunError(seed: number, err: unknown): RunError {
   const message = err instanceof Error ? err.message : String(err);
+  const phase = err instanceof ChaosRunError ? err.phase : "setup";
+  const loadAverage1m = loadavg()[0] ?? 0;
   return {
     seed,
-    phase: err instanceof ChaosRunError ? err.phase : "setup",
+    phase,
     message: message.slice(0, 4000),
-    explanation: explainRunError(message),
+    explanation: explainRunError(message, phase, { loadAverage1m, cpus: cpus().length }),
     schedule: err instanceof ChaosRunError ? err.schedule : [],
+    loadAverage1m,
   };
 }
 
@@ -127,6 +160,7 @@ export async function runChaos(o: CampaignOptions): Promise<ChaosReport> {
       faults: o.faults,
       settleTimeoutMs: o.settleTimeoutMs,
       ...(o.kinds !== undefined && { kinds: o.kinds }),
+      ...(o.startTimeoutMs !== undefined && { startTimeoutMs: o.startTimeoutMs }),
     };
     try {
       const r = await chaosRun(run);
@@ -152,7 +186,8 @@ async function writeReport(out: string | undefined, report: ChaosReport): Promis
   await rename(`${file}.tmp`, file);
 }
 
-function growth(values: number[]): GrowthSummary {
+/** Median and highest of `values`. */
+function spread(values: number[]): GrowthSummary {
   const sorted = values.sort((a, b) => a - b);
   return { p50: quantile(sorted, 0.5), max: sorted.at(-1) ?? 0 };
 }
@@ -198,14 +233,19 @@ export function buildReport(
     },
     serverGrowth: {
       samples: lived.length,
-      fds: growth(lived.map((l) => l.after.fds - l.before.fds)),
-      sockets: growth(lived.map((l) => l.after.sockets - l.before.sockets)),
-      rssMiB: growth(lived.map((l) => Math.round((l.after.rssBytes - l.before.rssBytes) / 2 ** 20))),
+      fds: spread(lived.map((l) => l.after.fds - l.before.fds)),
+      sockets: spread(lived.map((l) => l.after.sockets - l.before.sockets)),
+      rssMiB: spread(lived.map((l) => Math.round((l.after.rssBytes - l.before.rssBytes) / 2 ** 20))),
     },
     divergentRuns: results.filter((r) => r.isDivergent),
     errors,
     options,
-    machine: { cpus: cpus().length, node: process.version, date: new Date(startedMs).toISOString() },
+    machine: {
+      cpus: cpus().length,
+      node: process.version,
+      date: new Date(startedMs).toISOString(),
+      loadAverage1m: spread([...results.map((r) => r.loadAverage1m), ...errors.map((e) => e.loadAverage1m)]),
+    },
     wallSeconds: (Date.now() - startedMs) / 1000,
     results: results.map(({ schedule: _s, failures: _f, ...rest }) => rest),
   };

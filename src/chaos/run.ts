@@ -1,5 +1,5 @@
 import { mkdtemp, readdir, readlink, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ResourceValue, ViewName } from "../../proto/messages.js";
@@ -29,6 +29,8 @@ export interface RunOptions {
   /** A run whose mirrors are not all equal to the cluster this long after the last fault is divergent. */
   readonly settleTimeoutMs: number;
   readonly kinds?: readonly FaultKind[];
+  /** A server that does not report ready, or agents not in sync before the faults, this long: the run fails. Default 60,000 ms. */
+  readonly startTimeoutMs?: number;
 }
 
 /** File descriptors, sockets and RSS of one server process. */
@@ -68,7 +70,21 @@ export interface RunResult {
   readonly failures: readonly MirrorFailure[];
   readonly servers: readonly ServerReport[];
   readonly durationSeconds: number;
+  /** The machine's 1-minute load average when the run ended (a busy machine slows convergence). */
+  readonly loadAverage1m: number;
+  /** A run that took longer than 5 s to converge: the agents (up to 20) not there yet at 5 s, and their states. */
+  readonly lateAgents?: readonly LateAgent[];
 }
+
+/** An agent still not converged 5 s after the last fault. */
+export interface LateAgent {
+  readonly agent: number;
+  readonly view: ViewName;
+  readonly state: string;
+}
+
+/** After this long without converging, a run records which agents are late (lateAgents). */
+const LATE_AFTER_MS = 5000;
 
 /** Where a run was when it failed to be carried out (not a divergence: the check never ran). */
 export type RunPhase = "setup" | "faults" | "check";
@@ -95,6 +111,14 @@ export class ChaosRunError extends Error {
   }
 }
 
+/**
+ * Up to this many agents, short client timeouts (2 s connect, 4 s read) find dead connections fast. With
+ * more, the library's defaults (10 s, 30 s) apply: on a busy machine a server sends hundreds of snapshots
+ * at once after a restart, and agents that give up on it after 4 s and retry keep it from ever finishing
+ * (a 200-agent run did not converge in 60 s that way).
+ */
+const MANY_AGENTS = 50;
+
 const VIEWS_CYCLE: readonly ViewName[] = ["felix", "bgp", "node-status", "tunnel-ip-allocation"];
 const NODE_SCOPED: ReadonlySet<ViewName> = new Set(["felix", "bgp", "node-status"]);
 
@@ -120,16 +144,30 @@ export async function footprint(pid: number | undefined): Promise<ProcFootprint 
   }
 }
 
+/** Server processes of the runs under way: killed at once if the runner itself is interrupted. */
+const LIVE_SERVERS = new Set<TabbyChild>();
+
+/** SIGKILLs every server process of the runs under way (the runner got SIGINT or SIGTERM). */
+export function killServersNow(): void {
+  for (const child of LIVE_SERVERS) {
+    child.process.kill("SIGCONT");
+    child.process.kill("SIGKILL");
+  }
+  LIVE_SERVERS.clear();
+}
+
 /** One tabby server child process behind its proxy; restartable. */
 class ServerSlot {
   child: TabbyChild | undefined;
   restarts = 0;
   readonly #args: readonly string[];
+  readonly #startTimeoutMs: number;
   readonly proxy: ChaosProxy;
 
-  constructor(args: readonly string[], proxy: ChaosProxy) {
+  constructor(args: readonly string[], proxy: ChaosProxy, startTimeoutMs: number) {
     this.#args = args;
     this.proxy = proxy;
+    this.#startTimeoutMs = startTimeoutMs;
   }
 
   get pid(): number | undefined {
@@ -137,8 +175,11 @@ class ServerSlot {
   }
 
   async start(): Promise<void> {
-    this.child = await spawnTabby(this.#args, { timeoutMs: 60_000 });
-    this.proxy.targetPort = Number(this.child.ready.port);
+    const child = await spawnTabby(this.#args, { timeoutMs: this.#startTimeoutMs });
+    this.child = child;
+    LIVE_SERVERS.add(child);
+    child.process.once("exit", () => LIVE_SERVERS.delete(child));
+    this.proxy.targetPort = Number(child.ready.port);
   }
 
   /** Sends `signal`, waits for the exit, starts a new process. */
@@ -272,6 +313,7 @@ export async function chaosRun(o: RunOptions): Promise<RunResult> {
   });
   const faultsByKind: Record<string, number> = {};
   for (const f of schedule) faultsByKind[f.kind] = (faultsByKind[f.kind] ?? 0) + 1;
+  const startTimeoutMs = o.startTimeoutMs ?? 60_000;
   const abort = new AbortController();
   const dir = await mkdtemp(join(tmpdir(), "tabby-chaos-"));
   const cleanups: (() => Promise<unknown>)[] = [() => rm(dir, { recursive: true, force: true })];
@@ -287,12 +329,14 @@ export async function chaosRun(o: RunOptions): Promise<RunResult> {
       extra: [
         "--drain-ms",
         "300",
+        // Short, so that the API pauses make the servers stale. With many agents the simulator, in this
+        // process with them, answers late when they are busy: longer, or every probe would time out.
         "--stale-after-ms",
-        "1500",
+        o.agents <= MANY_AGENTS ? "1500" : "4000",
         "--upstream-probe-ms",
         "300",
         "--upstream-probe-timeout-ms",
-        "500",
+        o.agents <= MANY_AGENTS ? "500" : "2000",
         "--watchdog-ms",
         "5000",
         "--max-lag-ms",
@@ -304,7 +348,7 @@ export async function chaosRun(o: RunOptions): Promise<RunResult> {
       const proxy = new ChaosProxy(0);
       await proxy.listen();
       cleanups.push(() => proxy.close());
-      slots.push(new ServerSlot(args, proxy));
+      slots.push(new ServerSlot(args, proxy, startTimeoutMs));
     }
     cleanups.push(() => Promise.all(slots.map((s) => s.stop())));
     await Promise.all(slots.map((s) => s.start()));
@@ -321,8 +365,7 @@ export async function chaosRun(o: RunOptions): Promise<RunResult> {
         clientName: `chaos-${i}`,
         backoffInitialMs: 50,
         backoffMaxMs: 1000,
-        connectTimeoutMs: 2000,
-        readTimeoutMs: 4000,
+        ...(o.agents <= MANY_AGENTS && { connectTimeoutMs: 2000, readTimeoutMs: 4000 }),
       });
       client.on("error", () => undefined); // errors are expected under faults; the check is the mirror
       agents.push({ index: i, view, node, client });
@@ -331,7 +374,7 @@ export async function chaosRun(o: RunOptions): Promise<RunResult> {
     cleanups.push(() => Promise.all(agents.map((a) => a.client.destroy())));
     await withTimeout(
       Promise.all(agents.map((a) => a.client.synced())),
-      60_000,
+      startTimeoutMs,
       "the agents did not sync before the faults",
     );
     const before = await Promise.all(slots.map((s) => footprint(s.pid)));
@@ -361,24 +404,41 @@ export async function chaosRun(o: RunOptions): Promise<RunResult> {
       const map = expectedView(sim, a.view, a.node);
       wanted.set(id, { map, json: new Map([...map].map(([k, v]) => [k, canonicalJson(v)])) });
     }
-    const check = (): MirrorFailure[] => {
+    // The states first, which is cheap; the mirrors are compared once every agent is in sync. Comparing
+    // hundreds of full mirrors every 100 ms would starve the simulator, which shares this event loop, and
+    // keep the servers stale. A run that does not settle gets the full comparison for its report.
+    const check = (isFull: boolean): MirrorFailure[] => {
       const out: MirrorFailure[] = [];
+      const isAllInSync = agents.every((a) => a.client.status.state === "in-sync");
       for (const a of agents) {
+        const state = a.client.status.state;
+        if (!isAllInSync && !isFull) {
+          if (state !== "in-sync")
+            out.push({ agent: a.index, view: a.view, node: a.node, state, diff: undefined });
+          continue;
+        }
         const w = wanted.get(`${a.view}/${a.node ?? ""}`)!;
         const diff = diffMirror((k) => a.client.get(k), a.client.keys(), w.map, w.json);
-        const state = a.client.status.state;
         if (diff !== undefined || state !== "in-sync") {
           out.push({ agent: a.index, view: a.view, node: a.node, state, diff });
         }
       }
       return out;
     };
-    let failures = check();
+    let failures = check(false);
+    let checkMs = 0;
+    let lateAgents: LateAgent[] | undefined;
     while (failures.length > 0 && Date.now() - quietFromMs < o.settleTimeoutMs) {
-      await sleep(100);
-      failures = check();
+      await sleep(Math.max(100, 2 * checkMs));
+      const startedCheckMs = Date.now();
+      failures = check(false);
+      checkMs = Date.now() - startedCheckMs;
+      if (lateAgents === undefined && Date.now() - quietFromMs >= LATE_AFTER_MS) {
+        lateAgents = failures.slice(0, 20).map((f) => ({ agent: f.agent, view: f.view, state: f.state }));
+      }
     }
     const convergeSeconds = failures.length === 0 ? (Date.now() - quietFromMs) / 1000 : undefined;
+    if (failures.length > 0) failures = check(true);
     const after = await Promise.all(slots.map((s) => footprint(s.pid)));
     return {
       seed: o.seed,
@@ -391,6 +451,8 @@ export async function chaosRun(o: RunOptions): Promise<RunResult> {
       failures: failures.slice(0, 20),
       servers: slots.map((s, i) => ({ server: i, before: before[i], after: after[i], restarts: s.restarts })),
       durationSeconds: (Date.now() - startedMs) / 1000,
+      loadAverage1m: loadavg()[0] ?? 0,
+      ...(lateAgents !== undefined && lateAgents.length > 0 && { lateAgents }),
     };
   } catch (err) {
     throw new ChaosRunError(o.seed, phase, schedule, err);

@@ -10,6 +10,7 @@ interface ChaosFlags {
   durationMs: number;
   churn: number;
   settleTimeoutMs: number;
+  startTimeoutMs: number;
   out?: string;
 }
 
@@ -41,9 +42,24 @@ export function chaosCommand(): Command {
       wholeNumber(1000),
       30_000,
     )
+    .option(
+      "--start-timeout-ms <ms>",
+      "a server not ready, or agents not in sync before the faults, this long: the run fails",
+      wholeNumber(1000),
+      60_000,
+    )
     .option("--out <dir>", "write DIR/chaos.json (after every run)")
     .action(async (flags: ChaosFlags) => {
       const { runChaos } = await import("../chaos/campaign.js");
+      const { killServersNow } = await import("../chaos/run.js");
+      // Interrupted: no server process of the run under way outlives the runner (chaos.json has the runs so far).
+      const onSignal = (signal: NodeJS.Signals): void => {
+        killServersNow();
+        process.stderr.write(`chaos: ${signal}: stopped\n`);
+        process.exit(130);
+      };
+      process.once("SIGINT", onSignal);
+      process.once("SIGTERM", onSignal);
       const report = await runChaos({
         runs: flags.runs,
         seed: flags.seed,
@@ -54,6 +70,7 @@ export function chaosCommand(): Command {
         churnPerSecond: flags.churn,
         faults: [3, 7],
         settleTimeoutMs: flags.settleTimeoutMs,
+        startTimeoutMs: flags.startTimeoutMs,
         out: flags.out,
         onError: (e, i) => {
           const why = e.explanation ?? "unexplained: the run counts as failed";

@@ -13,7 +13,9 @@ export interface ReadyMessage {
 
 /** Tells the parent (if this process was spawned with an IPC channel) that it is ready. */
 export function reportReady(role: string, details: Record<string, unknown>): void {
-  if (typeof process.send === "function") process.send({ type: "ready", role, pid: process.pid, ...details });
+  if (typeof process.send === "function" && process.connected) {
+    process.send({ type: "ready", role, pid: process.pid, ...details });
+  }
 }
 
 const HERE = fileURLToPath(import.meta.url);

@@ -76,8 +76,10 @@ export function serveCommand(): Command {
     process.on("SIGTERM", onSignal);
     process.on("SIGINT", onSignal);
     if (typeof process.send === "function") {
-      // A parent (demo, load test) that goes away takes the server with it.
-      process.on("disconnect", () => onSignal("SIGTERM"));
+      // A parent (demo, load test, chaos runner) that goes away takes the server with it, also one that
+      // went away while the server was starting.
+      if (process.connected) process.on("disconnect", () => onSignal("SIGTERM"));
+      else onSignal("SIGTERM");
     }
   });
   return cmd;

@@ -6,6 +6,7 @@ import { CloseCode, FATAL_CLOSE_CODES } from "../../proto/close-codes.js";
 import { decodeDeltaEntries, decodeServerMessage, encodeMessage } from "../../proto/codec.js";
 import { inflateDeltas } from "../../proto/delta-compression.js";
 import { ProtoError, ProtoErrorCode } from "../../proto/errors.js";
+import { FEATURES } from "../../proto/version.js";
 import type {
   ClientMessage,
   DeltasMessage,
@@ -336,9 +337,17 @@ export class Connection {
     if (message.version < hello.versions[0] || message.version > hello.versions[1]) {
       throw this.#bad(`welcome with protocol version ${message.version}`);
     }
-    if (message.mode === "resume" && (hello.resume === undefined || hello.resume.server !== message.server)) {
+    const isOtherReplica = message.mode === "resume" && hello.resume?.server !== message.server;
+    if (
+      message.mode === "resume" &&
+      (hello.resume === undefined ||
+        (isOtherReplica &&
+          (hello.resume.state === undefined || !message.features.includes(FEATURES.replicaResume))))
+    ) {
       throw this.#bad("welcome resumes a session the client did not ask for");
     }
+    // Resumed by another replica from the mirror's state (§5.2): its catch-up counts from revision 0.
+    if (isOtherReplica) this.#revision = 0;
     this.#serverId = message.server;
     this.#phase = message.mode === "resume" ? "streaming" : "snapshot";
     this.#hadBaseline = message.mode === "resume";

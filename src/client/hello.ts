@@ -17,7 +17,10 @@ export function clientFeatures(
   options: Pick<ResolvedClientOptions, "isMirror" | "isDecodingDeltas">,
 ): string[] {
   const canPatch = options.isMirror || !options.isDecodingDeltas;
-  return canPatch ? [...CLIENT_FEATURES, FEATURES.patchDeltas] : [...CLIENT_FEATURES];
+  const features = canPatch ? [...CLIENT_FEATURES, FEATURES.patchDeltas] : [...CLIENT_FEATURES];
+  // A resume from the mirror's digests needs a mirror (§5.2).
+  if (options.isMirror) features.push(FEATURES.replicaResume);
+  return features;
 }
 
 /**

@@ -4,6 +4,8 @@ export interface ClientStats {
   readonly snapshots: number;
   /** Sessions that resumed from the client's revision (no snapshot). */
   readonly resumes: number;
+  /** Of those, sessions resumed by another server than the mirror's, from its digests (§5.2). */
+  readonly replicaResumes: number;
   /** Connection attempts after the first. */
   readonly reconnects: number;
   /** `move` messages received (the server asked the client to go to another replica). */
@@ -32,6 +34,7 @@ export function newClientStats(): MutableClientStats {
   return {
     snapshots: 0,
     resumes: 0,
+    replicaResumes: 0,
     reconnects: 0,
     moves: 0,
     frames: 0,

@@ -1,5 +1,11 @@
 import { isPatchEntry } from "../../proto/messages.js";
-import type { DeltasMessage, ResourceValue, StatusMessage, WelcomeMessage } from "../../proto/messages.js";
+import type {
+  DeltasMessage,
+  ResourceValue,
+  ResumeToken,
+  StatusMessage,
+  WelcomeMessage,
+} from "../../proto/messages.js";
 import { kindOfKey } from "../snapshot/keys.js";
 import { Backoff } from "./backoff.js";
 import { ClientEvents } from "./client-events.js";
@@ -8,6 +14,7 @@ import { Connection } from "./connection.js";
 import type { SessionEnd } from "./connection.js";
 import { resolveServers } from "./discovery.js";
 import { buildHello } from "./hello.js";
+import { mirrorState, resumeToken } from "./resume-token.js";
 import { resolveToken } from "./token.js";
 import {
   ClientClosedError,
@@ -38,6 +45,8 @@ interface Session extends SessionView {
   hasBaseline: boolean;
   serverId: string | undefined;
   serverStatus: StatusMessage | undefined;
+  /** The welcome's `conversion` (feature "replica-resume"). */
+  conversion: string | undefined;
 }
 
 /**
@@ -59,6 +68,8 @@ export class TabbyClient {
   #serverId: string | undefined;
   /** False after a protocol error: the next session starts from a snapshot (diffed against the mirror). */
   #hasResumeToken = false;
+  /** The conversion of the server whose state the mirror holds (its welcome's), for the resume state. */
+  #conversion: string | undefined;
   #status: ClientStatus = { state: "disconnected" };
   #isStarted = false;
   #isClosed = false;
@@ -299,18 +310,18 @@ export class TabbyClient {
   }
 
   #connect(server: string, token: string | undefined): void {
-    const session: Session = { server, serverId: undefined, hasBaseline: false, serverStatus: undefined };
+    const session: Session = {
+      server,
+      serverId: undefined,
+      hasBaseline: false,
+      serverStatus: undefined,
+      conversion: undefined,
+    };
     this.#session = session;
     this.#setStatus({ state: "connecting", server });
     const connection: Connection = new Connection({
       url: server,
-      hello: buildHello(
-        this.#o,
-        this.#serverId !== undefined && this.#hasResumeToken
-          ? { server: this.#serverId, revision: this.#revision }
-          : undefined,
-        token,
-      ),
+      hello: buildHello(this.#o, this.#resumeToken(), token),
       isMirror: this.#mirror !== undefined,
       isDecodingDeltas: this.#o.isDecodingDeltas,
       connectTimeoutMs: this.#o.connectTimeoutMs,
@@ -344,13 +355,32 @@ export class TabbyClient {
     this.#connection = connection;
   }
 
+  /** The token of the next hello: the last complete state, with the mirror's digests when it has them. */
+  #resumeToken(): ResumeToken | undefined {
+    if (this.#serverId === undefined || !this.#hasResumeToken) return undefined;
+    const state =
+      this.#mirror !== undefined && this.#conversion !== undefined
+        ? mirrorState(this.#mirror, this.#o.view, this.#o.nodeName, this.#conversion)
+        : undefined;
+    return resumeToken(this.#serverId, this.#revision, state);
+  }
+
   // ---- session events ----
 
   #onWelcome(session: Session, m: WelcomeMessage): void {
     session.serverId = m.server;
+    session.conversion = m.conversion;
     if (m.mode === "resume") {
       this.#stats.resumes++;
       session.hasBaseline = true;
+      if (m.server !== this.#serverId) {
+        // Another replica resumed the mirror from its digests: the state is now that server's, and its
+        // catch-up counts from revision 0 (PROTOCOL.md §5.2).
+        this.#stats.replicaResumes++;
+        this.#serverId = m.server;
+        this.#revision = 0;
+      }
+      this.#conversion = m.conversion;
     }
     this.#log.debug({ server: session.server, serverId: m.server, mode: m.mode }, "welcome");
     this.#refreshStatus();
@@ -362,6 +392,7 @@ export class TabbyClient {
       this.#mirror !== undefined && result.entries !== null ? this.#mirror.replace(result.entries) : [];
     this.#revision = result.revision;
     this.#serverId = session.serverId;
+    this.#conversion = session.conversion;
     this.#hasResumeToken = true;
     session.hasBaseline = true;
     this.#emitUpdates(updates);

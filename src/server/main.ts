@@ -20,7 +20,7 @@ import type { AuthPolicy } from "./auth/index.js";
 import { flagOf } from "./config-schema.js";
 import { ConfigError, listOf } from "./config.js";
 import type { ServeConfig } from "./config.js";
-import { Datastore } from "./datastore/index.js";
+import { conversionId, Datastore } from "./datastore/index.js";
 import { FanoutServer } from "./fanout/index.js";
 import { registerStatusMetrics, startHttpServers } from "./http/index.js";
 import { replicaDirectoryFor } from "./replicas/index.js";
@@ -151,6 +151,11 @@ export async function runServer(config: ServeConfig, deps: ServerDeps): Promise<
     maxLogEntries: config.maxLogEntries,
     maxLogBytes: config.maxLogBytes,
     snapshotCacheBytes: config.snapshotCacheBytes,
+    conversionId: conversionId({
+      interfacePrefix: config.interfacePrefix,
+      usePodCidr: config.usePodCidr,
+      calicoApiGroup: config.calicoApiGroup,
+    }),
   });
   let boundPort = config.port;
   const replicas = replicaDirectoryFor(config, {

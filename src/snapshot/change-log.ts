@@ -154,6 +154,36 @@ export class ChangeLog {
     return [...byKey.values()];
   }
 
+  /**
+   * Like `since`, but each key has its own starting point: the changes concerning `node` whose revision is
+   * above `cutOf(key)`, scanning from `from` (the lowest cut), coalesced per key. `matched` counts the log
+   * entries taken before coalescing (the bound a catch-up is judged by). Undefined when the log no longer
+   * covers `from`.
+   */
+  sinceCuts(
+    from: number,
+    node: string | undefined,
+    cutOf: (key: string) => number,
+  ): { readonly changes: Buffer[]; readonly matched: number } | undefined {
+    if (!this.canResume(from)) return undefined;
+    const byKey = new Map<string, Buffer>();
+    let matched = 0;
+    for (let i = this.#firstAfter(from); i < this.#entries.length; i++) {
+      const e = this.#entries[i] as LogEntry;
+      if (e.revision <= cutOf(e.key)) continue;
+      let buf: Buffer | undefined;
+      if (!e.isNodeScoped) buf = e.encoded;
+      else if (node === undefined) continue;
+      else if (e.node === node) buf = e.encoded;
+      else if (e.prevNode === node) buf = e.prevEncoded;
+      if (buf === undefined) continue;
+      matched++;
+      byKey.delete(e.key);
+      byKey.set(e.key, buf);
+    }
+    return { changes: [...byKey.values()], matched };
+  }
+
   #firstAfter(revision: number): number {
     let lo = this.#start;
     let hi = this.#entries.length;

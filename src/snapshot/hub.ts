@@ -5,6 +5,9 @@ import { VIEW_NAMES } from "../../proto/messages.js";
 import type { ResourceValue, ViewName } from "../../proto/messages.js";
 import { ChangeLog } from "./change-log.js";
 import { DeltaFrames } from "./delta-frames.js";
+import { DigestHistory } from "./digest-history.js";
+import { decideReplicaResume } from "./replica-resume.js";
+import type { ReplicaResumeDecision, ReplicaState } from "./replica-resume.js";
 import { encodePatchEntry } from "./patch-entry.js";
 import { isNodeScoped, VIEWS, viewsOfKind } from "./kinds.js";
 import { Store } from "./store.js";
@@ -31,7 +34,15 @@ export interface HubOptions {
    * of that size. Default 0.25.
    */
   readonly maxCatchUpFraction?: number;
+  /**
+   * Identifies how upstream objects become values here (conversion code and options): a state digest
+   * from a replica with another id proves nothing (PROTOCOL.md §5.2). Default DEFAULT_CONVERSION_ID.
+   */
+  readonly conversionId?: string;
 }
+
+/** The conversion id of a hub whose options do not name one. */
+export const DEFAULT_CONVERSION_ID = "tabby-1";
 
 /** The frames one flush produced for one view. */
 export interface ViewBatch {
@@ -186,11 +197,16 @@ export class Hub {
     snapshotsBuilt: perView(() => 0),
     snapshotsReused: perView(() => 0),
   };
+  readonly #digests: DigestHistory;
+  readonly conversionId: string;
 
   constructor(options: HubOptions = {}) {
     const maxEntries = options.maxLogEntries ?? 100_000;
     const maxBytes = options.maxLogBytes ?? 64 * 1024 * 1024;
     this.#logs = perView(() => new ChangeLog({ maxEntries, maxBytes }));
+    // Two records per log entry at most (an owner move touches two domains), and the entry at the floor.
+    this.#digests = new DigestHistory(2 * maxEntries + 2);
+    this.conversionId = options.conversionId ?? DEFAULT_CONVERSION_ID;
     this.#snapshots = new LRUCache<string, EncodedSnapshot>({
       maxSize: options.snapshotCacheBytes ?? 64 * 1024 * 1024,
       sizeCalculation: (s) => Math.max(1, s.bytes),
@@ -225,6 +241,7 @@ export class Hub {
   upsert(key: string, value: ResourceValue): boolean {
     const change = this.store.upsert(key, value);
     if (change === null) return false;
+    if (viewsOfKind(change.kind).length > 0) this.#digests.apply(change);
     this.#pending.push(change);
     return true;
   }
@@ -233,6 +250,7 @@ export class Hub {
   delete(key: string): boolean {
     const change = this.store.delete(key);
     if (change === null) return false;
+    if (viewsOfKind(change.kind).length > 0) this.#digests.apply(change);
     this.#pending.push(change);
     return true;
   }
@@ -327,7 +345,40 @@ export class Hub {
       }
       batches.push({ view, from, to, shared: sharedFrames, byNode, changes: sharedChanges.length });
     }
+    // A state recorded below the floor of every view of its kind can never be caught up from: forget it.
+    for (const kind of [...this.#digests.kinds()]) {
+      let floor = Number.POSITIVE_INFINITY;
+      for (const view of viewsOfKind(kind)) floor = Math.min(floor, this.#logs[view].floor);
+      this.#digests.forgetBelow(kind, floor);
+    }
     return batches;
+  }
+
+  /**
+   * Decides whether a client holding `state` (digests of a mirror built on any replica) for `view` on
+   * `node` can be brought to the flushed head from the log alone, and if so gives the frames (all `from`
+   * `base`, the last one `to` the head; at least one): `base` is the client's revision when the token is
+   * this server's own, else 0. Throws if changes are pending: flush first.
+   */
+  resumeFromState(
+    view: ViewName,
+    node: string | undefined,
+    state: ReplicaState,
+    base = 0,
+  ): ReplicaResumeDecision {
+    if (this.#pending.length > 0) throw new Error("Hub.resumeFromState: flush pending changes first");
+    return decideReplicaResume({
+      view,
+      node,
+      state,
+      conversionId: this.conversionId,
+      log: this.#logs[view],
+      digests: this.#digests,
+      head: this.#flushed,
+      base,
+      maxEntries: this.#catchUpLimit(view),
+      maxChangesPerFrame: this.#maxChangesPerFrame,
+    });
   }
 
   /**

@@ -4,6 +4,8 @@ import type { Entry, ResourceValue } from "../../proto/messages.js";
 import { sameResource } from "./deep-equal.js";
 import { kindOfKey } from "./keys.js";
 import { nodeOf } from "./kinds.js";
+import { valueHash } from "./state-digest.js";
+import type { Hash64 } from "./state-digest.js";
 
 export interface StoreEntry {
   readonly key: string;
@@ -14,6 +16,8 @@ export interface StoreEntry {
   readonly node: string | undefined;
   /** `{k, v}` msgpack-encoded once; snapshots and delta frames are assembled from it. */
   readonly encoded: Buffer;
+  /** entryHash(key, resourceVersion): this entry's part of its domain's state digest (state-digest.ts). */
+  readonly hash: Hash64;
 }
 
 /** One real change, as the store made it. */
@@ -31,6 +35,12 @@ export interface Change {
   readonly encoded: Buffer;
   /** The entry's encoding before this change (undefined when the key was absent). */
   readonly prevEncoded: Buffer | undefined;
+  /** The entry's hash after the change (undefined for a delete). */
+  readonly hash: Hash64 | undefined;
+  /** The entry's hash before the change (undefined when the key was absent). */
+  readonly prevHash: Hash64 | undefined;
+  /** The owning node before the change, whether or not it differs (undefined: absent, or no owner). */
+  readonly ownerBefore: string | undefined;
 }
 
 /**
@@ -107,7 +117,8 @@ export class Store {
     const kind = prev?.kind ?? kindOfKey(key);
     const node = nodeOf(kind, value);
     const revision = ++this.#revision;
-    const entry: StoreEntry = { key, kind, revision, node, encoded };
+    const hash = valueHash(key, value);
+    const entry: StoreEntry = { key, kind, revision, node, encoded, hash };
     this.#entries.set(key, entry);
     let ofKind = this.#byKind.get(kind);
     if (ofKind === undefined) {
@@ -125,7 +136,19 @@ export class Store {
       ofNode.set(key, entry);
     }
     const prevNode = prev !== undefined && prev.node !== node ? prev.node : undefined;
-    return { revision, key, kind, value, node, prevNode, encoded, prevEncoded: prev?.encoded };
+    return {
+      revision,
+      key,
+      kind,
+      value,
+      node,
+      prevNode,
+      encoded,
+      prevEncoded: prev?.encoded,
+      hash,
+      prevHash: prev?.hash,
+      ownerBefore: prev?.node,
+    };
   }
 
   /** Deletes a key. Returns the change, or null when the key was absent. */
@@ -145,6 +168,9 @@ export class Store {
       prevNode: undefined,
       encoded: encodeEntry({ k: key, v: null }),
       prevEncoded: prev.encoded,
+      hash: undefined,
+      prevHash: prev.hash,
+      ownerBefore: prev.node,
     };
   }
 

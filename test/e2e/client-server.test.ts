@@ -143,7 +143,7 @@ describe("client against the real FanoutServer", () => {
     expect(rec.errors.filter((e) => e.code !== "ERR_CLIENT_CONNECT")).toEqual([]);
   });
 
-  it("after a server restart (new Hub, same state, new server id) gets a snapshot and emits zero updates", async () => {
+  it("after a server restart (new Hub, same state, new server id) resumes from its digests and emits zero updates", async () => {
     const first = await startFanout(STATE);
     const proxy = await TcpProxy.start(first.port);
     const client = makeClient({
@@ -168,7 +168,8 @@ describe("client against the real FanoutServer", () => {
     expect(client.serverId).toBe(second.server.serverId);
     expect(client.serverId).not.toBe(first.server.serverId);
     expect(client.revision).not.toBe(revisionBefore);
-    expect(client.stats).toMatchObject({ snapshots: 2, resumes: 0 });
+    // The new process holds the mirror's state: it resumes it (PROTOCOL.md §5.2.1), no second snapshot.
+    expect(client.stats).toMatchObject({ snapshots: 1, resumes: 1, replicaResumes: 1 });
     expect(rec.updates).toHaveLength(1); // only the very first snapshot
     expect(client.size).toBe(52);
 

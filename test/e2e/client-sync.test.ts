@@ -28,7 +28,13 @@ describe("client: snapshot then deltas", () => {
     const hello = server.hellos[0] as HelloMessage;
     expect(hello.versions).toEqual([PROTOCOL_VERSION_MIN, PROTOCOL_VERSION_MAX]);
     expect(hello).toMatchObject({ view: "felix", node: "node-1", client: { name: "tabby-client" } });
-    expect(hello.features).toEqual(["deflate-snapshot", "deflate-deltas", "move", "patch-deltas"]);
+    expect(hello.features).toEqual([
+      "deflate-snapshot",
+      "deflate-deltas",
+      "move",
+      "patch-deltas",
+      "replica-resume",
+    ]);
     expect(hello.resume).toBeUndefined();
 
     // The snapshot had several chunks (512-byte chunks) and arrived as one updates batch of adds.

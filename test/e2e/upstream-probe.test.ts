@@ -115,4 +115,39 @@ describe("upstream probe: a frozen API server", () => {
     await expect.poll(() => readyzStatus(server.healthPort), { timeout: 5000, interval: 20 }).toBe(200);
     expect(Date.now() - resumedAt).toBeLessThan(5000);
   });
+
+  // Issue 12's target, with tabby's default settings (staleAfterMs 25 s, probe every 5 s, 5 s timeout):
+  // stale and unready within 30 s of the freeze, in sync and ready within 5 s of the return.
+  it("with the default settings: stale and unready within 30 s, in sync and ready within 5 s after", async () => {
+    const sim = await startTestSim();
+    seedCluster(sim, { nodes: 2, podsPerNode: 1, seed: 3 });
+    const server = await runServer(loopbackServeConfig(), { logger: silent, kubeConfig: sim.kubeConfig() });
+    onTestFinished(() => server.destroy());
+    const client = new TabbyClient({
+      servers: [`ws://127.0.0.1:${server.port}`],
+      view: "tunnel-ip-allocation",
+      logger: silent,
+    });
+    onTestFinished(() => client.destroy());
+    client.start();
+    await client.synced();
+    await expect.poll(() => readyzStatus(server.healthPort), { timeout: 5000 }).toBe(200);
+
+    const frozenAt = Date.now();
+    sim.faults.pause(true);
+    await expect.poll(() => client.status.state, { timeout: 35_000, interval: 50 }).toBe("stale");
+    const staleMs = Date.now() - frozenAt;
+    expect(await readyzStatus(server.healthPort)).toBe(503);
+    expect(staleMs).toBeLessThanOrEqual(30_000);
+
+    const resumedAt = Date.now();
+    sim.faults.pause(false);
+    await expect.poll(() => client.status.state, { timeout: 5000, interval: 20 }).toBe("in-sync");
+    await expect.poll(() => readyzStatus(server.healthPort), { timeout: 5000, interval: 20 }).toBe(200);
+    const backMs = Date.now() - resumedAt;
+    process.stderr.write(
+      `frozen simulator, default settings: stale after ${staleMs} ms, back after ${backMs} ms\n`,
+    );
+    expect(backMs).toBeLessThanOrEqual(5000);
+  }, 60_000);
 });

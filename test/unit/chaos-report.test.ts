@@ -39,21 +39,38 @@ function result(
     failures: [],
     servers: [{ server: 0, before, after, restarts: o.restarted === true ? 1 : 0 }],
     durationSeconds: 5,
+    loadAverage1m: 1,
   };
 }
 
+const QUIET = { loadAverage1m: 1, cpus: 2 };
+const BUSY = { loadAverage1m: 20, cpus: 2 };
+
 function runError(seed: number, message: string): RunError {
-  return { seed, phase: "setup", message, explanation: explainRunError(message), schedule: [] };
+  const explanation = explainRunError(message, "setup", QUIET);
+  return { seed, phase: "setup", message, explanation, schedule: [], loadAverage1m: QUIET.loadAverage1m };
 }
 
 describe("chaos report", () => {
   it("explains a server that could not load its modules, and nothing else", () => {
     const missing =
       "tabby serve exited (1) before it was ready: Error [ERR_MODULE_NOT_FOUND]: Cannot find package 'tsx' imported from /tmp/x/";
-    expect(explainRunError(missing)).toMatch(/node_modules/);
-    expect(explainRunError("write ENOSPC")).toMatch(/disk/);
-    expect(explainRunError("the agents did not sync before the faults")).toBeUndefined();
-    expect(explainRunError("tabby serve exited (1) before it was ready: EMFILE")).toBeUndefined();
+    expect(explainRunError(missing, "setup", QUIET)).toMatch(/node_modules/);
+    expect(explainRunError(missing, "faults", QUIET)).toMatch(/node_modules/);
+    expect(explainRunError("write ENOSPC", "check", QUIET)).toMatch(/disk/);
+    expect(explainRunError("the agents did not sync before the faults", "setup", QUIET)).toBeUndefined();
+    expect(
+      explainRunError("tabby serve exited (1) before it was ready: EMFILE", "setup", BUSY),
+    ).toBeUndefined();
+  });
+
+  it("puts a start that timed out down to the machine only when it was overloaded, and only in setup", () => {
+    const slow = "tabby serve did not report ready within 60000 ms: ";
+    expect(explainRunError(slow, "setup", BUSY)).toMatch(/overloaded \(load average 20\.0 on 2 CPUs\)/);
+    expect(explainRunError("the agents did not sync before the faults", "setup", BUSY)).toMatch(/overloaded/);
+    expect(explainRunError(slow, "setup", QUIET)).toBeUndefined();
+    // A restarted server that does not come up during the faults is tabby's to explain.
+    expect(explainRunError(slow, "faults", BUSY)).toBeUndefined();
   });
 
   it("counts divergent runs and unexplained errors as failed, explained errors as not run", () => {

@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { parseCidr, parseCidrOrIp, parseIp, formatIp } from "../../src/server/datastore/convert/ip.js";
 import { convertUid, workloadEndpointName } from "../../src/server/datastore/convert/names.js";
@@ -105,8 +106,63 @@ describe("Kubernetes quantities", () => {
     expect(quantityValue(text)).toBe(want);
   });
 
-  it.each(["", "1K", "abc", "1.2.3", "1Mb", "1 M", "1e"])("refuses %j", (text) => {
+  it.each(["", "1K", "abc", "1.2.3", "1Mb", "1 M", "1e", "1e99999999999999999999"])("refuses %j", (text) => {
     expect(quantityValue(text)).toBeUndefined();
+  });
+
+  // Quantity.Value() is an int64: past its range Calico compares what Go computes, not the true value.
+  it.each([
+    ["9E", 9_000_000_000_000_000_000n],
+    ["10E", 0n], // int64Amount{10, 18}: positiveScaleInt64's loop overflows and returns 0
+    ["1e30", 0n],
+    ["1e1000", 0n],
+    ["9999999999999G", BigInt.asIntN(64, 9_999_999_999_999n * 10n ** 9n)], // scale 9 multiplies once, wrapping
+    ["1234567890123456789012", BigInt.asIntN(64, 1_234_567_890_123_456_789_012n)], // inf.Dec → Int64()
+    ["12345678901234567890.5", BigInt.asIntN(64, 12_345_678_901_234_567_891n)],
+    ["8Ei", 2n ** 63n - 1n], // binary quantities are capped at 2^63 − 1
+    ["100000Ei", 2n ** 63n - 1n],
+    ["1Ei", 2n ** 60n],
+    ["1e4294967296", 1n], // the exponent is truncated to 32 bits
+    ["1e-20", 1n],
+    ["-1e-20", 1n], // scaledValue rounds a negative remainder up
+    ["-1.1Ki", -1125n], // -1126.4, the same way
+    ["1.0000000001", 2n], // past nanos: the inf.Dec path, rounded up
+    ["-9E", -9_000_000_000_000_000_000n],
+  ])("gives %s the Value() Go gives: %s", (text, want) => {
+    expect(quantityValue(text)).toBe(want);
+  });
+
+  // Negative values go exactly only on the int64 fast path (scaledValue rounds a negative inf.Dec towards
+  // +∞ and past it, see -1e-20), so negative cases keep to decimal suffixes and a short fraction.
+  it("gives the exact value rounded up (away from zero) whenever it fits an int64 comfortably", () => {
+    const suffixes: [string, bigint, bigint][] = [
+      ["", 1n, 1n],
+      ["m", 1n, 1000n],
+      ["k", 1000n, 1n],
+      ["M", 10n ** 6n, 1n],
+      ["G", 10n ** 9n, 1n],
+      ["Ki", 1024n, 1n],
+      ["Mi", 1024n ** 2n, 1n],
+      ["Gi", 1024n ** 3n, 1n],
+      ["e2", 100n, 1n],
+      ["e-2", 1n, 100n],
+    ];
+    fc.assert(
+      fc.property(
+        fc.boolean(),
+        fc.bigInt({ min: 0n, max: 10n ** 8n }),
+        fc.stringMatching(/^[0-9]{0,12}$/),
+        fc.constantFrom(...suffixes),
+        (isNegative, whole, fraction, [suffix, mul, div]) => {
+          if (isNegative && (suffix.endsWith("i") || fraction.length > 6)) return;
+          const text = `${isNegative ? "-" : ""}${whole}${fraction === "" ? "" : "."}${fraction}${suffix}`;
+          const num = (whole * 10n ** BigInt(fraction.length) + BigInt(fraction === "" ? 0 : fraction)) * mul;
+          const den = 10n ** BigInt(fraction.length) * div;
+          const up = (num + den - 1n) / den;
+          expect(quantityValue(text)).toBe(isNegative && up !== 0n ? -up : up);
+        },
+      ),
+    );
   });
 });
 
@@ -130,6 +186,14 @@ describe("QoS controls", () => {
       ingressMaxConnections: 4_294_967_295,
     });
     expect(r.problems.length).toBe(6);
+  });
+
+  it("compares Go's int64 Value(): a quantity past int64 can cap to the minimum", () => {
+    const r = qosControlsOf({
+      "qos.projectcalico.org/ingressBandwidth": "10E", // Value() 0: below 1k
+      "qos.projectcalico.org/egressBandwidth": "100000Ei", // capped at 2^63 − 1: above 1P
+    });
+    expect(r.controls).toMatchObject({ ingressBandwidth: 1000, egressBandwidth: 1e15 });
   });
 
   it("drops settings without their base, as Calico does", () => {

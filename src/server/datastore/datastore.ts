@@ -30,7 +30,7 @@ export interface DatastoreOptions {
   backoffInitialMs?: number;
   /** Longest retry delay (ms). Default 30000. */
   backoffMaxMs?: number;
-  /** A kind whose list/watch has been failing this long (ms) is "stale". Default 30000. */
+  /** A kind whose list/watch has been failing this long (ms) is "stale". Default 25000. */
   staleAfterMs?: number;
   /** How often a resource that is not installed (404) is checked again (ms). Default 180000. */
   missingCrdRecheckMs?: number;
@@ -95,7 +95,7 @@ function resolveOptions(
     watchdogMs: positive(o, "watchdogMs", 120_000),
     backoffInitialMs: positive(o, "backoffInitialMs", 500),
     backoffMaxMs: positive(o, "backoffMaxMs", 30_000),
-    staleAfterMs: positive(o, "staleAfterMs", 30_000),
+    staleAfterMs: positive(o, "staleAfterMs", 25_000),
     missingCrdRecheckMs: positive(o, "missingCrdRecheckMs", 180_000),
     requestTimeoutMs: positive(o, "requestTimeoutMs", 60_000),
     maxListBytes: positive(o, "maxListBytes", 256 * 1024 * 1024),

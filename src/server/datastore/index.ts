@@ -13,6 +13,8 @@ export {
 export type { DatastoreErrorCode } from "./errors.js";
 export {
   CALICO_API_GROUPS,
+  CONVERSION_VERSION,
+  conversionId,
   convert,
   createResources,
   crdPlural,

@@ -39,6 +39,22 @@ export interface ConvertOptions {
   calicoApiGroup?: CalicoApiGroup;
 }
 
+/**
+ * The version of what convert/ produces. Bump it with any change to a converted field: a replica resumes a
+ * client's mirror (PROTOCOL.md §5.2) only when the mirror was built by the same conversion.
+ */
+export const CONVERSION_VERSION = 1;
+
+/**
+ * Names the conversion code and options (the welcome's `conversion`): two servers with the same id turn the
+ * same upstream object (same resourceVersion) into the same value.
+ */
+export function conversionId(options: ConvertOptions = {}): string {
+  const prefix = options.interfacePrefix ?? "cali";
+  const group = options.calicoApiGroup ?? "crd.projectcalico.org/v1";
+  return `tabby-convert-${CONVERSION_VERSION};if=${prefix};podcidr=${options.usePodCidr === true ? 1 : 0};api=${group}`;
+}
+
 function isCalicoGroup(group: string): boolean {
   return group === CALICO_CRD_GROUP || group === CALICO_V3_GROUP;
 }

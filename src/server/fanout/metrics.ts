@@ -2,6 +2,7 @@ import { Counter, Gauge, Histogram } from "prom-client";
 import type { Registry } from "prom-client";
 import { VIEW_NAMES } from "../../../proto/messages.js";
 import type { ViewName } from "../../../proto/messages.js";
+import type { ReplicaRefusal } from "../../snapshot/replica-resume.js";
 
 /** Why the server closed a connection (the close code's name): a bounded label. */
 export type DropReason =
@@ -40,6 +41,16 @@ export type BadFrameReason =
   /** A WebSocket protocol error detected by `ws` (bad opcode, bad UTF-8 in a close frame, ...). */
   | "ws-protocol";
 
+/** Where a resume was accepted: the server that issued the token, or another replica (§5.2). */
+export type ResumeOrigin = "same-server" | "other-replica";
+
+/**
+ * Why a resume token was answered with a snapshot: a replica-resume refusal (src/snapshot/replica-resume.ts),
+ * or a plain token that only its own server could resume: `other-server` (from another server, without
+ * `state`), `revision-gone` (this server's, but its log no longer covers the revision).
+ */
+export type ResumeRefusalReason = ReplicaRefusal | "other-server" | "revision-gone";
+
 /** Values the gauges read at scrape time (no work on the hot path). */
 export interface MetricSources {
   activeConnections(): number;
@@ -70,6 +81,10 @@ export interface FanoutCounts {
   readonly framesSent: PerView;
   readonly updates: PerView;
   updatesSkipped: number;
+  /** Sessions resumed (no snapshot), by where the token came from. */
+  readonly resumes: Record<ResumeOrigin, number>;
+  /** Resume tokens answered with a snapshot, by reason. */
+  resumeRefusals: Partial<Record<ResumeRefusalReason, number>>;
 }
 
 const FANOUT_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
@@ -96,6 +111,8 @@ export class FanoutMetrics {
     framesSent: perView(),
     updates: perView(),
     updatesSkipped: 0,
+    resumes: { "same-server": 0, "other-replica": 0 },
+    resumeRefusals: {},
   };
   readonly #accepted: Counter;
   readonly #dropped: Counter<"reason">;
@@ -112,6 +129,8 @@ export class FanoutMetrics {
   readonly #pingLatency: Histogram;
   readonly #fanout: Histogram<"view">;
   readonly #flushWindow: Gauge;
+  readonly #resumes: Counter<"view" | "origin">;
+  readonly #resumeRefusals: Counter<"reason">;
 
   constructor(registry: Registry, sources: MetricSources) {
     const registers = [registry];
@@ -243,6 +262,28 @@ export class FanoutMetrics {
       labelNames: ["reason"] as const,
       registers,
     });
+    this.#resumes = new Counter({
+      name: "tabby_resumes_total",
+      help: "Sessions resumed without a snapshot, by view and origin of the token (same-server, other-replica).",
+      labelNames: ["view", "origin"] as const,
+      registers,
+    });
+    this.#resumeRefusals = new Counter({
+      name: "tabby_resume_refusals_total",
+      help: "Resume tokens answered with a snapshot instead, by reason.",
+      labelNames: ["reason"] as const,
+      registers,
+    });
+  }
+
+  resumed(view: ViewName, origin: ResumeOrigin): void {
+    this.counts.resumes[origin]++;
+    this.#resumes.inc({ view, origin });
+  }
+
+  resumeRefused(reason: ResumeRefusalReason): void {
+    this.counts.resumeRefusals[reason] = (this.counts.resumeRefusals[reason] ?? 0) + 1;
+    this.#resumeRefusals.inc({ reason });
   }
 
   accepted(): void {

@@ -29,7 +29,8 @@ export interface SessionStarterDeps {
 
 /**
  * Starts an accepted session: welcome, then either the deltas since the client's resume token (when this
- * server issued it and the log still covers it) or a snapshot (shared, possibly reused, possibly
+ * server issued it and the log still covers it, or, with "replica-resume", when the token's state digests
+ * match states this server held within its log: PROTOCOL.md §5.2) or a snapshot (shared, possibly reused, possibly
  * compressed) followed by the catch-up from the snapshot's revision. The session is live afterwards.
  */
 export class SessionStarter {
@@ -40,14 +41,44 @@ export class SessionStarter {
   }
 
   start(s: Session, verdict: HelloAccepted): void {
-    const { hub, serverId } = this.#deps;
+    const { hub, serverId, metrics } = this.#deps;
     const resume = verdict.resume;
-    if (resume !== undefined && resume.server === serverId && hub.canResume(verdict.view, resume.revision)) {
+    if (resume === undefined) {
+      this.#startSnapshot(s, verdict);
+      return;
+    }
+    const isOwn = resume.server === serverId;
+    if (isOwn && hub.canResume(verdict.view, resume.revision)) {
       s.send(this.#welcome(verdict, "resume"));
+      metrics.resumed(verdict.view, "same-server");
       this.#deps.live.goLive(s, resume.revision);
       return;
     }
-    this.#startSnapshot(s, verdict);
+    if (resume.state === undefined || !s.features.has(FEATURES.replicaResume)) {
+      metrics.resumeRefused(isOwn ? "revision-gone" : "other-server");
+      this.#startSnapshot(s, verdict);
+      return;
+    }
+    // The decision reads the logs and the digests as of the flushed head: flush first.
+    this.#deps.ingest.flushNow();
+    // Frames count from the client's revision when the token is ours (its revision is comparable), else 0.
+    const decision = hub.resumeFromState(verdict.view, s.node, resume.state, isOwn ? resume.revision : 0);
+    if (!decision.ok) {
+      metrics.resumeRefused(decision.reason);
+      this.#deps.logger.debug(
+        { session: s.id, view: verdict.view, reason: decision.reason, detail: decision.detail },
+        "resume state refused, sending a snapshot",
+      );
+      this.#startSnapshot(s, verdict);
+      return;
+    }
+    s.send(this.#welcome(verdict, "resume"));
+    metrics.resumed(verdict.view, isOwn ? "same-server" : "other-replica");
+    for (const frame of decision.frames) s.send(frame.frame(s.deltaEncoding));
+    metrics.framesEncoded(verdict.view, decision.frames.length);
+    metrics.framesSent(verdict.view, decision.frames.length);
+    // At the head now: goLive has nothing to catch up, it sends the status and makes the session live.
+    this.#deps.live.goLive(s, hub.revision);
   }
 
   #startSnapshot(s: Session, verdict: HelloAccepted): void {
@@ -95,6 +126,7 @@ export class SessionStarter {
       mode,
       revision: this.#deps.hub.revision,
       features: verdict.features,
+      ...(verdict.features.includes(FEATURES.replicaResume) && { conversion: this.#deps.hub.conversionId }),
     });
   }
 }

@@ -1,0 +1,135 @@
+/**
+ * Resume on any replica (PROTOCOL.md §5.2): a client presents digests of its mirror, one per kind of its
+ * view; this server finds, per kind, a revision of its own at which that kind held exactly that state, and
+ * sends every change of the kind after it. The result is this server's view exactly, whatever server built
+ * the mirror, or a refusal (then a snapshot, which the client diffs). Pure.
+ */
+import type { ResumeState, ViewName } from "../../proto/messages.js";
+import type { ChangeLog } from "./change-log.js";
+import { DeltaFrames } from "./delta-frames.js";
+import type { DigestHistory } from "./digest-history.js";
+import { kindOfKey } from "./keys.js";
+import { VIEWS } from "./kinds.js";
+import { domainOf, parseDigestHex } from "./state-digest.js";
+
+/** What a client says of its mirror (the `state` of its resume token; digests as in state-digest.ts). */
+export type ReplicaState = ResumeState;
+
+/** Why a state cannot be resumed here: a bounded metric label. */
+export type ReplicaRefusal =
+  /** The mirror was built with another conversion (code or options): equal digests would prove nothing. */
+  | "conversion"
+  /** The token is of another view or node than the hello's. */
+  | "view"
+  /** The token's kinds are not exactly the view's, or a digest is malformed. */
+  | "kinds"
+  /**
+   * This server never held the mirror's state of some kind within its history: it is behind the mirror,
+   * relisted through it, or its values carry other resourceVersions (a status-only update it skipped).
+   */
+  | "unknown-state"
+  /** It held that state, but its log no longer covers the changes since. */
+  | "compacted"
+  /** The catch-up would be longer than a snapshot is worth (maxCatchUpFraction). */
+  | "too-long";
+
+export const REPLICA_REFUSALS: readonly ReplicaRefusal[] = [
+  "conversion",
+  "view",
+  "kinds",
+  "unknown-state",
+  "compacted",
+  "too-long",
+];
+
+export type ReplicaResumeDecision =
+  | {
+      readonly ok: true;
+      /** The catch-up: from `base`, the last frame to the head; never empty. */
+      readonly frames: DeltaFrames[];
+      /** Changes in the catch-up. */
+      readonly changes: number;
+    }
+  | { readonly ok: false; readonly reason: ReplicaRefusal; readonly detail: string };
+
+export interface ReplicaResumeInput {
+  readonly view: ViewName;
+  readonly node: string | undefined;
+  readonly state: ReplicaState;
+  readonly conversionId: string;
+  readonly log: ChangeLog;
+  readonly digests: DigestHistory;
+  /** The flushed head. */
+  readonly head: number;
+  /**
+   * The `from` of the catch-up frames: the client's revision when the token is this server's own (its
+   * revisions are comparable), else 0. At most the head.
+   */
+  readonly base: number;
+  /** Most log entries a catch-up may take. */
+  readonly maxEntries: number;
+  readonly maxChangesPerFrame: number;
+}
+
+const MAX_COUNT = 2 ** 32;
+
+/** The decision for one resume (see the file comment). Exact or refused: never a guess. */
+export function decideReplicaResume(input: ReplicaResumeInput): ReplicaResumeDecision {
+  const { view, node, state, log, digests } = input;
+  if (state.conversion !== input.conversionId) {
+    return refuse("conversion", `conversion ${state.conversion.slice(0, 64)} is not ${input.conversionId}`);
+  }
+  if (state.view !== view || state.node !== node) {
+    return refuse("view", `the state is of view ${state.view.slice(0, 64)} on ${state.node ?? "no node"}`);
+  }
+  const kinds = VIEWS[view].kinds;
+  const offered = Object.keys(state.kinds);
+  if (offered.length !== kinds.size || offered.some((k) => !kinds.has(k as never))) {
+    return refuse("kinds", `the state's kinds are not the ${view} view's`);
+  }
+  /** Per kind whose state differs from the current one: the revision at which this server held it. */
+  const cuts = new Map<string, number>();
+  let lowest = Number.POSITIVE_INFINITY;
+  for (const kind of kinds) {
+    const digest = state.kinds[kind];
+    if (digest === undefined) return refuse("kinds", `no digest for ${kind}`);
+    const [count, hex] = digest;
+    const hash = parseDigestHex(hex);
+    if (!Number.isSafeInteger(count) || count < 0 || count > MAX_COUNT || hash === undefined) {
+      return refuse("kinds", `malformed digest for ${kind}`);
+    }
+    const domain = domainOf(kind, node);
+    if (domain === undefined) return refuse("view", `${kind} is node-scoped: the state needs a node`);
+    const current = digests.current(domain);
+    if (current.count === count && current.hi === hash.hi && current.lo === hash.lo) continue;
+    // Every domain was empty at revision 0, before anything was recorded.
+    const isEmpty = count === 0 && hash.hi === 0 && hash.lo === 0;
+    const revision = digests.revisionOf(domain, count, hash) ?? (isEmpty ? 0 : undefined);
+    if (revision === undefined) return refuse("unknown-state", `${kind}: a state this server never held`);
+    if (!log.canResume(revision)) {
+      return refuse("compacted", `${kind}: held at revision ${revision}, below the log's floor ${log.floor}`);
+    }
+    cuts.set(kind, revision);
+    lowest = Math.min(lowest, revision);
+  }
+  const base = Math.min(input.base, input.head);
+  if (cuts.size === 0) return { ok: true, frames: [new DeltaFrames(base, input.head, [])], changes: 0 };
+  const found = log.sinceCuts(lowest, node, (key) => cuts.get(kindOfKey(key)) ?? Number.POSITIVE_INFINITY);
+  if (found === undefined) return refuse("compacted", `revision ${lowest} is below the log's floor`);
+  if (found.matched > input.maxEntries) {
+    return refuse("too-long", `${found.matched} changes to catch up, more than ${input.maxEntries}`);
+  }
+  const { changes } = found;
+  const per = input.maxChangesPerFrame;
+  const frames: DeltaFrames[] = [];
+  for (let i = 0; i < changes.length; i += per) {
+    const isLast = i + per >= changes.length;
+    frames.push(new DeltaFrames(base, isLast ? input.head : base, changes.slice(i, i + per)));
+  }
+  if (frames.length === 0) frames.push(new DeltaFrames(base, input.head, []));
+  return { ok: true, frames, changes: changes.length };
+}
+
+function refuse(reason: ReplicaRefusal, detail: string): ReplicaResumeDecision {
+  return { ok: false, reason, detail };
+}
