@@ -2,6 +2,8 @@
 export interface ClientStats {
   /** Complete snapshots received. */
   readonly snapshots: number;
+  /** Payload bytes of the snapshot frames received (snap-begin, snap-chunk, snap-end). */
+  readonly snapshotBytes: number;
   /** Sessions that resumed from the client's revision (no snapshot). */
   readonly resumes: number;
   /** Connection attempts after the first. */
@@ -31,6 +33,7 @@ export type MutableClientStats = { -readonly [K in keyof ClientStats]: ClientSta
 export function newClientStats(): MutableClientStats {
   return {
     snapshots: 0,
+    snapshotBytes: 0,
     resumes: 0,
     reconnects: 0,
     moves: 0,
