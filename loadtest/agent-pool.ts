@@ -20,9 +20,17 @@ interface Agent {
   serverId: string | undefined;
   /** When the agent last became in sync (epoch ms). */
   inSyncSinceMs: number;
+  /** The client's resume count when its server id last changed (a resume since then is across replicas). */
+  resumesAtSwitch: number;
+  /** Moves received at the start of the window. */
+  movesAtWindow: number;
+  /** Full agents: the resourceVersion of every key held, for spotting updates that change nothing. */
+  readonly held: Map<string, string> | undefined;
 }
 
 type Counters = {
+  moves: number;
+  snapshotBytes: number;
   bytes: number;
   wireBytes: number;
   frames: number;
@@ -62,6 +70,10 @@ export class AgentPool {
   #felixUpdates = 0;
   #errorCodes: Record<string, number> = {};
   #latencyCount = 0;
+  /** In the window: updates of full agents that change nothing, and resumes on another replica. */
+  #spuriousUpdates = 0;
+  #spuriousSamples: string[] = [];
+  #resumesAcrossReplicas = 0;
   #base: Counters = zeroCounters();
   /** Wire bytes of the decoding felix agents at the start of the window. */
   #felixWireBase = 0;
@@ -87,7 +99,16 @@ export class AgentPool {
         signal: this.#abort.signal,
         backoffMaxMs,
       });
-      const agent: Agent = { spec, client, state: "disconnected", serverId: undefined, inSyncSinceMs: 0 };
+      const agent: Agent = {
+        spec,
+        client,
+        state: "disconnected",
+        serverId: undefined,
+        inSyncSinceMs: 0,
+        resumesAtSwitch: 0,
+        movesAtWindow: 0,
+        held: spec.mode === "full" ? new Map() : undefined,
+      };
       client.on("status", (s: ClientStatus) => this.#onStatus(agent, s));
       client.on("updates", (batch: readonly Update[]) => this.#onUpdates(agent, batch));
       // Errors (disconnects during the reconnect storm, timeouts under load...) are counted by code.
@@ -156,6 +177,10 @@ export class AgentPool {
     this.#felixUpdates = 0;
     this.#errorCodes = {};
     this.#latencyCount = 0;
+    this.#spuriousUpdates = 0;
+    this.#spuriousSamples = [];
+    this.#resumesAcrossReplicas = 0;
+    for (const a of this.#agents) a.movesAtWindow = a.client.stats.moves;
     this.#base = this.#counters();
     this.#felixWireBase = this.#decodingFelixWireBytes();
     this.#frames = [];
@@ -178,6 +203,12 @@ export class AgentPool {
       decodingFelixUpdates: this.#felixUpdates,
       decodingFelixWireBytes: this.#decodingFelixWireBytes() - this.#felixWireBase,
       ...(this.#recorder !== undefined && { frameLog: this.#frames }),
+      spuriousUpdates: this.#spuriousUpdates,
+      spuriousSamples: this.#spuriousSamples,
+      resumesAcrossReplicas: this.#resumesAcrossReplicas,
+      agentsMovedTwice: this.#agents.filter((a) => a.client.stats.moves - a.movesAtWindow >= 2).length,
+      moves: c.moves - this.#base.moves,
+      snapshotBytes: c.snapshotBytes - this.#base.snapshotBytes,
       bytes: c.bytes - this.#base.bytes,
       wireBytes: c.wireBytes - this.#base.wireBytes,
       frames: c.frames - this.#base.frames,
@@ -243,11 +274,47 @@ export class AgentPool {
   #onStatus(agent: Agent, s: ClientStatus): void {
     if (s.state === "in-sync" && agent.state !== "in-sync") agent.inSyncSinceMs = Date.now();
     agent.state = s.state;
-    if (s.serverId !== undefined) agent.serverId = s.serverId;
+    if (s.serverId !== undefined && s.state !== "disconnected" && s.serverId !== agent.serverId) {
+      // A new session on another server: a resume counted since the last switch happened there.
+      const resumes = agent.client.stats.resumes;
+      if (agent.serverId !== undefined && resumes > agent.resumesAtSwitch) this.#resumesAcrossReplicas++;
+      agent.resumesAtSwitch = resumes;
+      agent.serverId = s.serverId;
+    }
+  }
+
+  /**
+   * A full agent's update that changes nothing the cluster changed: a delete of a key it does not hold,
+   * or a value at a resourceVersion it already had or older (a replica behind the others).
+   */
+  #checkSpurious(agent: Agent, batch: readonly Update[]): void {
+    const held = agent.held;
+    if (held === undefined) return;
+    for (const u of batch) {
+      const before = held.get(u.key);
+      let isSpurious: boolean;
+      if (u.value === null) {
+        isSpurious = before === undefined;
+        held.delete(u.key);
+      } else {
+        const rv = resourceVersionOf(u.value);
+        isSpurious = before !== undefined && rv !== "" && (rv === before || isOlder(rv, before));
+        held.set(u.key, rv);
+      }
+      if (isSpurious) {
+        this.#spuriousUpdates++;
+        if (this.#spuriousSamples.length < 5) {
+          this.#spuriousSamples.push(
+            `agent ${agent.spec.index}: ${u.key} ${u.value === null ? "deleted (not held)" : `at ${resourceVersionOf(u.value)} (held ${before ?? "?"})`}`,
+          );
+        }
+      }
+    }
   }
 
   #onUpdates(agent: Agent, batch: readonly Update[]): void {
     this.#updates += batch.length;
+    this.#checkSpurious(agent, batch);
     if (agent === this.#recorder) {
       const bytes = agent.client.stats.bytes;
       this.#frames.push({ atMs: Date.now(), bytes: bytes - this.#recorderBytes, changes: batch.length });
@@ -269,6 +336,8 @@ export class AgentPool {
     const c = zeroCounters();
     for (const a of this.#agents) {
       const s = a.client.stats;
+      c.moves += s.moves;
+      c.snapshotBytes += s.snapshotBytes;
       c.bytes += s.bytes;
       c.wireBytes += s.wireBytes;
       c.frames += s.frames;
@@ -290,6 +359,24 @@ export class AgentPool {
   }
 }
 
+/** True when resourceVersion `a` is older than `b` (both integers, as the simulator's and etcd's are). */
+function isOlder(a: string, b: string): boolean {
+  const x = Number(a);
+  const y = Number(b);
+  return Number.isSafeInteger(x) && Number.isSafeInteger(y) && x < y;
+}
+
 function zeroCounters(): Counters {
-  return { bytes: 0, wireBytes: 0, frames: 0, deltas: 0, snapshots: 0, resumes: 0, reconnects: 0, errors: 0 };
+  return {
+    moves: 0,
+    snapshotBytes: 0,
+    bytes: 0,
+    wireBytes: 0,
+    frames: 0,
+    deltas: 0,
+    snapshots: 0,
+    resumes: 0,
+    reconnects: 0,
+    errors: 0,
+  };
 }

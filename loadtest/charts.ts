@@ -262,3 +262,46 @@ export function resourceChart(
   ].join("\n");
   return svg(width, height, body);
 }
+
+/** Sessions per replica over the run (--replicas), with the scenario windows shaded. */
+export function connectionsChart(
+  scenarios: readonly ScenarioResult[],
+  samples: readonly { readonly atMs: number; readonly connections: readonly (number | null)[] }[],
+): string {
+  const width = 900;
+  const height = 300;
+  if (samples.length === 0) return svg(width, height, `<text x="40" y="60" ${FONT}>No samples.</text>`);
+  const t0 = samples[0]?.atMs ?? 0;
+  const tMax = Math.max(1, ((samples[samples.length - 1]?.atMs ?? t0) - t0) / 1000);
+  const replicas = Math.max(...samples.map((s) => s.connections.length));
+  const values = samples.flatMap((s) => s.connections.filter((c): c is number => c !== null));
+  const yMax = Math.max(10, ...values);
+  const series: Series[] = Array.from({ length: replicas }, (_, r) => ({
+    label: `replica ${r}`,
+    color: COLORS[r % COLORS.length] ?? "#000",
+    points: samples.map((s): [number, number] | null => {
+      const c = s.connections[r];
+      return c === null || c === undefined ? null : [(s.atMs - t0) / 1000, c];
+    }),
+  }));
+  const body = renderPanel({
+    left: 70,
+    top: 30,
+    width: width - 100,
+    height: height - 80,
+    title: "Sessions per replica (/status connections.active)",
+    xLabel: "seconds since the first replica started",
+    yLabel: "sessions",
+    xDomain: [0, tMax],
+    yDomain: [0, yMax * 1.05],
+    xTicks: ticks(tMax, 10, (v) => `${Math.round(v)}`),
+    yTicks: ticks(yMax, 5, (v) => `${Math.round(v)}`),
+    series,
+    bands: scenarios.map((s) => ({
+      from: (s.startedAtMs - t0) / 1000,
+      to: (s.endedAtMs - t0) / 1000,
+      label: s.name,
+    })),
+  });
+  return svg(width, height, body);
+}

@@ -1,6 +1,8 @@
 import { mkdir, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { loopbackServeArgs } from "../src/cli/args.js";
+import { formatStaticPeers } from "../src/server/replicas/index.js";
 import type { TabbyChild, spawnTabby } from "../src/cli/ipc.js";
 import { planAgents } from "./agent-plan.js";
 import { ApiWatchProbe } from "./api-probe.js";
@@ -88,6 +90,34 @@ export const CEILING = "ceiling";
 
 const READY_TIMEOUT_MS = 120_000;
 
+/** How often a replica reads its peers' /status (their load) in a run with --replicas (ms). */
+const PEER_POLL_MS = 1000;
+
+/** A replica's process and facts. */
+interface ReplicaProc {
+  readonly child: TabbyChild;
+  readonly info: ServerInfo;
+}
+
+/** A free loopback TCP port (the OS's pick, released at once: the replica binds it right after). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolvePort, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => resolvePort());
+  });
+  const address = server.address();
+  await new Promise<void>((r) => server.close(() => r()));
+  if (address === null || typeof address === "string") throw new Error("no port");
+  return address.port;
+}
+
+/** One sample of the sessions every replica holds (null: not running or not answering). */
+export interface ReplicaConnectionsSample {
+  readonly atMs: number;
+  readonly connections: readonly (number | null)[];
+}
+
 /** Resolves after `ms`, or rejects with ERR_LOADTEST_ABORTED when `signal` aborts first. */
 export function delay(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolveDelay, reject) => {
@@ -121,8 +151,12 @@ export class Harness {
   #probe: ApiWatchProbe | undefined;
   #simReady: SimReady | undefined;
   #kubeconfigPath: string | undefined;
-  #server: TabbyChild | undefined;
-  #serverInfo: ServerInfo | undefined;
+  /** Replica slots (slot 0 is "the server" of the single-server scenarios). */
+  #replicas: (ReplicaProc | undefined)[] = [];
+  /** With --replicas N > 1: the agent and status ports of every slot, fixed for the run. */
+  #ports: { readonly port: number; readonly healthPort: number }[] = [];
+  #connectionSamples: ReplicaConnectionsSample[] = [];
+  #connectionTimer: NodeJS.Timeout | undefined;
   #workers: ChildPeer<WorkerOps>[] = [];
   #slowWorker: ChildPeer<WorkerOps> | undefined;
   #baselineWorkers: ChildPeer<BaselineOps>[] = [];
@@ -159,12 +193,37 @@ export class Harness {
   }
 
   get server(): ServerInfo {
-    if (this.#serverInfo === undefined) throw new Error("the server is not started");
-    return this.#serverInfo;
+    const info = this.#replicas[0]?.info;
+    if (info === undefined) throw new Error("the server is not started");
+    return info;
   }
 
   get hasServer(): boolean {
-    return this.#server !== undefined;
+    return this.#replicas[0] !== undefined;
+  }
+
+  /** Replicas of the run (--replicas). */
+  get replicaCount(): number {
+    return this.options.replicas;
+  }
+
+  /** The running replica of a slot, if any. */
+  replica(slot: number): ServerInfo | undefined {
+    return this.#replicas[slot]?.info;
+  }
+
+  /**
+   * The agent addresses of every replica slot, running or not (agents get the whole Service): with one
+   * replica, the server's.
+   */
+  get agentServers(): string[] {
+    if (this.replicaCount <= 1) return [`ws://127.0.0.1:${this.server.port}`];
+    return this.#ports.map((p) => `ws://127.0.0.1:${p.port}`);
+  }
+
+  /** Samples of the sessions per replica, every 500 ms since the first replica started. */
+  get connectionSamples(): readonly ReplicaConnectionsSample[] {
+    return this.#connectionSamples;
   }
 
   /** Workers of the agents that keep reading. */
@@ -234,16 +293,42 @@ export class Harness {
     return ready;
   }
 
-  /** Starts `tabby serve` against the simulator (on `port`, 0 = any) and waits until it is ready. */
+  /** Starts `tabby serve` against the simulator (on `port`, 0 = any) and waits until it is ready (slot 0). */
   async startServer(port = 0): Promise<ServerInfo> {
+    return this.startReplica(0, port);
+  }
+
+  /**
+   * Starts replica `slot` and waits until it is ready. With --replicas N > 1 every slot has fixed ports
+   * and lists every slot in `--peers` (the static Service: replicas read each other's /status).
+   */
+  async startReplica(slot: number, port = 0): Promise<ServerInfo> {
     if (this.#kubeconfigPath === undefined) throw new Error("start the simulator first");
-    const args = loopbackServeArgs(this.#kubeconfigPath, {
-      port,
-      extra:
-        this.options.flushWindowMs === undefined
-          ? []
-          : ["--flush-window-ms", String(this.options.flushWindowMs)],
-    });
+    if (this.#replicas[slot] !== undefined) throw new Error(`replica ${slot} is running`);
+    const isGroup = this.replicaCount > 1;
+    if (isGroup && this.#ports.length === 0) {
+      for (let i = 0; i < this.replicaCount; i++)
+        this.#ports.push({ port: await freePort(), healthPort: await freePort() });
+    }
+    const fixed = this.#ports[slot];
+    const extra = [
+      ...(this.options.flushWindowMs === undefined
+        ? []
+        : ["--flush-window-ms", String(this.options.flushWindowMs)]),
+      ...(isGroup && fixed !== undefined
+        ? [
+            "--health-port",
+            String(fixed.healthPort),
+            "--peers",
+            formatStaticPeers(this.#ports.map((p) => ({ port: p.port, statusPort: p.healthPort }))),
+            "--advertise-url",
+            `ws://127.0.0.1:${fixed.port}`,
+            "--peer-poll-ms",
+            String(PEER_POLL_MS),
+          ]
+        : []),
+    ];
+    const args = loopbackServeArgs(this.#kubeconfigPath, { port: fixed?.port ?? port, extra });
     let execArgv: string[] = [];
     if (this.options.isCpuProfiled) {
       await mkdir(this.#profileDir, { recursive: true });
@@ -253,7 +338,6 @@ export class Harness {
     const spawnedAtMs = Date.now();
     const child = await this.#spawner.spawn(args, { timeoutMs: READY_TIMEOUT_MS, execArgv });
     const listeningAtMs = Date.now();
-    this.#server = child;
     const r = child.ready;
     const info: ServerInfo = {
       pid: r.pid,
@@ -262,17 +346,19 @@ export class Harness {
       metricsPort: Number(r.metricsPort),
       serverId: String(r.serverId),
     };
-    this.#serverInfo = info;
-    this.sampler.watch(SERVER, info.pid);
-    await this.waitServerReady(this.options.syncTimeoutSeconds * 1000);
+    this.#replicas[slot] = { child, info };
+    // Every replica's CPU and RSS count as the server's (summed over the replicas that run).
+    this.sampler.watch(SERVER, info.pid, isGroup);
+    this.#startConnectionSampling();
+    await this.waitReplicaReady(slot, this.options.syncTimeoutSeconds * 1000);
     this.#serverTimes = { spawnedAtMs, listeningAtMs, readyAtMs: Date.now() };
     return info;
   }
 
   /** Kills the server process now (SIGKILL: a crash, no drain). */
   async killServer(): Promise<void> {
-    const server = this.#server;
-    this.#server = undefined;
+    const server = this.#replicas[0]?.child;
+    this.#replicas[0] = undefined;
     if (server === undefined) return;
     const exited = new Promise<void>((r) => {
       if (server.process.exitCode !== null || server.process.signalCode !== null) r();
@@ -280,24 +366,83 @@ export class Harness {
     });
     server.process.kill("SIGKILL");
     await exited;
-    this.sampler.unwatch(SERVER);
+    this.#unwatchServer();
   }
 
   /** Stops the server gracefully (SIGTERM: drain, then exit; a CPU profile is written then). */
   async stopServer(): Promise<void> {
-    const server = this.#server;
-    this.#server = undefined;
-    if (server === undefined) return;
-    await server.stop(15_000);
+    await this.stopReplica(0);
+  }
+
+  /** Stops replica `slot` with SIGTERM (it drains: moves its sessions to the others, then exits). */
+  async stopReplica(slot: number, timeoutMs = 15_000): Promise<void> {
+    const replica = this.#replicas[slot];
+    this.#replicas[slot] = undefined;
+    if (replica === undefined) return;
+    await replica.child.stop(timeoutMs);
+    this.#unwatchServer();
+  }
+
+  /** The sampler keeps watching the replicas still running. */
+  #unwatchServer(): void {
     this.sampler.unwatch(SERVER);
+    for (const r of this.#replicas) if (r !== undefined) this.sampler.watch(SERVER, r.info.pid, true);
+  }
+
+  #startConnectionSampling(): void {
+    if (this.#connectionTimer !== undefined) return;
+    this.#connectionTimer = setInterval(() => void this.#sampleConnections(), 500);
+  }
+
+  async #sampleConnections(): Promise<void> {
+    const atMs = Date.now();
+    const connections = await Promise.all(
+      Array.from({ length: Math.max(1, this.replicaCount) }, async (_, slot) => {
+        if (this.#replicas[slot] === undefined) return null;
+        try {
+          return (await this.replicaStatus(slot)).connections?.active ?? null;
+        } catch {
+          return null; // a replica draining or starting: a gap in its line
+        }
+      }),
+    );
+    this.#connectionSamples.push({ atMs, connections });
+  }
+
+  /** /status of replica `slot`. */
+  async replicaStatus(slot: number): Promise<ServerStatus> {
+    const info = this.#replicas[slot]?.info;
+    if (info === undefined) throw new LoadtestError("ERR_LOADTEST_SERVER", `replica ${slot} is not running`);
+    const { status, body } = await getJson(`http://127.0.0.1:${info.healthPort}/status`, 10_000);
+    if (status !== 200 || body === null || typeof body !== "object") {
+      throw new LoadtestError("ERR_LOADTEST_SERVER", `replica ${slot}: /status answered ${status}`);
+    }
+    return body as ServerStatus;
+  }
+
+  async waitReplicaReady(slot: number, timeoutMs: number): Promise<void> {
+    const info = this.#replicas[slot]?.info;
+    if (info === undefined) throw new LoadtestError("ERR_LOADTEST_SERVER", `replica ${slot} is not running`);
+    const deadline = Date.now() + timeoutMs;
+    let last = "";
+    while (Date.now() < deadline) {
+      try {
+        const { status, body } = await getJson(`http://127.0.0.1:${info.healthPort}/readyz`, 5000);
+        if (status === 200) return;
+        last = `${status} ${typeof body === "string" ? body : JSON.stringify(body)}`;
+      } catch (err) {
+        last = String(err);
+      }
+      await delay(200, this.signal);
+    }
+    throw new LoadtestError(
+      "ERR_LOADTEST_TIMEOUT",
+      `replica ${slot} not ready within ${timeoutMs} ms: ${last}`,
+    );
   }
 
   async serverStatus(): Promise<ServerStatus> {
-    const { status, body } = await getJson(`http://127.0.0.1:${this.server.healthPort}/status`, 10_000);
-    if (status !== 200 || body === null || typeof body !== "object") {
-      throw new LoadtestError("ERR_LOADTEST_SERVER", `/status answered ${status}`);
-    }
-    return body as ServerStatus;
+    return this.replicaStatus(0);
   }
 
   /** One sample value of the server's /metrics (first series of that name), or undefined. */
@@ -310,19 +455,7 @@ export class Harness {
   }
 
   async waitServerReady(timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    let last = "";
-    while (Date.now() < deadline) {
-      try {
-        const { status, body } = await getJson(`http://127.0.0.1:${this.server.healthPort}/readyz`, 5000);
-        if (status === 200) return;
-        last = `${status} ${typeof body === "string" ? body : JSON.stringify(body)}`;
-      } catch (err) {
-        last = String(err);
-      }
-      await delay(200, this.signal);
-    }
-    throw new LoadtestError("ERR_LOADTEST_TIMEOUT", `server not ready within ${timeoutMs} ms: ${last}`);
+    await this.waitReplicaReady(0, timeoutMs);
   }
 
   /** Plans which agent runs where and spawns the agent workers (they wait for "start"). */
@@ -406,9 +539,15 @@ export class Harness {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.sampler.stop();
+      clearInterval(this.#connectionTimer);
       this.#probe?.close();
       const results = await Promise.allSettled([this.stopWorkers(), this.stopBaselineWorkers()]);
-      results.push(...(await Promise.allSettled([this.stopServer(), this.stopCeiling()])));
+      results.push(
+        ...(await Promise.allSettled([
+          ...this.#replicas.map((_, slot) => this.stopReplica(slot)),
+          this.stopCeiling(),
+        ])),
+      );
       results.push(...(await Promise.allSettled([this.#sim?.stop(10_000)])));
       for (const r of results) {
         if (r.status === "rejected") console.error(`loadtest: cleanup: ${String(r.reason)}`);
@@ -419,10 +558,9 @@ export class Harness {
 
   /** Last resort on process exit: SIGKILL every child still running (synchronous). */
   killAllNow(): void {
-    const server = this.#server?.process;
     const children = [
       ...(this.#sim === undefined ? [] : [this.#sim.process]),
-      ...(server === undefined ? [] : [server]),
+      ...this.#replicas.flatMap((r) => (r === undefined ? [] : [r.child.process])),
       ...this.allWorkers.map((w) => w.process),
       ...this.#baselineWorkers.map((w) => w.process),
       ...(this.#ceiling === undefined ? [] : [this.#ceiling.process]),

@@ -44,6 +44,13 @@ export interface WindowResult {
   readonly frameLog: readonly FrameRecord[] | undefined;
   /** Client errors by code. */
   readonly errorCodes: Readonly<Record<string, number>>;
+  /** Replica figures of the agents (rolling restart, scale-out). */
+  readonly replicas: {
+    readonly spuriousUpdates: number;
+    readonly spuriousSamples: readonly string[];
+    readonly resumesAcrossReplicas: number;
+    readonly agentsMovedTwice: number;
+  };
   readonly latency: LatencySummary;
   readonly curve: readonly PercentilePoint[];
 }
@@ -70,7 +77,9 @@ export async function collectWindow(workers: Workers): Promise<WindowResult> {
     frames: 0,
     deltas: 0,
     snapshots: 0,
+    snapshotBytes: 0,
     resumes: 0,
+    moves: 0,
     reconnects: 0,
     errors: 0,
   };
@@ -91,6 +100,12 @@ export async function collectWindow(workers: Workers): Promise<WindowResult> {
       },
       frameLog,
       errorCodes,
+      replicas: {
+        spuriousUpdates: parts.reduce((a, p) => a + p.spuriousUpdates, 0),
+        spuriousSamples: parts.flatMap((p) => p.spuriousSamples).slice(0, 10),
+        resumesAcrossReplicas: parts.reduce((a, p) => a + p.resumesAcrossReplicas, 0),
+        agentsMovedTwice: parts.reduce((a, p) => a + p.agentsMovedTwice, 0),
+      },
     };
   } finally {
     h.destroy();

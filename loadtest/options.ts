@@ -7,8 +7,19 @@ export const SCENARIOS = [
   "reconnect-storm",
   "ceiling",
   "baseline",
+  "scale-out",
+  "rolling-restart",
 ] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
+
+/** Scenarios that need several replicas (--replicas 2 or more): left out with one replica. */
+export const REPLICA_SCENARIOS: ReadonlySet<ScenarioName> = new Set(["scale-out", "rolling-restart"]);
+/** Scenarios of one server (they kill, freeze or replace "the" server): left out with several replicas. */
+export const SINGLE_SERVER_SCENARIOS: ReadonlySet<ScenarioName> = new Set([
+  "slow-agents",
+  "reconnect-storm",
+  "ceiling",
+]);
 
 export interface LoadtestOptions {
   /** Simulated nodes. Default 1000. */
@@ -53,6 +64,11 @@ export interface LoadtestOptions {
   readonly seed: number;
   /** Server flush window (--flush-window-ms); default: the server's own. */
   readonly flushWindowMs: number | undefined;
+  /**
+   * tabby replicas (--replicas): each a `tabby serve` with fixed ports and the others in `--peers`; the
+   * agents get every replica's address and spread over them. Default 1.
+   */
+  readonly replicas: number;
 }
 
 export class LoadtestOptionsError extends Error {
@@ -123,8 +139,20 @@ export function resolveLoadtestOptions(raw: RawLoadtestOptions, now = new Date()
     throw new LoadtestOptionsError("churn", "want between 1 and 20 rates");
   }
   for (const r of churnRates) int("churn", r, 1, 1, 100_000);
-  const scenarios = raw.scenarios ?? [...SCENARIOS];
-  if (scenarios.length === 0) throw new LoadtestOptionsError("scenario", "want at least one scenario");
+  const replicas = int("replicas", raw.replicas, 1, 1, 16);
+  const asked = raw.scenarios ?? [...SCENARIOS];
+  const scenarios = asked.filter((s) =>
+    replicas > 1 ? !SINGLE_SERVER_SCENARIOS.has(s) : !REPLICA_SCENARIOS.has(s),
+  );
+  if (asked.length === 0) throw new LoadtestOptionsError("scenario", "want at least one scenario");
+  if (scenarios.length === 0) {
+    throw new LoadtestOptionsError(
+      "replicas",
+      replicas > 1
+        ? "slow-agents, reconnect-storm and ceiling run with one replica only"
+        : "scale-out and rolling-restart need --replicas 2 or more",
+    );
+  }
   const slowPercent = raw.slowPercent ?? 5;
   if (!Number.isFinite(slowPercent) || slowPercent <= 0 || slowPercent >= 50) {
     throw new LoadtestOptionsError("slowPercent", "must be a percentage in (0, 50)");
@@ -153,6 +181,7 @@ export function resolveLoadtestOptions(raw: RawLoadtestOptions, now = new Date()
     seed: int("seed", raw.seed, 1, 0, 2 ** 31 - 1),
     flushWindowMs:
       raw.flushWindowMs === undefined ? undefined : int("flushWindowMs", raw.flushWindowMs, 10, 0, 10_000),
+    replicas,
   };
 }
 

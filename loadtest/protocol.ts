@@ -99,6 +99,13 @@ export interface WindowStats extends AgentCounters {
   readonly decodingFelixWireBytes: number;
   /** The frames one decoding felix agent received, when the window was asked to record them. */
   readonly frameLog?: readonly FrameRecord[];
+  /** Updates of full agents that changed nothing (a delete of a key not held, a value at a version held or older). */
+  readonly spuriousUpdates: number;
+  readonly spuriousSamples: readonly string[];
+  /** Sessions that resumed on another server than the agent's previous one. */
+  readonly resumesAcrossReplicas: number;
+  /** Agents that received two moves or more in the window. */
+  readonly agentsMovedTwice: number;
   /** Errors the clients emitted in the window, by code (ERR_CLIENT_TIMEOUT, ...). */
   readonly errorCodes: Readonly<Record<string, number>>;
   readonly windowStartMs: number;

@@ -24,7 +24,11 @@ export interface AgentCounters {
   readonly frames: number;
   readonly deltas: number;
   readonly snapshots: number;
+  /** Payload bytes of the snapshot frames received. */
+  readonly snapshotBytes: number;
   readonly resumes: number;
+  /** `move` messages received (each moves one session). */
+  readonly moves: number;
   readonly reconnects: number;
   readonly errors: number;
 }
@@ -203,6 +207,7 @@ export function checkTargets(scenarios: readonly ScenarioResult[], upstreamResou
     isMet: watches.length === 0 ? null : Math.max(...watches) <= upstreamResources,
   });
   checks.push(...checkIssue8Targets(scenarios));
+  checks.push(...checkIssue9Targets(scenarios));
   return checks;
 }
 
@@ -258,6 +263,44 @@ function checkIssue8Targets(scenarios: readonly ScenarioResult[]): TargetCheck[]
       isMet:
         typeof churnAt(1000)?.ceilingRatio === "number" ? (churnAt(1000)?.ceilingRatio ?? 0) >= 0.7 : null,
     },
+  ];
+}
+
+function detail(s: ScenarioResult | undefined, key: string): number | null {
+  const v = s?.details[key];
+  return typeof v === "number" && Number.isFinite(v) ? v : null;
+}
+
+/** Issue 9's targets (replicas: scale-out balance, a rolling restart without churn for the agents). */
+function checkIssue9Targets(scenarios: readonly ScenarioResult[]): TargetCheck[] {
+  const out = scenarios.find((s) => s.scenario === "scale-out");
+  const roll = scenarios.find((s) => s.scenario === "rolling-restart");
+  const rebalance = detail(out, "rebalanceSeconds");
+  const twice = detail(out, "agentsMovedTwice");
+  const spurious = detail(roll, "spuriousUpdates");
+  return [
+    atMost(
+      "scale-out: max sessions over the mean at the end",
+      detail(out, "maxOverMeanConnections"),
+      1.1,
+      "",
+    ),
+    atMost("scale-out: rebalanced (every replica within 10% of the mean)", rebalance, 60, "s"),
+    atMost("scale-out: agents moved twice", twice, 0, ""),
+    atMost("rolling restart: spurious updates", spurious, 0, ""),
+    {
+      name: "rolling restart verified",
+      target: "yes",
+      value: roll === undefined ? "not measured" : roll.verified ? "yes" : "no",
+      isMet: roll === undefined ? null : roll.verified,
+    },
+    atMost(
+      "rolling restart: snapshot bytes, share of one full snapshot per agent",
+      detail(roll, "snapshotBytesShare"),
+      0.05,
+      "",
+    ),
+    atMost("rolling restart: p99 latency", roll?.latencyMs.p99, 500, "ms"),
   ];
 }
 

@@ -3,7 +3,7 @@ import { mkdir, readdir, writeFile } from "node:fs/promises";
 import { availableParallelism, cpus, loadavg, totalmem } from "node:os";
 import { join, relative } from "node:path";
 import { RESOURCES } from "../src/server/datastore/index.js";
-import { latencyChart, resourceChart } from "./charts.js";
+import { connectionsChart, latencyChart, resourceChart } from "./charts.js";
 import { Harness, SERVER, SIM } from "./harness.js";
 import type { LoadtestOptions } from "./options.js";
 import { hasTabbyScenario, referenceChurnRate } from "./options.js";
@@ -15,6 +15,8 @@ import { ceiling } from "./scenarios/ceiling.js";
 import type { ScenarioContext } from "./scenarios/common.js";
 import { connectStorm } from "./scenarios/connect-storm.js";
 import { reconnectStorm } from "./scenarios/reconnect-storm.js";
+import { rollingRestart } from "./scenarios/rolling-restart.js";
+import { scaleOut } from "./scenarios/scale-out.js";
 import { slowAgents } from "./scenarios/slow-agents.js";
 import { steadyChurn } from "./scenarios/steady-churn.js";
 import { renderSummary } from "./summary.js";
@@ -101,16 +103,29 @@ async function runScenarios(ctx: ScenarioContext): Promise<void> {
   const sim = await h.startSim();
   progress.log(`simulator ready at ${sim.url} with ${sim.objects} objects`);
   if (hasTabbyScenario(o)) {
-    await h.startServer();
-    progress.log(
-      `server ${h.server.serverId} ready on port ${h.server.port} (pid ${h.server.pid}, ${h.serverRuntime ?? "?"})`,
-    );
+    // scale-out starts with one replica fewer: the last one joins during the scenario.
+    const initial = o.replicas > 1 && o.scenarios.includes("scale-out") ? o.replicas - 1 : o.replicas;
+    for (let slot = 0; slot < initial; slot++) {
+      const info = await h.startReplica(slot);
+      progress.log(
+        `${o.replicas > 1 ? `replica ${slot}` : "server"} ${info.serverId} ready on port ${info.port} (pid ${info.pid}, ${h.serverRuntime ?? "?"})`,
+      );
+    }
     if (h.serverRuntime === "tsx") {
       progress.log("the server runs through tsx (no fresh `npm run build`): its RSS includes tsx's loader");
     }
     await h.startWorkers();
     ctx.results.push(await connectStorm(ctx));
     report(ctx);
+    const referenceRate = referenceChurnRate(o);
+    if (o.scenarios.includes("scale-out")) {
+      ctx.results.push(await scaleOut(ctx, referenceRate));
+      report(ctx);
+    }
+    if (o.scenarios.includes("rolling-restart")) {
+      ctx.results.push(await rollingRestart(ctx, referenceRate));
+      report(ctx);
+    }
     // Churn rates in ascending order. The slow agents and the reconnect storm (at the reference rate) go
     // right after the reference rate's run, which the slow agents are compared with, and before the higher
     // rates, which may overload the machine and leave agents behind for minutes.
@@ -188,6 +203,20 @@ function report(ctx: ScenarioContext): void {
       (s.ceilingRatio === null ? "" : `, ceiling ratio ${s.ceilingRatio}`) +
       `, ${s.upstreamWatches} API-side watches`,
   );
+  const d = s.details;
+  if (s.scenario === "scale-out" || s.scenario === "rolling-restart") {
+    const fields = [
+      "rebalanceSeconds",
+      "movedSessions",
+      "agentsMovedTwice",
+      "maxOverMeanConnections",
+      "spuriousUpdates",
+      "snapshotsSent",
+      "snapshotBytesSent",
+      "resumesAcrossReplicas",
+    ].filter((f) => d[f] !== undefined);
+    ctx.progress.log(`  ${fields.map((f) => `${f} ${JSON.stringify(d[f])}`).join(", ")}`);
+  }
   for (const m of s.mismatchSamples.slice(0, 5)) ctx.progress.log(`  ${m}`);
 }
 
@@ -200,6 +229,10 @@ async function writeOutputs(
 ): Promise<LoadtestReport> {
   const { h } = ctx;
   const files = ["report.json", "summary.md", "latency.svg", "server.svg"];
+  if (options.replicas > 1) {
+    await writeFile(join(h.outDir, "replicas.svg"), connectionsChart(ctx.results, h.connectionSamples));
+    files.push("replicas.svg");
+  }
   await writeFile(join(h.outDir, "latency.svg"), latencyChart(ctx.results));
   await writeFile(
     join(h.outDir, "server.svg"),

@@ -57,6 +57,30 @@ export function renderSummary(report: LoadtestReport): string {
       `| ${s.name} | ${s.agents} | ${s.churnPerSecond} (${num(s.achievedChurnPerSecond)}) | ${s.verified ? "yes" : `**no** (${s.mismatches})`} | ${inSync(s)} | ${num(l.p50, 0, " ms")} | ${num(l.p90, 0, " ms")} | ${num(l.p99, 0, " ms")} | ${num(l.max, 0, " ms")} | ${num(s.deliveredPerSecond)} | ${mb(s.bytesSentPerSecond)} | ${num(s.wireBytesPerChange, 0, " B")} | ${flushWindow(s)} | ${num(s.serverCpuSecondsPerSecond, 2)} | ${mb(s.serverRssBytesMax)} | ${num(s.apiServerCpuSecondsPerSecond, 2)} | ${s.upstreamWatches} | ${num(s.relistSeconds, 2, " s")} | ${num(s.ceilingRatio, 2)} |`,
     );
   }
+  const replicaRuns = report.scenarios.filter(
+    (s) => s.scenario === "scale-out" || s.scenario === "rolling-restart",
+  );
+  if (replicaRuns.length > 0) {
+    lines.push("");
+    lines.push(`## Replicas (${String(o.replicas)})`);
+    lines.push("");
+    lines.push(
+      "| scenario | rebalance | moved sessions | moved twice | max/mean sessions | spurious updates | snapshots | snapshot bytes (share of one each) | cross-replica resumes | p99 | verified |",
+    );
+    lines.push("|---|---|---|---|---|---|---|---|---|---|---|");
+    for (const s of replicaRuns) {
+      const d = s.details;
+      const n = (k: string, digits = 0, unit = ""): string =>
+        typeof d[k] === "number" ? num(d[k], digits, unit) : "–";
+      const share =
+        typeof d.snapshotBytesShare === "number" ? ` (${(d.snapshotBytesShare * 100).toFixed(1)}%)` : "";
+      lines.push(
+        `| ${s.name} | ${n("rebalanceSeconds", 1, " s")} | ${n("movedSessions")} | ${n("agentsMovedTwice")} | ${n("maxOverMeanConnections", 3)} | ${n("spuriousUpdates")} | ${n("snapshotsSent")} | ${mb(typeof d.snapshotBytesSent === "number" ? d.snapshotBytesSent : null)}${share} | ${n("resumesAcrossReplicas")} | ${num(s.latencyMs.p99, 0, " ms")} | ${s.verified ? "yes" : "**no**"} |`,
+      );
+    }
+    lines.push("");
+    lines.push("Sessions per replica over time: [replicas.svg](replicas.svg).");
+  }
   lines.push("");
   lines.push("## Targets");
   lines.push("");

@@ -170,6 +170,8 @@ export async function baseline(ctx: ScenarioContext, ratePerSecond: number): Pro
       wireBytes: end.listBytes + end.probeBytes + end.watchBytes,
       frames: 0,
       deltas: 0,
+      snapshotBytes: 0,
+      moves: 0,
       snapshots: 0,
       resumes: 0,
       reconnects: 0,

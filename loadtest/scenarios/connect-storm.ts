@@ -43,9 +43,10 @@ export async function connectStorm(ctx: ScenarioContext): Promise<ScenarioResult
   const workers = h.allWorkers;
   const specs = [...h.agentSpecs.regular, h.agentSpecs.slow];
   const agents = specs.reduce((a, s) => a + s.length, 0);
-  const servers = [`ws://127.0.0.1:${h.server.port}`];
+  // Every replica's address (with --replicas): the agents spread over them.
+  const servers = h.agentServers;
 
-  await warmUp(h, servers);
+  await warmUp(h, [`ws://127.0.0.1:${h.server.port}`]);
   await delay(SETTLE_MS, h.signal);
   await h.sampler.sampleNow();
   const rssBefore = h.sampler.latest(SERVER)?.rssBytes;
@@ -63,7 +64,7 @@ export async function connectStorm(ctx: ScenarioContext): Promise<ScenarioResult
   const allAtMs = await waitAllInSync(
     h,
     workers,
-    h.server.serverId,
+    h.replicaCount > 1 ? null : h.server.serverId,
     h.options.syncTimeoutSeconds * 1000,
     barUpdater(ctx, (p) => p.inSync),
   );

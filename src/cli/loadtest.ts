@@ -41,6 +41,7 @@ interface LoadtestFlags {
   progress?: boolean;
   seed?: number;
   flushWindowMs?: number;
+  replicas?: number;
 }
 
 /** `tabby loadtest`: the load test of loadtest/ (docs/LOADTEST.md). Exits 1 when verification fails. */
@@ -91,6 +92,11 @@ export function loadtestCommand(): Command {
     )
     .option("--flush-window-ms <ms>", "the server's flush window (default: the server's)", wholeNumber(0))
     .option("--seed <n>", "PRNG seed of the cluster and the churn (default 1)", wholeNumber(0))
+    .option(
+      "--replicas <n>",
+      "tabby replicas, each listing the others in --peers; agents spread over them (default 1; scale-out and rolling-restart need 2+)",
+      wholeNumber(1),
+    )
     .option("--no-progress", "no progress bar")
     .action(async (flags: LoadtestFlags) => {
       const raw: RawLoadtestOptions = {
@@ -111,6 +117,7 @@ export function loadtestCommand(): Command {
         ...(flags.syncTimeout !== undefined && { syncTimeoutSeconds: flags.syncTimeout }),
         ...(flags.flushWindowMs !== undefined && { flushWindowMs: flags.flushWindowMs }),
         ...(flags.seed !== undefined && { seed: flags.seed }),
+        ...(flags.replicas !== undefined && { replicas: flags.replicas }),
         hasProgressBar: flags.progress !== false,
       };
       let options;

@@ -64,6 +64,8 @@ export interface ConnectionEvents {
   deltas(message: DeltasMessage): void;
   status(message: StatusMessage): void;
   move(message: MoveMessage): void;
+  /** The payload bytes of a snapshot frame (snap-begin, snap-chunk, snap-end), as it arrives. */
+  snapshotFrame?(bytes: number): void;
   end(end: SessionEnd): void;
 }
 
@@ -247,6 +249,9 @@ export class Connection {
     if (message.t === "ping") {
       this.#send({ t: "pong", ts: message.ts });
       return;
+    }
+    if (message.t === "snap-begin" || message.t === "snap-chunk" || message.t === "snap-end") {
+      this.#o.events.snapshotFrame?.(frame.byteLength);
     }
     this.#queue.push(message);
     if (this.#queue.length >= QUEUE_HIGH_WATER && !this.#isPaused) {

@@ -2,6 +2,8 @@
 export interface ClientStats {
   /** Complete snapshots received. */
   readonly snapshots: number;
+  /** Payload bytes of the snapshot frames received (snap-begin, snap-chunk, snap-end). */
+  readonly snapshotBytes: number;
   /** Sessions that resumed from the client's revision (no snapshot). */
   readonly resumes: number;
   /** Of those, sessions resumed by another server than the mirror's, from its digests (§5.2). */
@@ -33,6 +35,7 @@ export type MutableClientStats = { -readonly [K in keyof ClientStats]: ClientSta
 export function newClientStats(): MutableClientStats {
   return {
     snapshots: 0,
+    snapshotBytes: 0,
     resumes: 0,
     replicaResumes: 0,
     reconnects: 0,

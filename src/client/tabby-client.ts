@@ -336,6 +336,7 @@ export class TabbyClient {
           this.#stats.bytes += bytes;
         },
         wire: (bytes) => (this.#stats.wireBytes += bytes),
+        snapshotFrame: (bytes) => (this.#stats.snapshotBytes += bytes),
         welcome: (m) => this.#onWelcome(session, m),
         snapshotBegin: (m) =>
           this.#log.debug({ server, revision: m.revision, count: m.count }, "snapshot begins"),
