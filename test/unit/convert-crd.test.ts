@@ -283,6 +283,64 @@ describe("v1 CRs: Calico's v3 metadata (ConvertK8sResourceToCalicoResource)", ()
     expect(convertCalicoCrd("GlobalNetworkPolicy", false, bad[0]!)?.key).toBe("GlobalNetworkPolicy/a");
   });
 
+  // json.Unmarshal into metav1.ObjectMeta: keys match fields case-insensitively, null is the zero value, a
+  // type mismatch in any field fails it; metav1.Time parses RFC 3339 and marshals UTC seconds; the uid of a
+  // Calico owner goes through ConvertUID (which fails for one that is no UUID).
+  it("reads the packed metadata as json.Unmarshal into ObjectMeta does", () => {
+    const withPacked = (meta: string): KubeObject => ({
+      metadata: {
+        name: "pool",
+        uid: crUid,
+        resourceVersion: "3",
+        creationTimestamp: "2026-01-01T00:00:00Z",
+        annotations: { "projectcalico.org/metadata": meta },
+      },
+      spec: {},
+    });
+    const metaOf = (meta: string): unknown =>
+      convertCalicoCrd("IPPool", false, withPacked(meta))?.value?.metadata;
+    expect(
+      metaOf(
+        '{"Name":"pool-v3","LABELS":{"a":"1"},"labels":{"b":null},"Annotations":{"n":"x"},' +
+          '"creationTimestamp":"2025-06-01T12:00:00.123+02:00","generation":4,"finalizers":["f"],' +
+          '"ownerReferences":[{"apiVersion":"v1","kind":"Pod","name":"p","uid":"not-a-uuid"},null],' +
+          '"managedFields":[{"manager":"m","time":"2025-06-01T12:00:00Z","fieldsV1":{"f:spec":{}}}]}',
+      ),
+    ).toEqual({
+      name: "pool-v3",
+      uid: convertUid(crUid),
+      resourceVersion: "3",
+      creationTimestamp: "2025-06-01T10:00:00Z",
+      labels: { a: "1", b: "" },
+      annotations: { n: "x" },
+    });
+    // The zero time is "no timestamp": the CR's is used.
+    expect(metaOf('{"creationTimestamp":"0001-01-01T00:00:00Z"}')).toMatchObject({
+      creationTimestamp: "2026-01-01T00:00:00Z",
+    });
+    expect(metaOf('{"creationTimestamp":"2025-06-01T00:30:00-01:00"}')).toMatchObject({
+      creationTimestamp: "2025-06-01T01:30:00Z",
+    });
+    for (const bad of [
+      '{"creationTimestamp":"2025-06-01"}',
+      '{"creationTimestamp":"2025-02-29T00:00:00Z"}',
+      '{"creationTimestamp":5}',
+      '{"generation":"4"}',
+      '{"uid":7}',
+      '{"finalizers":[1]}',
+      '{"ownerReferences":{}}',
+      '{"ownerReferences":[{"controller":"yes"}]}',
+      '{"ownerReferences":[{"apiVersion":"crd.projectcalico.org/v1","kind":"IPPool","uid":"not-a-uuid"}]}',
+      '{"ownerReferences":[{"APIVERSION":"projectcalico.org/v3","kind":"Tier","uid":""}]}',
+      '{"managedFields":[{"time":"yesterday"}]}',
+      '{"Labels":{"a":1}}',
+    ]) {
+      const r = convertCalicoCrd("IPPool", false, withPacked(bad));
+      expect(r?.value, bad).toBeNull();
+      expect(r && "rejected" in r ? r.rejected?.code : undefined, bad).toBe("ERR_CONVERT_REJECTED");
+    }
+  });
+
   it("gives a DELETED object the key its value had", () => {
     const obj = {
       metadata: {

@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { parseCidr, parseCidrOrIp, parseIp, formatIp } from "../../src/server/datastore/convert/ip.js";
+import { goRfc3339 } from "../../src/server/datastore/convert/go-json.js";
 import { convertUid, workloadEndpointName } from "../../src/server/datastore/convert/names.js";
 import { quantityValue } from "../../src/server/datastore/convert/quantity.js";
 import { parseDscp, qosControlsOf, QOS_LIMITS } from "../../src/server/datastore/convert/qos.js";
@@ -85,6 +86,36 @@ describe("IPs and CIDRs with Go's rules", () => {
     expect(parseCidr("10.0.0.1")).toBeUndefined();
     expect(parseIp("10.0.0.1/8")).toBeUndefined();
     expect(formatIp(parseIp("0:0:0:0:0:0:0:1") ?? { family: 6, bytes: [] })).toBe("::1");
+  });
+});
+
+describe("metav1.Time", () => {
+  it.each([
+    ["2024-02-29T23:59:59Z", "2024-02-29T23:59:59Z"],
+    ["2024-03-01T01:00:00,999+01:30", "2024-02-29T23:30:00Z"], // a fraction after `,` too, dropped
+    ["2024-03-01T00:00:00+24:00", "2024-02-29T00:00:00Z"], // time.Parse allows offset hours up to 24
+    ["9999-12-31T23:00:00-02:00", "10000-01-01T01:00:00Z"],
+    ["2024-01-01T7:05:00Z", "2024-01-01T07:05:00Z"], // the layout's hour (15) may be one digit
+    ["0001-01-01T00:00:00Z", null], // the zero time
+    ["0001-01-01T01:00:00+01:00", null],
+    ["0001-01-01T00:00:00.5Z", "0001-01-01T00:00:00Z"], // not IsZero: it has nanoseconds
+  ])("reads %s as %s", (text, want) => {
+    expect(goRfc3339(text)).toBe(want);
+  });
+
+  it.each([
+    "1900-02-29T00:00:00Z",
+    "2024-04-31T00:00:00Z",
+    "2024-01-01T24:00:00Z",
+    "2024-01-01T00:00:60Z",
+    "2024-01-01t00:00:00Z",
+    "2024-01-01T00:00:00z",
+    "2024-01-01T00:00:00+25:00",
+    "2024-01-01 00:00:00Z",
+    "2024-01-01T00:00:00",
+    "2024-01-01",
+  ])("refuses %s", (text) => {
+    expect(goRfc3339(text)).toBeUndefined();
   });
 });
 

@@ -10,6 +10,7 @@ import {
   specOf,
   trimMetadata,
 } from "./common.js";
+import { decodeString, decodeStringMap, goFoldKey, goRfc3339, GoJsonTypeError } from "./go-json.js";
 import { convertUid } from "./names.js";
 
 /**
@@ -99,20 +100,54 @@ function record(value: unknown): Record<string, unknown> | undefined {
     : undefined;
 }
 
-/** A JSON field that must be a map of strings (or null/absent); throws as json.Unmarshal fails. */
-function stringMap(field: string, value: unknown): Record<string, string> | undefined {
-  if (value === undefined || value === null) return undefined;
-  const r = record(value);
-  if (r === undefined) throw new CrdRejectedError(`${METADATA_ANNOTATION}: ${field} is not a map`);
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(r)) {
-    if (typeof v !== "string")
-      throw new CrdRejectedError(`${METADATA_ANNOTATION}: ${field}.${k} is not a string`);
-    out[k] = v;
+/** An int64 field (generation, deletionGracePeriodSeconds): a JSON integer or null. */
+function checkInt64(field: string, value: unknown): void {
+  if (value === null) return;
+  if (typeof value !== "number" || !Number.isInteger(value) || Math.abs(value) > 2 ** 63) {
+    throw new GoJsonTypeError(`${field} is not an int64`);
   }
-  return out;
 }
 
+/** A metav1.Time field: null or an RFC 3339 string; its UTC form, or null for the zero time. */
+function decodeTime(field: string, value: unknown): string | null {
+  if (value === null) return null;
+  const t = typeof value === "string" ? goRfc3339(value) : undefined;
+  if (t === undefined) throw new GoJsonTypeError(`${field} is not an RFC 3339 time`);
+  return t;
+}
+
+function checkBool(field: string, value: unknown): void {
+  if (value !== null && typeof value !== "boolean") throw new GoJsonTypeError(`${field} is not a bool`);
+}
+
+/** A JSON list of structs: each entry's fields checked by `check` (a null entry is the zero struct). */
+function forEachStruct(
+  field: string,
+  value: unknown,
+  check: (key: string, v: unknown, entry: Record<string, string>) => void,
+): Record<string, string>[] {
+  if (value === null) return [];
+  if (!Array.isArray(value)) throw new GoJsonTypeError(`${field} is not a list`);
+  return (value as unknown[]).map((e) => {
+    if (e !== null && (typeof e !== "object" || Array.isArray(e))) {
+      throw new GoJsonTypeError(`${field} has an entry that is not an object`);
+    }
+    const entry: Record<string, string> = {};
+    for (const [k, v] of Object.entries((e ?? {}) as Record<string, unknown>)) check(goFoldKey(k), v, entry);
+    return entry;
+  });
+}
+
+const OWNER_STRINGS = new Set(["APIVERSION", "KIND", "NAME", "UID"]);
+const MANAGED_FIELDS_STRINGS = new Set(["MANAGER", "OPERATION", "APIVERSION", "FIELDSTYPE", "SUBRESOURCE"]);
+const META_STRINGS = new Set(["GENERATENAME", "NAMESPACE", "SELFLINK", "UID", "RESOURCEVERSION"]);
+
+/**
+ * The packed metadata as json.Unmarshal into metav1.ObjectMeta reads it (go-json.ts): keys matched
+ * case-insensitively, null as the zero value, any type mismatch in any ObjectMeta field failing the CR;
+ * then, as ConvertK8sResourceToCalicoResource does, the uid of every crd.projectcalico.org/v1 or
+ * projectcalico.org/v3 owner converted (one that is no UUID fails the CR).
+ */
 function parsePackedMetadata(text: string): PackedMetadata {
   let parsed: unknown;
   try {
@@ -123,23 +158,52 @@ function parsePackedMetadata(text: string): PackedMetadata {
   if (parsed === null) return {};
   const r = record(parsed);
   if (r === undefined) throw new CrdRejectedError(`${METADATA_ANNOTATION}: not a JSON object`);
-  const out: PackedMetadata = {};
-  if (r.name !== undefined && r.name !== null) {
-    if (typeof r.name !== "string")
-      throw new CrdRejectedError(`${METADATA_ANNOTATION}: name is not a string`);
-    if (r.name !== "") out.name = r.name;
-  }
-  const labels = stringMap("labels", r.labels);
-  if (labels !== undefined) out.labels = labels;
-  const annotations = stringMap("annotations", r.annotations);
-  if (annotations !== undefined) out.annotations = annotations;
-  const ts = r.creationTimestamp;
-  if (ts !== undefined && ts !== null) {
-    if (typeof ts !== "string" || Number.isNaN(Date.parse(ts))) {
-      throw new CrdRejectedError(`${METADATA_ANNOTATION}: creationTimestamp is not a time`);
+  let name = "";
+  let labels: Record<string, string> | undefined;
+  let annotations: Record<string, string> | undefined;
+  let creationTimestamp: string | null = null;
+  let owners: Record<string, string>[] = [];
+  try {
+    for (const [key, v] of Object.entries(r)) {
+      const field = goFoldKey(key);
+      if (field === "NAME") name = decodeString("name", v, name);
+      else if (field === "LABELS") labels = decodeStringMap("labels", v, labels);
+      else if (field === "ANNOTATIONS") annotations = decodeStringMap("annotations", v, annotations);
+      else if (field === "CREATIONTIMESTAMP") creationTimestamp = decodeTime("creationTimestamp", v);
+      else if (field === "DELETIONTIMESTAMP") decodeTime("deletionTimestamp", v);
+      else if (META_STRINGS.has(field)) decodeString(key, v, "");
+      else if (field === "GENERATION" || field === "DELETIONGRACEPERIODSECONDS") checkInt64(key, v);
+      else if (field === "FINALIZERS") {
+        if (v !== null && !Array.isArray(v)) throw new GoJsonTypeError("finalizers is not a list");
+        for (const f of (v ?? []) as unknown[]) decodeString("finalizers", f, "");
+      } else if (field === "OWNERREFERENCES") {
+        owners = forEachStruct("ownerReferences", v, (k, value, entry) => {
+          if (OWNER_STRINGS.has(k)) entry[k] = decodeString(`ownerReferences.${k}`, value, entry[k] ?? "");
+          else if (k === "CONTROLLER" || k === "BLOCKOWNERDELETION") checkBool(`ownerReferences.${k}`, value);
+        });
+      } else if (field === "MANAGEDFIELDS") {
+        forEachStruct("managedFields", v, (k, value) => {
+          if (MANAGED_FIELDS_STRINGS.has(k)) decodeString(`managedFields.${k}`, value, "");
+          else if (k === "TIME") decodeTime("managedFields.time", value);
+        });
+      }
     }
-    out.creationTimestamp = ts;
+  } catch (err) {
+    if (err instanceof GoJsonTypeError) throw new CrdRejectedError(`${METADATA_ANNOTATION}: ${err.message}`);
+    throw err;
   }
+  for (const owner of owners) {
+    const apiVersion = owner.APIVERSION ?? "";
+    if (apiVersion !== "crd.projectcalico.org/v1" && apiVersion !== "projectcalico.org/v3") continue;
+    if (convertUid(owner.UID ?? "") === undefined) {
+      throw new CrdRejectedError(`${METADATA_ANNOTATION}: owner uid "${owner.UID ?? ""}" is not a UUID`);
+    }
+  }
+  const out: PackedMetadata = {};
+  if (name !== "") out.name = name;
+  if (labels !== undefined) out.labels = labels;
+  if (annotations !== undefined) out.annotations = annotations;
+  if (creationTimestamp !== null) out.creationTimestamp = creationTimestamp;
   return out;
 }
 

@@ -8,6 +8,7 @@ import {
   nameOf,
   trimMetadata,
 } from "./common.js";
+import { goFoldKey } from "./go-json.js";
 import { formatIp, parseCidrOrIp, parseIp } from "./ip.js";
 
 export const NODE_ANNOTATIONS = {
@@ -95,21 +96,6 @@ function stringMapJson(text: string): Record<string, string> | null | undefined 
   } catch {
     return undefined;
   }
-}
-
-/**
- * A key as encoding/json folds it to match a struct field: ASCII upper-cased, and the two non-ASCII letters
- * whose fold set holds an ASCII one (ſ U+017F → S, K U+212A → K). Go matches JSON keys to fields this way.
- */
-function goFoldKey(key: string): string {
-  let out = "";
-  for (const c of key) {
-    if (c >= "a" && c <= "z") out += c.toUpperCase();
-    else if (c === "\u017f") out += "S";
-    else if (c === "\u212a") out += "K";
-    else out += c;
-  }
-  return out;
 }
 
 /** JSON of a string map with sorted keys, as Go's json.Marshal writes it (`null` for no map). */
