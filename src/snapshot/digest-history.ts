@@ -1,5 +1,5 @@
 import type { Change } from "./store.js";
-import { DigestAccumulator, digestHex, domainOf, EMPTY_DIGEST } from "./state-digest.js";
+import { DigestAccumulator, domainOf, EMPTY_DIGEST } from "./state-digest.js";
 import type { DomainDigest, Hash64 } from "./state-digest.js";
 
 interface Recorded {
@@ -131,5 +131,6 @@ export class DigestHistory {
 }
 
 function historyKey(domain: string, count: number, digest: Hash64): string {
-  return `${domain}|${count}|${digestHex(digest)}`;
+  // Decimal halves: cheaper to format than the wire's hex, and only this map reads them.
+  return `${domain}|${count}|${digest.hi}|${digest.lo}`;
 }
