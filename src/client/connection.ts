@@ -95,8 +95,8 @@ type Phase = "opening" | "welcome" | "snapshot" | "streaming" | "ending";
 
 /** Frames queued behind a chunk being inflated before the socket is paused. */
 const QUEUE_HIGH_WATER = 64;
-/** How long a moving session waits for `left` after its `leave` before it ends anyway. */
-const LEAVE_TIMEOUT_MS = 2000;
+/** How long a moving session waits for `left` after its `leave` before it ends anyway (below the server's 5 s grace). */
+const LEAVE_TIMEOUT_MS = 4000;
 
 /**
  * One WebSocket session with one server: hello, welcome, snapshot or resume, then deltas. It checks the
