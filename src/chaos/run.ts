@@ -7,13 +7,13 @@ import { loopbackServeArgs } from "../cli/args.js";
 import { spawnTabby } from "../cli/ipc.js";
 import type { TabbyChild } from "../cli/ipc.js";
 import { TabbyClient } from "../client/index.js";
-import { ChurnGenerator, seedCluster, startSimulator } from "../sim/index.js";
-import type { Simulator } from "../sim/index.js";
 import { canonicalJson, diffMirror, expectedView } from "./expected.js";
 import type { MirrorDiff } from "./expected.js";
 import { ChaosProxy } from "./proxy.js";
 import { laneOf, makeSchedule } from "./schedule.js";
 import type { Fault, FaultKind } from "./schedule.js";
+import { HISTORY_LIMIT, startUpstream } from "./upstream.js";
+import type { ChaosUpstream, SimPlacement } from "./upstream.js";
 
 export interface RunOptions {
   readonly seed: number;
@@ -31,7 +31,15 @@ export interface RunOptions {
   readonly kinds?: readonly FaultKind[];
   /** A server that does not report ready, or agents not in sync before the faults, this long: the run fails. Default 60,000 ms. */
   readonly startTimeoutMs?: number;
+  /**
+   * Where the simulator runs: `auto` (default) in the runner's process up to MANY_AGENTS agents and in a
+   * child process of its own from there on; `child` or `in-process` always.
+   */
+  readonly simProcess?: SimProcessMode;
 }
+
+/** Where a run's simulator runs (RunOptions.simProcess). */
+export type SimProcessMode = "auto" | "child" | "in-process";
 
 /** File descriptors, sockets and RSS of one server process. */
 export interface ProcFootprint {
@@ -60,9 +68,21 @@ export interface MirrorFailure {
 
 export interface RunResult {
   readonly seed: number;
+  /** Where the simulator ran. */
+  readonly simulator: SimPlacement;
   readonly isDivergent: boolean;
-  /** From the end of the last fault (and of the churn) to every mirror equal and in sync, seconds. */
+  /**
+   * From the end of the last fault (and of the churn) to every mirror equal and in sync, seconds: to the
+   * last change of mirror or state any agent had before the check found them all converged (a mirror
+   * changes only with an update, so none was converged earlier), 0 when none changed after the faults.
+   */
   readonly convergeSeconds: number | undefined;
+  /**
+   * When the runner's check found every mirror converged, seconds after the last fault: convergeSeconds
+   * plus the check's own delay (its polling, and the comparison of every mirror, which with hundreds of
+   * agents on a loaded machine takes seconds).
+   */
+  readonly checkedSeconds: number | undefined;
   readonly schedule: readonly Fault[];
   readonly faultsByKind: Readonly<Record<string, number>>;
   readonly changes: number;
@@ -118,6 +138,18 @@ export class ChaosRunError extends Error {
  * (a 200-agent run did not converge in 60 s that way).
  */
 const MANY_AGENTS = 50;
+
+/**
+ * Where `mode` puts the simulator of a run of `agents` agents. With many agents the simulator does not go
+ * in the runner's process: there 200 agents starve it (a plain list took over 10 s on a loaded machine, so
+ * every probe of the servers timed out and nothing could converge). Up to MANY_AGENTS, in process: one
+ * process fewer on the machine, and the setup of the small campaigns the figures were measured with.
+ */
+export function simPlacement(mode: SimProcessMode, agents: number): SimPlacement {
+  if (mode === "child") return "child-process";
+  if (mode === "in-process") return "in-process";
+  return agents > MANY_AGENTS ? "child-process" : "in-process";
+}
 
 const VIEWS_CYCLE: readonly ViewName[] = ["felix", "bgp", "node-status", "tunnel-ip-allocation"];
 const NODE_SCOPED: ReadonlySet<ViewName> = new Set(["felix", "bgp", "node-status"]);
@@ -206,7 +238,7 @@ class ServerSlot {
 }
 
 interface Context {
-  readonly sim: Simulator;
+  readonly sim: ChaosUpstream;
   readonly slots: readonly ServerSlot[];
   readonly signal: AbortSignal;
 }
@@ -218,33 +250,34 @@ async function applyFault(f: Fault, c: Context): Promise<void> {
     sleep(ms, undefined, { signal: c.signal }).catch(() => undefined);
   switch (f.kind) {
     case "watch-drop":
-      c.sim.faults.dropWatches();
+      await c.sim.fault({ op: "drop-watches" });
       return;
     case "watch-stall":
-      c.sim.faults.stallWatches(true);
+      await c.sim.fault({ op: "stall-watches", isOn: true });
       await wait(f.durationMs);
-      c.sim.faults.stallWatches(false);
+      await c.sim.fault({ op: "stall-watches", isOn: false });
       return;
     case "watch-410":
-      c.sim.faults.expireWatches();
+      await c.sim.fault({ op: "expire-watches" });
       return;
     case "api-500":
-      c.sim.faults.failRequests(500, f.durationMs);
-      await wait(f.durationMs);
-      return;
     case "api-429":
-      c.sim.faults.failRequests(429, f.durationMs);
+      await c.sim.fault({
+        op: "fail-requests",
+        status: f.kind === "api-500" ? 500 : 429,
+        forMs: f.durationMs,
+      });
       await wait(f.durationMs);
       return;
     case "api-restart-compact":
-      c.sim.faults.setHistoryLimit(5);
-      await c.sim.restart();
-      c.sim.faults.setHistoryLimit(10_000);
+      await c.sim.fault({ op: "set-history-limit", limit: 5 });
+      await c.sim.fault({ op: "restart" });
+      await c.sim.fault({ op: "set-history-limit", limit: HISTORY_LIMIT });
       return;
     case "api-pause":
-      c.sim.faults.pause(true);
+      await c.sim.fault({ op: "pause", isOn: true });
       await wait(f.durationMs);
-      c.sim.faults.pause(false);
+      await c.sim.fault({ op: "pause", isOn: false });
       return;
     case "server-kill9":
       await slot.restart("SIGKILL");
@@ -300,6 +333,8 @@ interface Agent {
   readonly view: ViewName;
   readonly node: string | undefined;
   readonly client: TabbyClient;
+  /** Epoch ms of the agent's last update or change of state (its mirror and state have not changed since). */
+  lastChangeMs: number;
 }
 
 /** One seeded chaos run: a fresh simulator, servers, proxies and agents; faults under churn; then the check. */
@@ -320,17 +355,22 @@ export async function chaosRun(o: RunOptions): Promise<RunResult> {
   const agents: Agent[] = [];
   let phase: RunPhase = "setup";
   try {
-    const sim = await startSimulator({ host: "127.0.0.1", port: 0, bookmarkIntervalMs: 2000 });
+    const placement = simPlacement(o.simProcess ?? "auto", o.agents);
+    const sim = await startUpstream(placement, {
+      nodes: o.nodes,
+      seed: o.seed,
+      bookmarkIntervalMs: 2000,
+      timeoutMs: startTimeoutMs,
+    });
     cleanups.push(() => sim.close());
-    const seeded = seedCluster(sim, { nodes: o.nodes, podsPerNode: 2, seed: o.seed });
     const kubeconfig = join(dir, "kubeconfig");
-    await writeFile(kubeconfig, sim.kubeconfigYaml());
+    await writeFile(kubeconfig, sim.kubeconfigYaml);
     const args = loopbackServeArgs(kubeconfig, {
       extra: [
         "--drain-ms",
         "300",
-        // Short, so that the API pauses make the servers stale. With many agents the simulator, in this
-        // process with them, answers late when they are busy: longer, or every probe would time out.
+        // Short, so that the API pauses make the servers stale. With many agents the servers and the
+        // simulator answer late on a loaded machine: longer, or every probe would time out.
         "--stale-after-ms",
         o.agents <= MANY_AGENTS ? "1500" : "4000",
         "--upstream-probe-ms",
@@ -355,7 +395,7 @@ export async function chaosRun(o: RunOptions): Promise<RunResult> {
 
     for (let i = 0; i < o.agents; i++) {
       const view = VIEWS_CYCLE[i % VIEWS_CYCLE.length]!;
-      const node = NODE_SCOPED.has(view) ? seeded.nodes[i % seeded.nodes.length] : undefined;
+      const node = NODE_SCOPED.has(view) ? sim.nodes[i % sim.nodes.length] : undefined;
       // Each agent prefers a different server first; all know every server.
       const urls = slots.map((_, j) => `ws://127.0.0.1:${slots[(i + j) % slots.length]!.proxy.port}`);
       const client = new TabbyClient({
@@ -368,7 +408,13 @@ export async function chaosRun(o: RunOptions): Promise<RunResult> {
         ...(o.agents <= MANY_AGENTS && { connectTimeoutMs: 2000, readTimeoutMs: 4000 }),
       });
       client.on("error", () => undefined); // errors are expected under faults; the check is the mirror
-      agents.push({ index: i, view, node, client });
+      const agent: Agent = { index: i, view, node, client, lastChangeMs: Date.now() };
+      const changed = (): void => {
+        agent.lastChangeMs = Date.now();
+      };
+      client.on("updates", changed);
+      client.on("status", changed);
+      agents.push(agent);
       client.start();
     }
     cleanups.push(() => Promise.all(agents.map((a) => a.client.destroy())));
@@ -380,9 +426,7 @@ export async function chaosRun(o: RunOptions): Promise<RunResult> {
     const before = await Promise.all(slots.map((s) => footprint(s.pid)));
     phase = "faults";
 
-    const churn = new ChurnGenerator(sim, { ratePerSecond: o.churnPerSecond, seed: o.seed });
-    churn.start();
-    cleanups.push(() => Promise.resolve(churn.stop()));
+    await sim.startChurn(o.churnPerSecond);
     const context: Context = { sim, slots, signal: abort.signal };
     // Handled at once: a fault that fails while the churn still runs must not be an unhandled rejection.
     const faults = runSchedule(schedule, context).then(
@@ -390,23 +434,26 @@ export async function chaosRun(o: RunOptions): Promise<RunResult> {
       (err: unknown) => ({ err }),
     );
     await sleep(o.durationMs);
-    churn.stop();
+    const changes = await sim.stopChurn();
     const faultFailure = await faults;
     if (faultFailure !== undefined) throw faultFailure.err;
     const quietFromMs = Date.now();
     phase = "check";
 
     // Settle: every mirror equal to the cluster converted, and in sync.
+    const state = await sim.converted();
+    // Each value's canonical JSON once: with 200 agents there are ~150 views of mostly the same entries.
+    const stateJson = new Map(state.map((e) => [e.key, canonicalJson(e.value)]));
     const wanted = new Map<string, { map: Map<string, ResourceValue>; json: Map<string, string> }>();
     for (const a of agents) {
       const id = `${a.view}/${a.node ?? ""}`;
       if (wanted.has(id)) continue;
-      const map = expectedView(sim, a.view, a.node);
-      wanted.set(id, { map, json: new Map([...map].map(([k, v]) => [k, canonicalJson(v)])) });
+      const map = expectedView(state, a.view, a.node);
+      wanted.set(id, { map, json: new Map([...map.keys()].map((k) => [k, stateJson.get(k)!])) });
     }
     // The states first, which is cheap; the mirrors are compared once every agent is in sync. Comparing
-    // hundreds of full mirrors every 100 ms would starve the simulator, which shares this event loop, and
-    // keep the servers stale. A run that does not settle gets the full comparison for its report.
+    // hundreds of full mirrors every 100 ms would starve the agents (and an in-process simulator), which
+    // share this event loop. A run that does not settle gets the full comparison for its report.
     const check = (isFull: boolean): MirrorFailure[] => {
       const out: MirrorFailure[] = [];
       const isAllInSync = agents.every((a) => a.client.status.state === "in-sync");
@@ -437,16 +484,21 @@ export async function chaosRun(o: RunOptions): Promise<RunResult> {
         lateAgents = failures.slice(0, 20).map((f) => ({ agent: f.agent, view: f.view, state: f.state }));
       }
     }
-    const convergeSeconds = failures.length === 0 ? (Date.now() - quietFromMs) / 1000 : undefined;
+    const isConverged = failures.length === 0;
+    const checkedSeconds = isConverged ? (Date.now() - quietFromMs) / 1000 : undefined;
+    const lastChangeMs = Math.max(quietFromMs, ...agents.map((a) => a.lastChangeMs));
+    const convergeSeconds = isConverged ? (lastChangeMs - quietFromMs) / 1000 : undefined;
     if (failures.length > 0) failures = check(true);
     const after = await Promise.all(slots.map((s) => footprint(s.pid)));
     return {
       seed: o.seed,
+      simulator: placement,
       isDivergent: failures.length > 0,
       convergeSeconds,
+      checkedSeconds,
       schedule,
       faultsByKind,
-      changes: churn.changes,
+      changes,
       mirrors: agents.length,
       failures: failures.slice(0, 20),
       servers: slots.map((s, i) => ({ server: i, before: before[i], after: after[i], restarts: s.restarts })),
