@@ -5,6 +5,7 @@
  * snapshot) when it can prove them, and otherwise sends a snapshot that the client diffs, so the agent
  * sees exactly the real changes either way.
  */
+import { isDeepStrictEqual } from "node:util";
 import { pino } from "pino";
 import { Registry } from "prom-client";
 import type { Counter } from "prom-client";
@@ -14,8 +15,11 @@ import { TabbyClient } from "../../src/client/index.js";
 import type { Update } from "../../src/client/index.js";
 import { workloadEndpointKey } from "../../src/server/datastore/index.js";
 import type { KubeObject } from "../../src/server/datastore/types.js";
+import { UNKNOWN_STATE_WAIT_MS } from "../../src/server/fanout/session-start.js";
 import { runServer } from "../../src/server/main.js";
 import type { RunningServer } from "../../src/server/main.js";
+import { ChaosProxy } from "../../src/chaos/proxy.js";
+import { kubeConfigFor } from "../../src/sim/kubeconfig.js";
 import { seedCluster, startSimulator } from "../../src/sim/index.js";
 import type { Simulator } from "../../src/sim/index.js";
 import { VIEWS } from "../../src/snapshot/kinds.js";
@@ -23,10 +27,14 @@ import { loopbackServeConfig } from "../support/serve-config.js";
 
 const silent = pino({ level: "silent" });
 
-async function replica(sim: Simulator, settings: Record<string, string> = {}): Promise<RunningServer> {
+async function replica(
+  sim: Simulator,
+  settings: Record<string, string> = {},
+  upstreamUrl = sim.url,
+): Promise<RunningServer> {
   const server = await runServer(loopbackServeConfig({ flushWindowMs: "1", ...settings }), {
     logger: silent,
-    kubeConfig: sim.kubeConfig(),
+    kubeConfig: kubeConfigFor(upstreamUrl),
     registry: new Registry(),
   });
   onTestFinished(() => server.destroy());
@@ -74,14 +82,23 @@ interface Stack {
   readonly updates: Update[];
   /** Holds the client's discovery until `release`, then answers B only (or the `retarget` address). */
   readonly moveToB: () => { release: () => void; retarget: (url: string) => void };
+  /** The TCP proxy between B and the simulator (stall it to hold B behind), when asked for. */
+  readonly bUpstream: ChaosProxy | undefined;
 }
 
-async function stack(bSettings: Record<string, string> = {}): Promise<Stack> {
+async function stack(bSettings: Record<string, string> = {}, proxyB = false): Promise<Stack> {
   const sim = await startSimulator({ host: "127.0.0.1", port: 0 });
   onTestFinished(() => sim.close());
   seedCluster(sim, { nodes: 3, podsPerNode: 4 });
+  let bUpstream: ChaosProxy | undefined;
+  if (proxyB) {
+    bUpstream = new ChaosProxy(Number(new URL(sim.url).port));
+    await bUpstream.listen();
+    const proxy = bUpstream;
+    onTestFinished(() => proxy.close());
+  }
   const a = await replica(sim);
-  const b = await replica(sim, bSettings);
+  const b = await replica(sim, bSettings, bUpstream ? `http://127.0.0.1:${bUpstream.port}` : sim.url);
   await until("both replicas ready", () => a.fanout.isReady() && b.fanout.isReady());
   await until("both replicas equal", () => sameView(viewOf(a), viewOf(b)));
   let servers = [`ws://127.0.0.1:${a.port}`];
@@ -107,12 +124,13 @@ async function stack(bSettings: Record<string, string> = {}): Promise<Stack> {
     servers = [`ws://127.0.0.1:${b.port}`];
     return { release: () => open(), retarget: (url) => (servers = [url]) };
   };
-  return { sim, a, b, client, updates, moveToB };
+  return { sim, a, b, client, updates, moveToB, bUpstream };
 }
 
+/** Same keys and values (key order inside a value does not count: a patched label lands last). */
 function sameView(x: ReadonlyMap<string, ResourceValue>, y: ReadonlyMap<string, ResourceValue>): boolean {
   if (x.size !== y.size) return false;
-  for (const [k, v] of x) if (JSON.stringify(v) !== JSON.stringify(y.get(k))) return false;
+  for (const [k, v] of x) if (!isDeepStrictEqual(v, y.get(k))) return false;
   return true;
 }
 
@@ -232,5 +250,60 @@ describe("resume on another replica", () => {
       [...changed.updated.map((k) => [k, false]), [changed.deleted, true]].sort(),
     );
     expect(sameView(mirrorOf(client), viewOf(restarted))).toBe(true);
+  });
+
+  it("a client ahead of B (B's upstream held back) waits for B to reach its state, then resumes: no snapshot", async () => {
+    const { sim, a, b, client, updates, moveToB, bUpstream } = await stack({}, true);
+    const snapshotsOnB = await counter(b, "tabby_snapshots_generated_total", { view: "felix" });
+    bUpstream!.stall(true);
+    const changed = changePods(sim, "ahead");
+    await until("the client to get the changes from A", () => client.get(changed.deleted) === undefined);
+    await until("every change", () =>
+      changed.updated.every((k) => labelsOf(client.get(k)).resumed === "ahead"),
+    );
+    expect(b.hub.store.get(changed.deleted)).toBeDefined();
+
+    updates.length = 0;
+    const move = moveToB();
+    await a.destroy();
+    await until("the client to notice", () => client.status.state !== "in-sync");
+    move.release();
+    await until("B to hold the resume", () => b.fanout.resumesWaiting === 1);
+    bUpstream!.stall(false);
+    await until("the client back in sync", () => client.status.state === "in-sync");
+
+    expect(client.stats).toMatchObject({ snapshots: 1, resumes: 1, replicaResumes: 1 });
+    expect(await counter(b, "tabby_resume_state_waits_total", { outcome: "resumed" })).toBe(1);
+    expect(await counter(b, "tabby_resume_refusals_total", { reason: "unknown-state" })).toBe(0);
+    expect(await counter(b, "tabby_snapshots_generated_total", { view: "felix" })).toBe(snapshotsOnB);
+    // The client already had everything B reached: nothing for the agent, and the mirror is B's view.
+    expect(updates).toEqual([]);
+    expect(sameView(mirrorOf(client), viewOf(b))).toBe(true);
+    expect(b.fanout.resumesWaiting).toBe(0);
+  });
+
+  it("a client ahead of a B that does not catch up in time gets B's snapshot after the wait, then follows B", async () => {
+    const { sim, a, b, client, moveToB, bUpstream } = await stack({}, true);
+    bUpstream!.stall(true);
+    const changed = changePods(sim, "ahead");
+    await until("the client to get the changes from A", () => client.get(changed.deleted) === undefined);
+    const move = moveToB();
+    await a.destroy();
+    await until("the client to notice", () => client.status.state !== "in-sync");
+    move.release();
+    await until("B to hold the resume", () => b.fanout.resumesWaiting === 1);
+    const heldAt = Date.now();
+    await until("the snapshot", () => client.stats.snapshots === 2, 3 * UNKNOWN_STATE_WAIT_MS);
+    expect(Date.now() - heldAt).toBeGreaterThanOrEqual(UNKNOWN_STATE_WAIT_MS - 200);
+    expect(await counter(b, "tabby_resume_state_waits_total", { outcome: "snapshot" })).toBe(1);
+    expect(await counter(b, "tabby_resume_refusals_total", { reason: "unknown-state" })).toBe(1);
+    expect(client.stats).toMatchObject({ resumes: 0, replicaResumes: 0 });
+
+    // B's upstream comes back: the client follows B to the state A had shown it.
+    bUpstream!.stall(false);
+    await until("B to have the changes", () => b.hub.store.get(changed.deleted) === undefined);
+    await until("the client to follow B", () => client.get(changed.deleted) === undefined);
+    await until("the mirror equal to B's view", () => sameView(mirrorOf(client), viewOf(b)));
+    expect(b.fanout.resumesWaiting).toBe(0);
   });
 });

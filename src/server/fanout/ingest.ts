@@ -37,6 +37,7 @@ export class Ingest implements UpstreamSink {
   readonly #monotonicMs: () => number;
   #flushTimer: NodeJS.Timeout | undefined;
   #isClosed = false;
+  readonly #flushListeners: (() => void)[] = [];
 
   constructor(deps: IngestDeps) {
     this.#deps = deps;
@@ -79,6 +80,12 @@ export class Ingest implements UpstreamSink {
     for (const [view, n] of this.#pendingUpdates) this.#deps.metrics.updates(view, n);
     this.#pendingUpdates.clear();
     this.#deps.live.flush();
+    for (const listener of this.#flushListeners) listener();
+  }
+
+  /** Calls `listener` after every flush (the hub has no pending change then). */
+  onFlushed(listener: () => void): void {
+    this.#flushListeners.push(listener);
   }
 
   /** Stops the flush timer for good (pending changes stay in the hub). */

@@ -87,6 +87,8 @@ export interface FanoutCounts {
   resumeRefusals: Partial<Record<ResumeRefusalReason, number>>;
   /** `left` answers to a `leave` (§5.5), with the view's digests or without (no replica-resume). */
   readonly leaves: { withState: number; withoutState: number };
+  /** Resumes that waited for this server to reach their digests' state, by how the wait ended. */
+  readonly resumeWaits: { resumed: number; snapshot: number };
 }
 
 const FANOUT_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
@@ -116,6 +118,7 @@ export class FanoutMetrics {
     resumes: { "same-server": 0, "other-replica": 0 },
     resumeRefusals: {},
     leaves: { withState: 0, withoutState: 0 },
+    resumeWaits: { resumed: 0, snapshot: 0 },
   };
   readonly #accepted: Counter;
   readonly #dropped: Counter<"reason">;
@@ -135,6 +138,7 @@ export class FanoutMetrics {
   readonly #resumes: Counter<"view" | "origin">;
   readonly #resumeRefusals: Counter<"reason">;
   readonly #leaves: Counter<"state">;
+  readonly #resumeWaits: Counter<"outcome">;
 
   constructor(registry: Registry, sources: MetricSources) {
     const registers = [registry];
@@ -278,6 +282,12 @@ export class FanoutMetrics {
       labelNames: ["reason"] as const,
       registers,
     });
+    this.#resumeWaits = new Counter({
+      name: "tabby_resume_state_waits_total",
+      help: "Resumes whose digests named a state this replica had not reached yet and that waited for it, by outcome (resumed, snapshot).",
+      labelNames: ["outcome"] as const,
+      registers,
+    });
     this.#leaves = new Counter({
       name: "tabby_leaves_total",
       help: "Moved sessions that asked to leave and were given the view's digests (state=given) or not (none).",
@@ -294,6 +304,11 @@ export class FanoutMetrics {
   resumeRefused(reason: ResumeRefusalReason): void {
     this.counts.resumeRefusals[reason] = (this.counts.resumeRefusals[reason] ?? 0) + 1;
     this.#resumeRefusals.inc({ reason });
+  }
+
+  resumeWaited(outcome: "resumed" | "snapshot"): void {
+    this.counts.resumeWaits[outcome]++;
+    this.#resumeWaits.inc({ outcome });
   }
 
   left(hasState: boolean): void {

@@ -365,6 +365,11 @@ export class FanoutServer implements UpstreamSink {
     return this.#sessions.establishedCount;
   }
 
+  /** Resumes waiting for this server to reach the state their digests name (PROTOCOL.md §5.2.1). */
+  get resumesWaiting(): number {
+    return this.#starter.waitingCount;
+  }
+
   status(): StatusReport {
     const report = buildStatusReport({
       serverId: this.serverId,
@@ -431,6 +436,7 @@ export class FanoutServer implements UpstreamSink {
     this.#isClosed = true;
     this.#isDraining = true;
     this.#ingest.close();
+    this.#starter.close();
     this.#balancer.close();
     if (this.#pingTimer !== undefined) clearInterval(this.#pingTimer);
     this.#pingTimer = undefined;

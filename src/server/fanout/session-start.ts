@@ -1,9 +1,10 @@
 import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
 import { encodeMessage } from "../../../proto/codec.js";
-import type { ViewName } from "../../../proto/messages.js";
+import type { ResumeState, ViewName } from "../../../proto/messages.js";
 import { FEATURES } from "../../../proto/version.js";
 import type { Hub } from "../../snapshot/hub.js";
+import type { ReplicaResumeDecision } from "../../snapshot/replica-resume.js";
 import { INTERNAL_ERROR_CLOSE_CODE } from "./errors.js";
 import type { HelloAccepted } from "./handshake.js";
 import type { LiveStream } from "./live-stream.js";
@@ -12,6 +13,19 @@ import type { FanoutMetrics } from "./metrics.js";
 import type { Session } from "./session.js";
 import type { SessionRegistry } from "./session-registry.js";
 import type { SnapshotSender } from "./snapshot-sender.js";
+
+/**
+ * How long a resume whose digests name a state this server has not held waits for it (re-decided after
+ * every flush) before the snapshot.
+ */
+export const UNKNOWN_STATE_WAIT_MS = 3000;
+
+interface StateWait {
+  readonly verdict: HelloAccepted;
+  readonly state: ResumeState;
+  readonly base: number;
+  readonly timer: NodeJS.Timeout;
+}
 
 export interface SessionStarterDeps {
   readonly hub: Hub;
@@ -35,9 +49,22 @@ export interface SessionStarterDeps {
  */
 export class SessionStarter {
   readonly #deps: SessionStarterDeps;
+  readonly #waiting = new Map<Session, StateWait>();
 
   constructor(deps: SessionStarterDeps) {
     this.#deps = deps;
+    deps.ingest.onFlushed(() => this.#retryWaiting());
+  }
+
+  /** Sessions waiting for this server to reach their digests' state. */
+  get waitingCount(): number {
+    return this.#waiting.size;
+  }
+
+  /** Stops every wait (the server is closing; the sessions are closed by the caller). */
+  close(): void {
+    for (const wait of this.#waiting.values()) clearTimeout(wait.timer);
+    this.#waiting.clear();
   }
 
   start(s: Session, verdict: HelloAccepted): void {
@@ -62,7 +89,40 @@ export class SessionStarter {
     // The decision reads the logs and the digests as of the flushed head: flush first.
     this.#deps.ingest.flushNow();
     // Frames count from the client's revision when the token is ours (its revision is comparable), else 0.
-    const decision = hub.resumeFromState(verdict.view, s.node, resume.state, isOwn ? resume.revision : 0);
+    this.#decideFromState(s, verdict, resume.state, isOwn ? resume.revision : 0, true);
+  }
+
+  /**
+   * A resume from the token's digests (the hub has no pending change). A state this server never held may
+   * be one it has not reached yet (the client comes from a replica that is ahead of this one: starting, or
+   * busier): the first time, the session waits, and the decision is taken again after every flush, for up
+   * to UNKNOWN_STATE_WAIT_MS, before the snapshot. Waiting never makes the check less exact.
+   */
+  #decideFromState(
+    s: Session,
+    verdict: HelloAccepted,
+    state: ResumeState,
+    base: number,
+    mayWait: boolean,
+  ): void {
+    const { hub, metrics } = this.#deps;
+    const decision = hub.resumeFromState(verdict.view, s.node, state, base);
+    if (!decision.ok && decision.reason === "unknown-state" && mayWait) {
+      const timer = setTimeout(() => {
+        if (!this.#waiting.delete(s) || !this.#isStarting(s)) return;
+        metrics.resumeWaited("snapshot");
+        this.#deps.ingest.flushNow();
+        this.#decideFromState(s, verdict, state, base, false);
+      }, UNKNOWN_STATE_WAIT_MS);
+      this.#waiting.set(s, { verdict, state, base, timer });
+      return;
+    }
+    this.#finishFromState(s, verdict, decision);
+  }
+
+  /** Resumes the session with the decision's frames, or sends the snapshot it was refused for. */
+  #finishFromState(s: Session, verdict: HelloAccepted, decision: ReplicaResumeDecision): void {
+    const { hub, metrics } = this.#deps;
     if (!decision.ok) {
       metrics.resumeRefused(decision.reason);
       this.#deps.logger.debug(
@@ -73,12 +133,34 @@ export class SessionStarter {
       return;
     }
     s.send(this.#welcome(verdict, "resume"));
+    const isOwn = verdict.resume?.server === this.#deps.serverId;
     metrics.resumed(verdict.view, isOwn ? "same-server" : "other-replica");
     for (const frame of decision.frames) s.send(frame.frame(s.deltaEncoding));
     metrics.framesEncoded(verdict.view, decision.frames.length);
     metrics.framesSent(verdict.view, decision.frames.length);
     // At the head now: goLive has nothing to catch up, it sends the status and makes the session live.
     this.#deps.live.goLive(s, hub.revision);
+  }
+
+  /** After a flush: the waiting sessions whose state this server has now reached resume. */
+  #retryWaiting(): void {
+    for (const [s, wait] of this.#waiting) {
+      if (!this.#isStarting(s)) {
+        clearTimeout(wait.timer);
+        this.#waiting.delete(s);
+        continue;
+      }
+      const decision = this.#deps.hub.resumeFromState(wait.verdict.view, s.node, wait.state, wait.base);
+      if (!decision.ok && decision.reason === "unknown-state") continue;
+      clearTimeout(wait.timer);
+      this.#waiting.delete(s);
+      if (decision.ok) this.#deps.metrics.resumeWaited("resumed");
+      this.#finishFromState(s, wait.verdict, decision);
+    }
+  }
+
+  #isStarting(s: Session): boolean {
+    return s.phase === "syncing" && s.closeCode === undefined;
   }
 
   #startSnapshot(s: Session, verdict: HelloAccepted): void {
