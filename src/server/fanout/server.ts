@@ -15,6 +15,7 @@ import { VIEW_NAMES } from "../../../proto/messages.js";
 import type { HelloMessage, ResourceValue } from "../../../proto/messages.js";
 import { deltaEncodingOf } from "../../snapshot/delta-frames.js";
 import type { Hub } from "../../snapshot/hub.js";
+import type { PreparedValue } from "../../snapshot/prepared.js";
 import type { UpstreamSink } from "../../snapshot/sink.js";
 import type { KindState } from "../../snapshot/sync-state.js";
 import { FanoutError, FanoutErrorCode, FanoutOptionError, INTERNAL_ERROR_CLOSE_CODE } from "./errors.js";
@@ -325,6 +326,10 @@ export class FanoutServer implements UpstreamSink {
 
   upsert(key: string, value: ResourceValue): void {
     this.#ingest.upsert(key, value);
+  }
+
+  upsertPrepared(key: string, prepared: PreparedValue): void {
+    this.#ingest.upsertPrepared(key, prepared);
   }
 
   delete(key: string): void {
