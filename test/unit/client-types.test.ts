@@ -5,6 +5,7 @@ import { GENERATED_CRD_KINDS } from "../../src/client/index.js";
 import type {
   CalicoKindName,
   IPPool,
+  KubernetesNetworkPolicy,
   Node,
   TabbyClient,
   TypedUpdate,
@@ -40,5 +41,20 @@ describe("the generated client types", () => {
     expectTypeOf<ReturnType<typeof _narrow>>().toEqualTypeOf<IPPool | null | undefined>();
     // Every typed value is a ResourceValue too (so untyped code keeps working).
     expectTypeOf<IPPool>().toExtend<ResourceValue>();
+  });
+
+  it("type the converted kinds as the converters write them (checked by the compiler)", () => {
+    // WireGuard keys are in status, as in Calico; a TypeScript agent reading spec would find none.
+    expectTypeOf<NonNullable<Node["status"]>>().toHaveProperty("wireguardPublicKey");
+    expectTypeOf<NonNullable<Node["status"]>>().toHaveProperty("wireguardPublicKeyV6");
+    expectTypeOf<Node["spec"]>().not.toHaveProperty("wireguardPublicKey");
+    expectTypeOf<Node["spec"]>().toHaveProperty("interfaces");
+    expectTypeOf<WorkloadEndpoint["spec"]>().toHaveProperty("qosControls");
+    expectTypeOf<WorkloadEndpoint["metadata"]>().toHaveProperty("generateName");
+    expectTypeOf<
+      NonNullable<WorkloadEndpoint["spec"]["ports"]>[number]["hostPort"]
+    >().toEqualTypeOf<number>();
+    // A Kubernetes policy's value is a Calico NetworkPolicy: its kind is NetworkPolicy.
+    expectTypeOf<KubernetesNetworkPolicy["kind"]>().toEqualTypeOf<"NetworkPolicy">();
   });
 });

@@ -133,11 +133,19 @@ describe("Kubernetes quantities", () => {
     ["-1.5", -2n], // away from zero
     ["+7", 7n],
     ["007", 7n],
+    ["e5", 0n], // no digits: the int64 fast path reads the number as 0
+    ["0e-10", 0n],
   ])("reads %s as %s", (text, want) => {
     expect(quantityValue(text)).toBe(want);
   });
 
   it.each(["", "1K", "abc", "1.2.3", "1Mb", "1 M", "1e", "1e99999999999999999999"])("refuses %j", (text) => {
+    expect(quantityValue(text)).toBeUndefined();
+  });
+
+  // Past nanos (a scale below −9) ParseQuantity reads the number with inf.Dec's SetString, which refuses a
+  // number without a digit ("no digits read"): the quantity does not parse, where the fast path gives 0.
+  it.each(["e-10", ".e-10", "+E-12", "-.e-99"])("refuses %j, which has no digit for inf.Dec", (text) => {
     expect(quantityValue(text)).toBeUndefined();
   });
 
@@ -239,6 +247,17 @@ describe("QoS controls", () => {
     expect(r.problems).toHaveLength(4);
   });
 
+  it("unsets a field whose annotation does not parse, even over the Kubernetes one", () => {
+    // parseAndValidateQty returns 0 for a ParseQuantity error, and the Calico annotation is read second.
+    const r = qosControlsOf({
+      "kubernetes.io/ingress-bandwidth": "10M",
+      "qos.projectcalico.org/ingressBandwidth": ".e-10",
+      "qos.projectcalico.org/egressBandwidth": "e-10",
+    });
+    expect(r.controls).toBeUndefined();
+    expect(r.problems).toHaveLength(2);
+  });
+
   it("is absent when nothing is configured", () => {
     expect(qosControlsOf({ other: "x" })).toEqual({ controls: undefined, problems: [] });
   });
@@ -249,11 +268,17 @@ describe("QoS controls", () => {
     ["063", 63],
     ["ef", "EF"],
     ["Af11", "AF11"],
-  ])("reads DSCP %s as %j", (text, want) => {
+    ["c\u017f5", "CS5"], // strings.EqualFold: ſ folds to s, so DSCPFromString gives the name
+    [" af11 ", " af11 "], // Validate reads ToUpper(TrimSpace(s)); the value keeps the text
+    ["\u0085EF", "\u0085EF"], // Go's TrimSpace trims NEL
+  ])("reads DSCP %j as %j", (text, want) => {
     expect(parseDscp(text)).toBe(want);
   });
 
-  it.each(["64", "300", "-1", "+5", "XX", ""])("refuses DSCP %j", (text) => {
-    expect(parseDscp(text)).toBeUndefined();
-  });
+  it.each(["64", "300", "-1", "+5", "XX", "", "\ufeffEF", "__proto__", "constructor"])(
+    "refuses DSCP %j",
+    (text) => {
+      expect(parseDscp(text)).toBeUndefined();
+    },
+  );
 });

@@ -9,13 +9,41 @@ import type { CalicoResource } from "./resource.js";
 /** A policy rule of the Calico v3 model (the same shape in every policy kind and in Profile). */
 export type CalicoRule = NonNullable<GlobalNetworkPolicySpec["ingress"]>[number];
 
-/** A named (or host-mapped) container port of a workload. */
+/** A named (or host-mapped) container port of a workload (`name` "" for a host-mapped one without a name). */
 export interface WorkloadEndpointPort {
   name: string;
-  protocol: "tcp" | "udp" | "sctp" | "TCP" | "UDP" | "SCTP";
+  /** As Calico's ProtocolFromString spells it. */
+  protocol: "TCP" | "UDP" | "SCTP";
   port: number;
-  hostPort?: number;
-  hostIP?: string;
+  /** 0 when not host-mapped (always written, as in Calico's JSON). */
+  hostPort: number;
+  /** "" when not set (always written). */
+  hostIP: string;
+}
+
+/**
+ * A workload's QoS controls, from the pod's `kubernetes.io/*-bandwidth` and `qos.projectcalico.org/*`
+ * annotations: bandwidths and peak rates in bits per second, bursts in bits, min bursts in bytes, packet
+ * rates per second, bursts in packets, connection limits; each capped to Calico's bounds
+ * (docs/CALICO-CONFORMANCE.md).
+ */
+export interface QoSControls {
+  ingressBandwidth?: number;
+  ingressBurst?: number;
+  ingressPeakrate?: number;
+  ingressMinburst?: number;
+  egressBandwidth?: number;
+  egressBurst?: number;
+  egressPeakrate?: number;
+  egressMinburst?: number;
+  ingressPacketRate?: number;
+  ingressPacketBurst?: number;
+  egressPacketRate?: number;
+  egressPacketBurst?: number;
+  ingressMaxConnections?: number;
+  egressMaxConnections?: number;
+  /** Egress DSCP: a number 0..63, or a DSCP name (`AF11`, `CS5`, `EF`, …). */
+  dscp?: number | string;
 }
 
 export interface WorkloadEndpointSpec {
@@ -39,9 +67,14 @@ export interface WorkloadEndpointSpec {
   interfaceName?: string;
   mac?: string;
   ports?: WorkloadEndpointPort[];
+  /** From `cni.projectcalico.org/allowedSourcePrefixes`, masked CIDRs. */
   allowSpoofedSourcePrefixes?: string[];
+  qosControls?: QoSControls;
 }
-/** `WorkloadEndpoint/<namespace>/<pod>`, from a Pod with a node and an IP. */
+/**
+ * `WorkloadEndpoint/<namespace>/<node>-k8s-<pod>-eth0` (each `-` of node and pod doubled, as Calico names it),
+ * from a scheduled, not host-networked, unfinished Pod with an IP.
+ */
 export type WorkloadEndpoint = CalicoResource<"WorkloadEndpoint", WorkloadEndpointSpec>;
 
 export interface ProfileSpec {
@@ -73,10 +106,11 @@ export interface NodeSpec {
   vxlanTunnelMACAddrV6?: string;
   orchRefs?: { nodeName?: string; orchestrator: string }[];
   wireguard?: { interfaceIPv4Address?: string; interfaceIPv6Address?: string };
-  /** The WireGuard key where tabby carries it in `spec` (Calico keeps it in `status`). */
-  wireguardPublicKey?: string;
   addresses?: NodeAddress[];
+  /** From `projectcalico.org/Interfaces`, addresses that are no IP removed. */
+  interfaces?: { name?: string; addresses?: string[] }[];
 }
+/** The WireGuard public keys live here, as in Calico (not in `spec`). */
 export interface NodeStatus {
   wireguardPublicKey?: string;
   wireguardPublicKeyV6?: string;
@@ -85,8 +119,12 @@ export interface NodeStatus {
 /** `Node/<name>`, from a Kubernetes Node and its Calico annotations. */
 export type Node = CalicoResource<"Node", NodeSpec> & { status?: NodeStatus };
 
-/** `KubernetesNetworkPolicy/<namespace>/<name>`: a networking.k8s.io NetworkPolicy as a Calico v3 NetworkPolicy. */
-export type KubernetesNetworkPolicy = CalicoResource<"KubernetesNetworkPolicy", NetworkPolicySpec>;
+/**
+ * `KubernetesNetworkPolicy/<namespace>/<name>`: a networking.k8s.io NetworkPolicy as the Calico v3 NetworkPolicy
+ * libcalico-go makes of it; the value's `kind` is `NetworkPolicy`, as Calico's is (only the key says
+ * KubernetesNetworkPolicy).
+ */
+export type KubernetesNetworkPolicy = CalicoResource<"NetworkPolicy", NetworkPolicySpec>;
 
 export interface ServicePort {
   name?: string;

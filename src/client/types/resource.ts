@@ -3,10 +3,13 @@
 /**
  * Trimmed metadata (no managedFields, ownerReferences, finalizers or generation). Labels are kept on the
  * Calico CRD kinds and the passed-through Kubernetes kinds; annotations only when Calico's
- * (`projectcalico.org/...`) or tabby's `tabby.dev/changed-at`.
+ * (`projectcalico.org/...`), tabby's `tabby.dev/changed-at`, or the one a WorkloadEndpoint keeps from its
+ * pod (`k8s.v1.cni.cncf.io/network-status`).
  */
 export interface CalicoMetadata {
   name: string;
+  /** A WorkloadEndpoint's: its pod's generateName, as Calico copies it. */
+  generateName?: string;
   /** Set on namespaced kinds only. */
   namespace?: string;
   uid: string;

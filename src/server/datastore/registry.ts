@@ -43,7 +43,7 @@ export interface ConvertOptions {
  * The version of what convert/ produces. Bump it with any change to a converted field: a replica resumes a
  * client's mirror (PROTOCOL.md §5.2) only when the mirror was built by the same conversion.
  */
-export const CONVERSION_VERSION = 1;
+export const CONVERSION_VERSION = 2;
 
 /**
  * Names the conversion code and options (the welcome's `conversion`): two servers with the same id turn the

@@ -1,3 +1,4 @@
+import { goFoldKey } from "./go-json.js";
 import { quantityValue } from "./quantity.js";
 
 /**
@@ -109,16 +110,31 @@ export interface QosResult {
   problems: string[];
 }
 
-/** A DSCP annotation as Calico reads it: a number 0..63 or a DSCP name; undefined when invalid. */
+/**
+ * Go's strings.TrimSpace: trims unicode.IsSpace runes, which include U+0085 (NEL) and not U+FEFF (JavaScript's
+ * trim() does the opposite).
+ */
+const GO_TRIM_SPACE =
+  /^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+|[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$/g;
+
+/**
+ * A DSCP annotation as Calico reads it (numorstring.DSCPFromString, then Validate): digits that ParseUint
+ * reads as a uint8 are a number, valid up to 63; a name matched as strings.EqualFold matches it (ASCII case,
+ * and ſ for s) is written as Calico spells it (`cs5` → `CS5`); any other text is kept as written when
+ * strings.ToUpper(strings.TrimSpace(text)) is a name (` af11 `), which is what Felix reads. Undefined when
+ * Calico's Validate refuses it.
+ */
 export function parseDscp(text: string): number | string | undefined {
   if (/^\d+$/.test(text)) {
     const n = Number(text);
     // Up to 255 parses as a number (and then must be ≤ 63); beyond that it is an unknown name.
     if (n <= 255) return n <= 63 ? n : undefined;
   }
-  const canonical = Object.keys(DSCP_NAMES).find((k) => k.toLowerCase() === text.toLowerCase());
-  if (canonical !== undefined) return canonical;
-  return DSCP_NAMES[text.trim().toUpperCase()] !== undefined ? text : undefined;
+  // The names are upper-case ASCII letters and digits: goFoldKey matches exactly what EqualFold does, and
+  // maps every rune that strings.ToUpper turns into one of their letters (ſ → S).
+  const folded = goFoldKey(text);
+  if (Object.hasOwn(DSCP_NAMES, folded)) return folded;
+  return Object.hasOwn(DSCP_NAMES, goFoldKey(text.replace(GO_TRIM_SPACE, ""))) ? text : undefined;
 }
 
 /** Parses the QoS annotations of a pod. */

@@ -23,6 +23,11 @@ function isDigit(c: string | undefined): boolean {
 
 interface Scanned {
   isPositive: boolean;
+  /**
+   * Whether the number part has a digit (leading zeros count). Without one, the inf.Dec path's SetString
+   * fails ("no digits read"), so ParseQuantity fails when it takes that path (`e-10`, `.e-10`).
+   */
+  hasDigits: boolean;
   /** Integer digits without leading zeros ("0" when none). */
   num: string;
   /** Fraction digits. */
@@ -40,8 +45,10 @@ function scan(text: string): Scanned | undefined {
   } else if (text[0] === "+") {
     pos++;
   }
+  const numberStart = pos;
   while (pos < text.length && text[pos] === "0") pos++;
-  if (pos >= text.length) return { isPositive, num: "0", denom: "", suffix: "" };
+  // All zeros (or only a sign) to the end: Go returns 0 here, before any other check.
+  if (pos >= text.length) return { isPositive, hasDigits: true, num: "0", denom: "", suffix: "" };
   let i = pos;
   while (i < text.length && isDigit(text[i])) i++;
   const num = text.slice(pos, i) === "" ? "0" : text.slice(pos, i);
@@ -54,12 +61,13 @@ function scan(text: string): Scanned | undefined {
     denom = text.slice(pos, j);
     pos = j;
   }
+  const hasDigits = /[0-9]/.test(text.slice(numberStart, pos));
   const suffixStart = pos;
   while (pos < text.length && SUFFIX_CHARS.includes(text[pos] ?? "")) pos++;
   if (text[pos] === "-" || text[pos] === "+") pos++;
   while (pos < text.length && isDigit(text[pos])) pos++;
   if (pos < text.length) return undefined;
-  return { isPositive, num, denom, suffix: text.slice(suffixStart) };
+  return { isPositive, hasDigits, num, denom, suffix: text.slice(suffixStart) };
 }
 
 interface Suffix {
@@ -140,7 +148,9 @@ export function quantityValue(text: string): bigint | undefined {
     }
   }
 
-  // The inf.Dec path: the exact value, rounded up to nanos, then scaledValue() back to an int64.
+  // The inf.Dec path: the exact value, rounded up to nanos, then scaledValue() back to an int64. Its
+  // SetString needs a digit: a quantity without one fails to parse here (only the fast path reads it as 0).
+  if (!s.hasDigits) return undefined;
   const digits = BigInt(s.num + s.denom);
   if (digits === 0n) return 0n;
   let nanos: bigint; // ceil(|value| × 10^9)
