@@ -1,5 +1,5 @@
 import type { ResourceValue } from "../proto/messages.js";
-import { RESOURCES, resourceId, staticEntries } from "../src/server/datastore/index.js";
+import { convertedState } from "../src/chaos/expected.js";
 import type { KubeObject } from "../src/server/datastore/index.js";
 import { kindOfKey } from "../src/snapshot/keys.js";
 import { VIEWS, isNodeScoped, nodeOf, viewsOfKind } from "../src/snapshot/kinds.js";
@@ -28,15 +28,7 @@ export function stateDigest(
   const bgpByNode: Record<string, [string, string][]> = {};
   for (const n of bgpNodes) bgpByNode[n] = [];
   let totalKeys = 0;
-  // Calico's own values (backed by no object), then every object converted.
-  const converted: { key: string; value: ResourceValue }[] = staticEntries(RESOURCES);
-  for (const resource of RESOURCES) {
-    for (const obj of list(resourceId(resource)) ?? []) {
-      const c = resource.convert(obj);
-      if (c !== null && c.value !== null) converted.push(c);
-    }
-  }
-  for (const { key, value } of converted) {
+  for (const { key, value } of convertedState(list)) {
     const kind = kindOfKey(key);
     if (viewsOfKind(kind).length > 0) totalKeys++;
     const entry: [string, string] = [key, resourceVersionOf(value)];

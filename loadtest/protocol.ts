@@ -1,3 +1,5 @@
+import type { ConvertedEntry } from "../src/chaos/expected.js";
+import type { SimFault } from "../src/sim/fault-op.js";
 import type { AgentCounters } from "./report.js";
 /** The requests the load test's parent sends to its children, and their answers (see ipc.ts). */
 
@@ -30,6 +32,8 @@ export interface SimProcessArgs {
   readonly podsPerNode: number;
   readonly seed: number;
   readonly historyLimit: number;
+  /** BOOKMARK period of watches that ask for them, ms; default the simulator's (60,000). */
+  readonly bookmarkIntervalMs?: number;
 }
 
 /** The simulator child's ready message. */
@@ -42,10 +46,17 @@ export interface SimReady {
 }
 
 export type SimOps = {
-  /** Sets the churn rate (0 stops it); answers the changes made so far. */
-  churn: { args: { ratePerSecond: number }; result: SimStats };
+  /**
+   * Sets the churn rate (0 stops it); answers the changes made so far. `seed`: the new generator's PRNG
+   * seed (default one of its own per generator), so that a chaos run's churn repeats with its seed.
+   */
+  churn: { args: { ratePerSecond: number; seed?: number }; result: SimStats };
   stats: { args: Record<string, never>; result: SimStats };
   digest: { args: { bgpNodes: readonly string[] }; result: StateDigest };
+  /** Applies a fault (or a restart) to the simulator; answers once it has (a restart: listening again). */
+  fault: { args: SimFault; result: Record<string, never> };
+  /** The cluster's state converted (the chaos runner's check compares every mirror with it). */
+  converted: { args: Record<string, never>; result: readonly ConvertedEntry[] };
 };
 
 /**

@@ -1,24 +1,24 @@
 /**
- * Simulator process of the load test: a Kubernetes API simulator seeded with the cluster, a churn
- * generator whose rate the parent sets, and the state digest that verification compares mirrors with.
+ * Simulator process of the load test and of the chaos runner (src/chaos/upstream.ts): a Kubernetes API
+ * simulator seeded with the cluster, a churn generator whose rate the parent sets, its faults, and the
+ * state that verification compares mirrors with (the load test's digest, the chaos runner's converted state).
  * Run as `node --import tsx loadtest/sim-process.ts '<SimProcessArgs as JSON>'` with an IPC channel.
  */
-import {
-  ChurnGenerator,
-  SIM_TOKEN,
-  SimError,
-  SimErrorCode,
-  seedCluster,
-  startSimulator,
-} from "../src/sim/index.js";
-import type { KubeObject } from "../src/sim/index.js";
+import { convertedState, simLister } from "../src/chaos/expected.js";
+import { applySimFault } from "../src/sim/fault-op.js";
+import { ChurnGenerator, SIM_TOKEN, seedCluster, startSimulator } from "../src/sim/index.js";
 import { stateDigest } from "./digest.js";
 import { serveParent } from "./ipc.js";
 import type { SimOps, SimProcessArgs, SimReady, SimStats } from "./protocol.js";
 
 const args = JSON.parse(process.argv[2] ?? "{}") as SimProcessArgs;
 
-const sim = await startSimulator({ host: "127.0.0.1", port: 0, historyLimit: args.historyLimit });
+const sim = await startSimulator({
+  host: "127.0.0.1",
+  port: 0,
+  historyLimit: args.historyLimit,
+  ...(args.bookmarkIntervalMs !== undefined && { bookmarkIntervalMs: args.bookmarkIntervalMs }),
+});
 const seeded = seedCluster(sim, { nodes: args.nodes, podsPerNode: args.podsPerNode, seed: args.seed });
 
 let churn: ChurnGenerator | undefined;
@@ -37,7 +37,7 @@ function stats(): SimStats {
   };
 }
 
-function setChurn(ratePerSecond: number): SimStats {
+function setChurn(ratePerSecond: number, seed: number | undefined): SimStats {
   if (churn !== undefined) {
     churn.stop();
     changesBefore += churn.changes;
@@ -46,27 +46,24 @@ function setChurn(ratePerSecond: number): SimStats {
   }
   if (ratePerSecond > 0) {
     generation++;
-    churn = new ChurnGenerator(sim, { ratePerSecond, seed: args.seed * 1000 + generation });
+    churn = new ChurnGenerator(sim, { ratePerSecond, seed: seed ?? args.seed * 1000 + generation });
     churn.start();
   }
   return stats();
 }
 
-function listOrUndefined(resource: string): readonly KubeObject[] | undefined {
-  try {
-    return sim.list(resource);
-  } catch (err) {
-    // A CRD that is not installed: tabby counts it as empty.
-    if (err instanceof SimError && err.code === SimErrorCode.resourceNotFound) return undefined;
-    throw err;
-  }
-}
+const listOrUndefined = simLister(sim);
 
 const channel = serveParent<SimOps>(
   {
-    churn: ({ ratePerSecond }) => setChurn(ratePerSecond),
+    churn: ({ ratePerSecond, seed }) => setChurn(ratePerSecond, seed),
     stats: () => stats(),
     digest: ({ bgpNodes }) => stateDigest(listOrUndefined, bgpNodes),
+    fault: async (f) => {
+      await applySimFault(sim, f);
+      return {};
+    },
+    converted: () => convertedState(listOrUndefined),
   },
   async () => {
     churn?.stop();

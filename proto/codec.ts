@@ -141,18 +141,17 @@ function deltaEntries(m: Obj, type: string, field: string): DeltaEntry[] {
 }
 
 /** The `state` of a resume token (§5.2), validated; undefined when absent. */
-function resumeState(v: unknown): ResumeState | undefined {
+function resumeState(v: unknown, t = "hello", path = "resume.state"): ResumeState | undefined {
   if (v === undefined || v === null) return undefined;
-  const t = "hello";
-  if (!isPlainObject(v)) bad(t, "resume.state", "a map {conversion, view, node?, kinds}");
-  const conversion = str(v, t, "conversion", 128, "resume.state.conversion");
-  const view = str(v, t, "view", 64, "resume.state.view");
+  if (!isPlainObject(v)) bad(t, path, "a map {conversion, view, node?, kinds}");
+  const conversion = str(v, t, "conversion", 128, `${path}.conversion`);
+  const view = str(v, t, "view", 64, `${path}.view`);
   const node = optStr(v, t, "node", 253);
   const kinds = v.kinds;
-  if (!isPlainObject(kinds)) bad(t, "resume.state.kinds", "a map kind → [count, digest]");
+  if (!isPlainObject(kinds)) bad(t, `${path}.kinds`, "a map kind → [count, digest]");
   const names = Object.keys(kinds);
   if (names.length > MAX_RESUME_STATE_KINDS) {
-    bad(t, "resume.state.kinds", `at most ${MAX_RESUME_STATE_KINDS} kinds`);
+    bad(t, `${path}.kinds`, `at most ${MAX_RESUME_STATE_KINDS} kinds`);
   }
   const out: Record<string, readonly [number, string]> = {};
   for (const name of names) {
@@ -167,7 +166,7 @@ function resumeState(v: unknown): ResumeState | undefined {
       typeof d[1] !== "string" ||
       !/^[0-9a-f]{16}$/.test(d[1])
     ) {
-      bad(t, "resume.state.kinds", "kind (≤ 64 chars) → [count: uint, digest: 16 hex digits]");
+      bad(t, `${path}.kinds`, "kind (≤ 64 chars) → [count: uint, digest: 16 hex digits]");
     }
     out[name] = [d[0], d[1]];
   }
@@ -220,6 +219,8 @@ export function validateClientMessage(value: unknown): ClientMessage {
     }
     case "pong":
       return { t, ts: num(value, t, "ts") };
+    case "leave":
+      return { t };
     default:
       if (typeof t === "string")
         throw new ProtoError(ProtoErrorCode.unknownType, `unknown message type "${t.slice(0, 32)}"`);
@@ -303,6 +304,10 @@ export function validateServerMessage(value: unknown): ServerMessage {
         delayMs: uint(value, t, "delayMs"),
         ...(hint !== undefined && { hint }),
       };
+    }
+    case "left": {
+      const state = resumeState(value.state, t, "state");
+      return { t, revision: uint(value, t, "revision"), ...(state !== undefined && { state }) };
     }
     case "error":
       return { t, code: uint(value, t, "code"), reason: str(value, t, "reason", 4096) };

@@ -44,8 +44,8 @@ export interface ResumeToken {
   /** The last revision the client applied (the `to` of its last deltas, or the snapshot revision). */
   readonly revision: number;
   /**
-   * What the mirror holds, so that any replica can resume it (feature "replica-resume", §5.2). Only from a
-   * client that keeps a mirror.
+   * What the client's view holds, so that any replica can resume it (feature "replica-resume", §5.2): from
+   * a client that keeps a mirror, or the `state` of a `left` (feature "leave").
    */
   readonly state?: ResumeState;
 }
@@ -87,7 +87,15 @@ export interface PongMessage {
   readonly ts: number;
 }
 
-export type ClientMessage = HelloMessage | PongMessage;
+/**
+ * Feature "leave": a client that got `move` and is about to leave asks for the state of its view as the
+ * server last sent it (`left`), to resume on another replica without a mirror of its own (§5.5).
+ */
+export interface LeaveMessage {
+  readonly t: "leave";
+}
+
+export type ClientMessage = HelloMessage | PongMessage | LeaveMessage;
 
 // ---- server → client ----
 
@@ -179,6 +187,18 @@ export interface MoveMessage {
   readonly hint?: string;
 }
 
+/**
+ * The answer to `leave` (feature "leave"): the server sends nothing more of the view on this session; the
+ * client holds the view exactly as at `revision`. `state`, when present, is that view's digests (as a mirror
+ * would compute them, §5.2): the client presents it in its next resume token. Absent when the server cannot
+ * vouch for it (the session was behind).
+ */
+export interface LeftMessage {
+  readonly t: "left";
+  readonly revision: number;
+  readonly state?: ResumeState;
+}
+
 export interface ErrorMessage {
   readonly t: "error";
   /** The close code that follows. */
@@ -195,6 +215,7 @@ export type ServerMessage =
   | StatusMessage
   | PingMessage
   | MoveMessage
+  | LeftMessage
   | ErrorMessage;
 
 export type ServerMessageType = ServerMessage["t"];

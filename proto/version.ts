@@ -23,6 +23,12 @@ export const FEATURES = {
    * `mode: "resume"` (PROTOCOL.md §5.2); the welcome carries `conversion`.
    */
   replicaResume: "replica-resume",
+  /**
+   * After a `move`, the client may send `leave`; the server stops the view on that session and answers `left`
+   * with the view's digests as sent, which the client presents in its next resume token (§5.5): a replica
+   * resume for a client that keeps no mirror.
+   */
+  leave: "leave",
 } as const;
 export type Feature = (typeof FEATURES)[keyof typeof FEATURES];
 

@@ -161,6 +161,7 @@ export async function runChaos(o: CampaignOptions): Promise<ChaosReport> {
       settleTimeoutMs: o.settleTimeoutMs,
       ...(o.kinds !== undefined && { kinds: o.kinds }),
       ...(o.startTimeoutMs !== undefined && { startTimeoutMs: o.startTimeoutMs }),
+      ...(o.simProcess !== undefined && { simProcess: o.simProcess }),
     };
     try {
       const r = await chaosRun(run);

@@ -1,35 +1,62 @@
 import type { ResourceValue, ViewName } from "../../proto/messages.js";
-import { convert, RESOURCES, resourceId, staticEntries } from "../server/datastore/index.js";
+import { RESOURCES, resourceId, staticEntries } from "../server/datastore/index.js";
+import type { KubeObject } from "../server/datastore/index.js";
 import { SimError, SimErrorCode } from "../sim/index.js";
 import type { Simulator } from "../sim/index.js";
 import { kindOfKey } from "../snapshot/keys.js";
 import { nodeOf, VIEWS } from "../snapshot/kinds.js";
 
-/** The simulator's state converted, as one view shows it to `node`: key → value. */
-export function expectedView(sim: Simulator, view: ViewName, node?: string): Map<string, ResourceValue> {
-  const out = new Map<string, ResourceValue>();
-  const def = VIEWS[view];
-  // Calico's own values, backed by no object (the default-allow Profile).
-  for (const { key, value } of staticEntries(RESOURCES)) {
-    if (def.kinds.has(kindOfKey(key) as never)) out.set(key, value);
-  }
-  for (const resource of RESOURCES) {
-    let objects;
+/** One entry of the cluster's state converted: what some view of tabby serves under `key`. */
+export interface ConvertedEntry {
+  readonly key: string;
+  readonly value: ResourceValue;
+}
+
+/**
+ * The objects of a simulator resource (by id, e.g. "pods"); undefined for a CRD that is not installed,
+ * which tabby counts as empty.
+ */
+export function simLister(sim: Simulator): (resourceId: string) => readonly KubeObject[] | undefined {
+  return (id) => {
     try {
-      objects = sim.list(resourceId(resource));
+      return sim.list(id);
     } catch (err) {
-      // A CRD that is not installed: tabby counts it as empty.
-      if (err instanceof SimError && err.code === SimErrorCode.resourceNotFound) continue;
+      if (err instanceof SimError && err.code === SimErrorCode.resourceNotFound) return undefined;
       throw err;
     }
-    for (const obj of objects) {
-      const r = convert(resourceId(resource), obj);
-      if (r === null || r.value === null) continue;
-      const kind = kindOfKey(r.key);
-      if (!def.kinds.has(kind as never)) continue;
-      if (def.nodeScopedKinds.has(kind as never) && nodeOf(kind, r.value) !== node) continue;
-      out.set(r.key, r.value);
+  };
+}
+
+/**
+ * The upstream state `list` gives converted with the datastore's own `convert`: Calico's own values
+ * (backed by no object, e.g. the default-allow Profile), then every object that converts to a value.
+ */
+export function convertedState(
+  list: (resourceId: string) => readonly KubeObject[] | undefined,
+): ConvertedEntry[] {
+  const out: ConvertedEntry[] = staticEntries(RESOURCES);
+  for (const resource of RESOURCES) {
+    for (const obj of list(resourceId(resource)) ?? []) {
+      const c = resource.convert(obj);
+      if (c !== null && c.value !== null) out.push({ key: c.key, value: c.value });
     }
+  }
+  return out;
+}
+
+/** The converted state (convertedState) as one view shows it to `node`: key → value. */
+export function expectedView(
+  state: readonly ConvertedEntry[],
+  view: ViewName,
+  node?: string,
+): Map<string, ResourceValue> {
+  const out = new Map<string, ResourceValue>();
+  const def = VIEWS[view];
+  for (const { key, value } of state) {
+    const kind = kindOfKey(key);
+    if (!def.kinds.has(kind as never)) continue;
+    if (def.nodeScopedKinds.has(kind as never) && nodeOf(kind, value) !== node) continue;
+    out.set(key, value);
   }
   return out;
 }

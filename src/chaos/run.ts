@@ -7,13 +7,13 @@ import { loopbackServeArgs } from "../cli/args.js";
 import { spawnTabby } from "../cli/ipc.js";
 import type { TabbyChild } from "../cli/ipc.js";
 import { TabbyClient } from "../client/index.js";
-import { ChurnGenerator, seedCluster, startSimulator } from "../sim/index.js";
-import type { Simulator } from "../sim/index.js";
 import { canonicalJson, diffMirror, expectedView } from "./expected.js";
 import type { MirrorDiff } from "./expected.js";
 import { ChaosProxy } from "./proxy.js";
 import { laneOf, makeSchedule } from "./schedule.js";
 import type { Fault, FaultKind } from "./schedule.js";
+import { HISTORY_LIMIT, startUpstream } from "./upstream.js";
+import type { ChaosUpstream, SimPlacement } from "./upstream.js";
 
 export interface RunOptions {
   readonly seed: number;
@@ -31,7 +31,15 @@ export interface RunOptions {
   readonly kinds?: readonly FaultKind[];
   /** A server that does not report ready, or agents not in sync before the faults, this long: the run fails. Default 60,000 ms. */
   readonly startTimeoutMs?: number;
+  /**
+   * Where the simulator runs: `auto` (default) in the runner's process up to MANY_AGENTS agents and in a
+   * child process of its own from there on; `child` or `in-process` always.
+   */
+  readonly simProcess?: SimProcessMode;
 }
+
+/** Where a run's simulator runs (RunOptions.simProcess). */
+export type SimProcessMode = "auto" | "child" | "in-process";
 
 /** File descriptors, sockets and RSS of one server process. */
 export interface ProcFootprint {
@@ -60,6 +68,8 @@ export interface MirrorFailure {
 
 export interface RunResult {
   readonly seed: number;
+  /** Where the simulator ran. */
+  readonly simulator: SimPlacement;
   readonly isDivergent: boolean;
   /** From the end of the last fault (and of the churn) to every mirror equal and in sync, seconds. */
   readonly convergeSeconds: number | undefined;
@@ -118,6 +128,18 @@ export class ChaosRunError extends Error {
  * (a 200-agent run did not converge in 60 s that way).
  */
 const MANY_AGENTS = 50;
+
+/**
+ * Where `mode` puts the simulator of a run of `agents` agents. With many agents the simulator does not go
+ * in the runner's process: there 200 agents starve it (a plain list took over 10 s on a loaded machine, so
+ * every probe of the servers timed out and nothing could converge). Up to MANY_AGENTS, in process: one
+ * process fewer on the machine, and the setup of the small campaigns the figures were measured with.
+ */
+export function simPlacement(mode: SimProcessMode, agents: number): SimPlacement {
+  if (mode === "child") return "child-process";
+  if (mode === "in-process") return "in-process";
+  return agents > MANY_AGENTS ? "child-process" : "in-process";
+}
 
 const VIEWS_CYCLE: readonly ViewName[] = ["felix", "bgp", "node-status", "tunnel-ip-allocation"];
 const NODE_SCOPED: ReadonlySet<ViewName> = new Set(["felix", "bgp", "node-status"]);
@@ -206,7 +228,7 @@ class ServerSlot {
 }
 
 interface Context {
-  readonly sim: Simulator;
+  readonly sim: ChaosUpstream;
   readonly slots: readonly ServerSlot[];
   readonly signal: AbortSignal;
 }
@@ -218,33 +240,34 @@ async function applyFault(f: Fault, c: Context): Promise<void> {
     sleep(ms, undefined, { signal: c.signal }).catch(() => undefined);
   switch (f.kind) {
     case "watch-drop":
-      c.sim.faults.dropWatches();
+      await c.sim.fault({ op: "drop-watches" });
       return;
     case "watch-stall":
-      c.sim.faults.stallWatches(true);
+      await c.sim.fault({ op: "stall-watches", isOn: true });
       await wait(f.durationMs);
-      c.sim.faults.stallWatches(false);
+      await c.sim.fault({ op: "stall-watches", isOn: false });
       return;
     case "watch-410":
-      c.sim.faults.expireWatches();
+      await c.sim.fault({ op: "expire-watches" });
       return;
     case "api-500":
-      c.sim.faults.failRequests(500, f.durationMs);
-      await wait(f.durationMs);
-      return;
     case "api-429":
-      c.sim.faults.failRequests(429, f.durationMs);
+      await c.sim.fault({
+        op: "fail-requests",
+        status: f.kind === "api-500" ? 500 : 429,
+        forMs: f.durationMs,
+      });
       await wait(f.durationMs);
       return;
     case "api-restart-compact":
-      c.sim.faults.setHistoryLimit(5);
-      await c.sim.restart();
-      c.sim.faults.setHistoryLimit(10_000);
+      await c.sim.fault({ op: "set-history-limit", limit: 5 });
+      await c.sim.fault({ op: "restart" });
+      await c.sim.fault({ op: "set-history-limit", limit: HISTORY_LIMIT });
       return;
     case "api-pause":
-      c.sim.faults.pause(true);
+      await c.sim.fault({ op: "pause", isOn: true });
       await wait(f.durationMs);
-      c.sim.faults.pause(false);
+      await c.sim.fault({ op: "pause", isOn: false });
       return;
     case "server-kill9":
       await slot.restart("SIGKILL");
@@ -320,17 +343,22 @@ export async function chaosRun(o: RunOptions): Promise<RunResult> {
   const agents: Agent[] = [];
   let phase: RunPhase = "setup";
   try {
-    const sim = await startSimulator({ host: "127.0.0.1", port: 0, bookmarkIntervalMs: 2000 });
+    const placement = simPlacement(o.simProcess ?? "auto", o.agents);
+    const sim = await startUpstream(placement, {
+      nodes: o.nodes,
+      seed: o.seed,
+      bookmarkIntervalMs: 2000,
+      timeoutMs: startTimeoutMs,
+    });
     cleanups.push(() => sim.close());
-    const seeded = seedCluster(sim, { nodes: o.nodes, podsPerNode: 2, seed: o.seed });
     const kubeconfig = join(dir, "kubeconfig");
-    await writeFile(kubeconfig, sim.kubeconfigYaml());
+    await writeFile(kubeconfig, sim.kubeconfigYaml);
     const args = loopbackServeArgs(kubeconfig, {
       extra: [
         "--drain-ms",
         "300",
-        // Short, so that the API pauses make the servers stale. With many agents the simulator, in this
-        // process with them, answers late when they are busy: longer, or every probe would time out.
+        // Short, so that the API pauses make the servers stale. With many agents the servers and the
+        // simulator answer late on a loaded machine: longer, or every probe would time out.
         "--stale-after-ms",
         o.agents <= MANY_AGENTS ? "1500" : "4000",
         "--upstream-probe-ms",
@@ -355,7 +383,7 @@ export async function chaosRun(o: RunOptions): Promise<RunResult> {
 
     for (let i = 0; i < o.agents; i++) {
       const view = VIEWS_CYCLE[i % VIEWS_CYCLE.length]!;
-      const node = NODE_SCOPED.has(view) ? seeded.nodes[i % seeded.nodes.length] : undefined;
+      const node = NODE_SCOPED.has(view) ? sim.nodes[i % sim.nodes.length] : undefined;
       // Each agent prefers a different server first; all know every server.
       const urls = slots.map((_, j) => `ws://127.0.0.1:${slots[(i + j) % slots.length]!.proxy.port}`);
       const client = new TabbyClient({
@@ -380,9 +408,7 @@ export async function chaosRun(o: RunOptions): Promise<RunResult> {
     const before = await Promise.all(slots.map((s) => footprint(s.pid)));
     phase = "faults";
 
-    const churn = new ChurnGenerator(sim, { ratePerSecond: o.churnPerSecond, seed: o.seed });
-    churn.start();
-    cleanups.push(() => Promise.resolve(churn.stop()));
+    await sim.startChurn(o.churnPerSecond);
     const context: Context = { sim, slots, signal: abort.signal };
     // Handled at once: a fault that fails while the churn still runs must not be an unhandled rejection.
     const faults = runSchedule(schedule, context).then(
@@ -390,23 +416,24 @@ export async function chaosRun(o: RunOptions): Promise<RunResult> {
       (err: unknown) => ({ err }),
     );
     await sleep(o.durationMs);
-    churn.stop();
+    const changes = await sim.stopChurn();
     const faultFailure = await faults;
     if (faultFailure !== undefined) throw faultFailure.err;
     const quietFromMs = Date.now();
     phase = "check";
 
     // Settle: every mirror equal to the cluster converted, and in sync.
+    const state = await sim.converted();
     const wanted = new Map<string, { map: Map<string, ResourceValue>; json: Map<string, string> }>();
     for (const a of agents) {
       const id = `${a.view}/${a.node ?? ""}`;
       if (wanted.has(id)) continue;
-      const map = expectedView(sim, a.view, a.node);
+      const map = expectedView(state, a.view, a.node);
       wanted.set(id, { map, json: new Map([...map].map(([k, v]) => [k, canonicalJson(v)])) });
     }
     // The states first, which is cheap; the mirrors are compared once every agent is in sync. Comparing
-    // hundreds of full mirrors every 100 ms would starve the simulator, which shares this event loop, and
-    // keep the servers stale. A run that does not settle gets the full comparison for its report.
+    // hundreds of full mirrors every 100 ms would starve the agents (and an in-process simulator), which
+    // share this event loop. A run that does not settle gets the full comparison for its report.
     const check = (isFull: boolean): MirrorFailure[] => {
       const out: MirrorFailure[] = [];
       const isAllInSync = agents.every((a) => a.client.status.state === "in-sync");
@@ -442,11 +469,12 @@ export async function chaosRun(o: RunOptions): Promise<RunResult> {
     const after = await Promise.all(slots.map((s) => footprint(s.pid)));
     return {
       seed: o.seed,
+      simulator: placement,
       isDivergent: failures.length > 0,
       convergeSeconds,
       schedule,
       faultsByKind,
-      changes: churn.changes,
+      changes,
       mirrors: agents.length,
       failures: failures.slice(0, 20),
       servers: slots.map((s, i) => ({ server: i, before: before[i], after: after[i], restarts: s.restarts })),

@@ -1,4 +1,4 @@
-import { Command } from "commander";
+import { Command, Option } from "commander";
 import { wholeNumber } from "./args.js";
 
 interface ChaosFlags {
@@ -11,6 +11,7 @@ interface ChaosFlags {
   churn: number;
   settleTimeoutMs: number;
   startTimeoutMs: number;
+  simProcess: "auto" | "child" | "in-process";
   out?: string;
 }
 
@@ -48,13 +49,24 @@ export function chaosCommand(): Command {
       wholeNumber(1000),
       60_000,
     )
+    .addOption(
+      new Option(
+        "--sim-process <where>",
+        "where the simulator runs: auto (a child process from 51 agents on, else the runner's process), child, in-process",
+      )
+        .choices(["auto", "child", "in-process"])
+        .default("auto"),
+    )
     .option("--out <dir>", "write DIR/chaos.json (after every run)")
     .action(async (flags: ChaosFlags) => {
       const { runChaos } = await import("../chaos/campaign.js");
       const { killServersNow } = await import("../chaos/run.js");
-      // Interrupted: no server process of the run under way outlives the runner (chaos.json has the runs so far).
+      const { killSimulatorsNow } = await import("../chaos/upstream.js");
+      // Interrupted: no server or simulator process of the run under way outlives the runner (chaos.json has
+      // the runs so far).
       const onSignal = (signal: NodeJS.Signals): void => {
         killServersNow();
+        killSimulatorsNow();
         process.stderr.write(`chaos: ${signal}: stopped\n`);
         process.exit(130);
       };
@@ -71,6 +83,7 @@ export function chaosCommand(): Command {
         faults: [3, 7],
         settleTimeoutMs: flags.settleTimeoutMs,
         startTimeoutMs: flags.startTimeoutMs,
+        simProcess: flags.simProcess,
         out: flags.out,
         onError: (e, i) => {
           const why = e.explanation ?? "unexplained: the run counts as failed";

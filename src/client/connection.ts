@@ -11,6 +11,7 @@ import type {
   ClientMessage,
   DeltasMessage,
   HelloMessage,
+  LeftMessage,
   MoveMessage,
   ServerMessage,
   SnapshotBeginMessage,
@@ -64,6 +65,11 @@ export interface ConnectionEvents {
   deltas(message: DeltasMessage): void;
   status(message: StatusMessage): void;
   move(message: MoveMessage): void;
+  /**
+   * The answer to the `leave` the session sent after a move (feature "leave"): the view as the server last
+   * sent it; the session ends right after.
+   */
+  left?(message: LeftMessage): void;
   /** The payload bytes of a snapshot frame (snap-begin, snap-chunk, snap-end), as it arrives. */
   snapshotFrame?(bytes: number): void;
   end(end: SessionEnd): void;
@@ -89,6 +95,8 @@ type Phase = "opening" | "welcome" | "snapshot" | "streaming" | "ending";
 
 /** Frames queued behind a chunk being inflated before the socket is paused. */
 const QUEUE_HIGH_WATER = 64;
+/** How long a moving session waits for `left` after its `leave` before it ends anyway. */
+const LEAVE_TIMEOUT_MS = 2000;
 
 /**
  * One WebSocket session with one server: hello, welcome, snapshot or resume, then deltas. It checks the
@@ -107,6 +115,9 @@ export class Connection {
   #hadBaseline = false;
   #snapshot: SnapshotAssembler | undefined;
   #move: { message: MoveMessage; receivedAtMs: number } | undefined;
+  /** The welcome listed "leave": after a move, ask for the view's digests before leaving. */
+  #canLeave = false;
+  #hasSentLeave = false;
   #serverError: { code: number; reason: string } | undefined;
   #endError: TabbyClientError | undefined;
   #isLocalEnd = false;
@@ -322,9 +333,14 @@ export class Connection {
         clearTimeout(this.#moveTimer);
         this.#moveTimer = setTimeout(() => {
           this.#moveTimer = undefined;
-          this.#end(undefined, CloseCode.normal, "moving to another server");
+          this.#leave();
         }, message.delayMs);
         this.#o.events.move(message);
+        return undefined;
+      case "left":
+        if (!this.#hasSentLeave || this.#phase !== "streaming") throw this.#outOfOrder(message.t);
+        this.#o.events.left?.(message);
+        this.#end(undefined, CloseCode.normal, "moving to another server");
         return undefined;
       case "error":
         this.#serverError = { code: message.code, reason: message.reason };
@@ -333,6 +349,23 @@ export class Connection {
       case "ping":
         return undefined;
     }
+  }
+
+  /**
+   * The move's delay is over. With "leave" (a streaming session that keeps no mirror), ask the server for
+   * the view's digests first (PROTOCOL.md §5.5) and end when `left` comes, or after LEAVE_TIMEOUT_MS.
+   */
+  #leave(): void {
+    if (!this.#canLeave || this.#phase !== "streaming" || this.#hasSentLeave) {
+      this.#end(undefined, CloseCode.normal, "moving to another server");
+      return;
+    }
+    this.#hasSentLeave = true;
+    this.#send({ t: "leave" });
+    this.#moveTimer = setTimeout(() => {
+      this.#moveTimer = undefined;
+      this.#end(undefined, CloseCode.normal, "moving to another server (no answer to leave)");
+    }, LEAVE_TIMEOUT_MS);
   }
 
   #onWelcome(message: WelcomeMessage): void {
@@ -354,6 +387,7 @@ export class Connection {
     // Resumed by another replica from the mirror's state (§5.2): its catch-up counts from revision 0.
     if (isOtherReplica) this.#revision = 0;
     this.#serverId = message.server;
+    this.#canLeave = message.features.includes(FEATURES.leave);
     this.#phase = message.mode === "resume" ? "streaming" : "snapshot";
     this.#hadBaseline = message.mode === "resume";
     this.#o.events.welcome(message);

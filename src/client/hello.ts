@@ -11,15 +11,18 @@ export const CLIENT_FEATURES: readonly string[] = [
 
 /**
  * The features of a client with these options: patches need the values they apply to, so only a client
- * that keeps a mirror (or one that does not look at the changes at all) asks for them.
+ * that keeps a mirror (or one that does not look at the changes at all) asks for them. Every client lists
+ * "replica-resume"; one without a mirror also lists "leave", which gives it the digests a mirror would have.
  */
 export function clientFeatures(
   options: Pick<ResolvedClientOptions, "isMirror" | "isDecodingDeltas">,
 ): string[] {
   const canPatch = options.isMirror || !options.isDecodingDeltas;
   const features = canPatch ? [...CLIENT_FEATURES, FEATURES.patchDeltas] : [...CLIENT_FEATURES];
-  // A resume from the mirror's digests needs a mirror (§5.2).
-  if (options.isMirror) features.push(FEATURES.replicaResume);
+  // A resume on another replica presents the view's digests (§5.2): a mirror computes them; a client
+  // without one asks the server it leaves after a move for them (§5.5).
+  features.push(FEATURES.replicaResume);
+  if (!options.isMirror) features.push(FEATURES.leave);
   return features;
 }
 

@@ -1,7 +1,9 @@
 import { isPatchEntry } from "../../proto/messages.js";
 import type {
   DeltasMessage,
+  LeftMessage,
   ResourceValue,
+  ResumeState,
   ResumeToken,
   StatusMessage,
   WelcomeMessage,
@@ -68,6 +70,8 @@ export class TabbyClient {
   #serverId: string | undefined;
   /** False after a protocol error: the next session starts from a snapshot (diffed against the mirror). */
   #hasResumeToken = false;
+  /** The view's digests from the last `left` (a client without a mirror), until the next welcome. */
+  #leftState: ResumeState | undefined;
   /** The conversion of the server whose state the mirror holds (its welcome's), for the resume state. */
   #conversion: string | undefined;
   #status: ClientStatus = { state: "disconnected" };
@@ -350,6 +354,7 @@ export class TabbyClient {
           this.#stats.moves++;
           this.#log.info({ server, ...m }, "server asked the client to move");
         },
+        left: (m) => this.#onLeft(m),
         end: (end) => this.#onEnd(connection, end),
       },
     });
@@ -362,13 +367,24 @@ export class TabbyClient {
     const state =
       this.#mirror !== undefined && this.#conversion !== undefined
         ? mirrorState(this.#mirror, this.#o.view, this.#o.nodeName, this.#conversion)
-        : undefined;
+        : this.#leftState;
     return resumeToken(this.#serverId, this.#revision, state);
   }
 
   // ---- session events ----
 
+  /**
+   * The server this client is leaving stopped the view and sent its digests (feature "leave"): they are
+   * what this client holds, and the next hello presents them (PROTOCOL.md §5.5).
+   */
+  #onLeft(m: LeftMessage): void {
+    this.#revision = m.revision;
+    this.#leftState = m.state;
+  }
+
   #onWelcome(session: Session, m: WelcomeMessage): void {
+    // A new session's frames change the state: the digests of the last `left` no longer describe it.
+    this.#leftState = undefined;
     session.serverId = m.server;
     session.conversion = m.conversion;
     if (m.mode === "resume") {

@@ -2,7 +2,7 @@ import { LRUCache } from "lru-cache";
 import { encodeMessage } from "../../proto/codec.js";
 import { assembleSnapshotChunk, encodeEntry } from "../../proto/frame-builder.js";
 import { VIEW_NAMES } from "../../proto/messages.js";
-import type { ResourceValue, ViewName } from "../../proto/messages.js";
+import type { ResourceValue, ResumeState, ViewName } from "../../proto/messages.js";
 import { ChangeLog } from "./change-log.js";
 import { DeltaFrames } from "./delta-frames.js";
 import { DigestHistory } from "./digest-history.js";
@@ -10,6 +10,7 @@ import { decideReplicaResume } from "./replica-resume.js";
 import type { ReplicaResumeDecision, ReplicaState } from "./replica-resume.js";
 import { encodePatchEntry } from "./patch-entry.js";
 import { isNodeScoped, VIEWS, viewsOfKind } from "./kinds.js";
+import { digestHex, domainOf } from "./state-digest.js";
 import { Store } from "./store.js";
 import type { Change } from "./store.js";
 
@@ -379,6 +380,23 @@ export class Hub {
       maxEntries: this.#catchUpLimit(view),
       maxChangesPerFrame: this.#maxChangesPerFrame,
     });
+  }
+
+  /**
+   * The digests of `view` on `node` at the flushed head, as a client holding that view computes them
+   * (PROTOCOL.md §5.2): what a session that has been sent everything up to the head holds. Undefined for a
+   * node-scoped view without a node. Throws if changes are pending: flush first.
+   */
+  stateOf(view: ViewName, node: string | undefined): ResumeState | undefined {
+    if (this.#pending.length > 0) throw new Error("Hub.stateOf: flush pending changes first");
+    const kinds: Record<string, readonly [number, string]> = {};
+    for (const kind of VIEWS[view].kinds) {
+      const domain = domainOf(kind, node);
+      if (domain === undefined) return undefined;
+      const d = this.#digests.current(domain);
+      kinds[kind] = [d.count, digestHex(d)];
+    }
+    return { conversion: this.conversionId, view, ...(node !== undefined && { node }), kinds };
   }
 
   /**

@@ -195,6 +195,7 @@ describe("client: bad frames", () => {
       encodeEntry({ k: "IPPool/x", v: {} }),
     ]),
     "a chunk outside a snapshot": encodeMessage({ t: "snap-chunk", index: 0, entries: [] }),
+    "a left the client did not ask for (no leave sent)": encodeMessage({ t: "left", revision: r }),
     "a second welcome": encodeMessage({
       t: "welcome",
       version: 1,

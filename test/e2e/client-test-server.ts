@@ -38,6 +38,8 @@ export interface TestServerOptions {
 
 export class TestSession {
   readonly pongs: number[] = [];
+  /** `leave` messages received. */
+  leaves = 0;
   hello: HelloMessage | undefined;
   /** The delta encoding negotiated in the welcome (DeltaEncoding bits). */
   deltaEncoding: DeltaEncodingBits = DeltaEncoding.plain;
@@ -168,6 +170,10 @@ export class TestServer {
       const message = decodeClientMessage(data);
       if (message.t === "pong") {
         session.pongs.push(message.ts);
+        return;
+      }
+      if (message.t === "leave") {
+        session.leaves++;
         return;
       }
       session.hello = message;

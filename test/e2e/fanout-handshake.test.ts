@@ -68,7 +68,7 @@ describe("fan-out handshake", () => {
     expect(h.server.status().connections.active).toBe(1);
   });
 
-  it("closes a session that sends anything but pong after the handshake", async () => {
+  it("closes a session that sends anything but pong (or leave after a move) after the handshake", async () => {
     const h = await startFanout();
     const observer = await RawClient.live(h.url, hello({ view: "felix" }));
     const twice = await RawClient.live(h.url, hello({ view: "felix" }));
@@ -77,8 +77,12 @@ describe("fan-out handshake", () => {
     const garbage = await RawClient.live(h.url, hello({ view: "tunnel-ip-allocation" }));
     garbage.send(Buffer.from([0xc1, 0x00, 0xff]));
     await expectRejected(garbage, CloseCode.badFrame);
+    // `leave` is only an answer to a `move` (PROTOCOL.md §5.5), even with the feature.
+    const unmoved = await RawClient.live(h.url, hello({ view: "felix", features: ["move", "leave"] }));
+    unmoved.send(encodeValue({ t: "leave" }));
+    await expectRejected(unmoved, CloseCode.badFrame);
     await expectStillReceiving(h, observer);
-    expect(h.server.status().counters.badFrames).toEqual({ "out-of-order": 1, "not-msgpack": 1 });
+    expect(h.server.status().counters.badFrames).toEqual({ "out-of-order": 2, "not-msgpack": 1 });
   });
 
   it("refuses sessions beyond maxConnections (handshaking connections take no slot)", async () => {

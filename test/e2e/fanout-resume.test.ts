@@ -26,7 +26,7 @@ describe("fan-out resume", () => {
     expect(again.count("snap-begin")).toBe(0);
     const deltas = again.messages("deltas");
     expect(deltas).toHaveLength(1);
-    const changes = deltas[0]!.t === "deltas" ? deltas[0]!.changes : [];
+    const changes = deltas[0]!.t === "deltas" ? deltas[0].changes : [];
     expect(changes.map((c) => c.k)).toEqual(["IPPool/p0", "IPPool/p1", "Node/n9"]);
     expect(changes[0]!.v).toMatchObject({ spec: { i: 200 } });
     expect(deltas[0]).toMatchObject({ from: token.revision, to: h.hub.revision });

@@ -2,7 +2,8 @@
  * Three replicas (Hub + Datastore + FanoutServer, as main.ts wires them) over one simulator, with real
  * clients: a replica over its fair share sends `move` with a hint, the clients go to the hinted replicas,
  * the counts converge and nobody is moved twice; a draining replica (SIGTERM) moves its sessions to the
- * others before it closes, and a rolling restart shows the agents no spurious update.
+ * others before it closes (clients without a mirror leave with the view's digests and resume there too),
+ * and a rolling restart shows the agents no spurious update.
  */
 import { pino } from "pino";
 import { Registry } from "prom-client";
@@ -247,6 +248,57 @@ describe("replicas: fair share and move hints", () => {
     // Spread over both: the hints go to the least loaded.
     const counts = cluster.counts();
     expect(counts.sort()).toEqual([4, 5]);
+  });
+
+  it("SIGTERM under churn: clients without a mirror leave with the view's digests and resume elsewhere, no snapshot, no change lost", async () => {
+    const sim = await startSim();
+    const cluster = new Cluster();
+    const idle: BalancerOptions = { intervalMs: 0, moveDelayMaxMs: 20, moveGraceMs: 3000 };
+    const a = await cluster.start(sim, idle);
+    const b = await cluster.start(sim, idle);
+    let list: readonly string[] = [a.url];
+    const common = {
+      servers: () => Promise.resolve(list),
+      view: "felix" as const,
+      nodeName: "node-1",
+      mirror: false,
+      backoffInitialMs: 20,
+      backoffMaxMs: 200,
+    };
+    // One client that decodes the changes, one that only skims their revisions (as load-test agents do).
+    const lite = makeClient(common);
+    const skim = makeClient({ ...common, decodeDeltas: false });
+    const seen: string[] = [];
+    lite.on("updates", (batch) => {
+      for (const u of batch)
+        if (u.kind === "GlobalNetworkSet") seen.push(`${u.key}${u.value === null ? " -" : ""}`);
+    });
+    lite.start();
+    skim.start();
+    await until(() => lite.isInSync && skim.isInSync, 15_000, "clients in sync on A");
+    let n = 0;
+    const churn = setInterval(() => {
+      sim.create("globalnetworksets.crd.projectcalico.org", {
+        metadata: { name: `churn-${n++}` },
+        spec: { nets: [`10.9.${n % 250}.0/24`] },
+      });
+    }, 10);
+    onTestFinished(() => clearInterval(churn));
+    await until(() => n >= 20, 5_000, "churn under way");
+    list = [a.url, b.url];
+    await a.close(400);
+    await until(() => n >= 60, 5_000, "churn after the move");
+    clearInterval(churn);
+    const last = `GlobalNetworkSet/churn-${n - 1}`;
+    await until(() => seen.includes(last) && skim.isInSync, 10_000, "last change delivered on B");
+    for (const c of [lite, skim]) {
+      expect(c.status.server).toBe(b.url);
+      expect(c.stats.moves).toBe(1);
+      expect(c.stats.snapshots).toBe(1); // the first one, on A
+      expect(c.stats.replicaResumes).toBe(1);
+    }
+    // Every change exactly once, in order: nothing lost between A's `left` and B's catch-up, nothing twice.
+    expect(seen).toEqual(Array.from({ length: n }, (_, i) => `GlobalNetworkSet/churn-${i}`));
   });
 
   it("a rolling restart under churn: every replica drains in turn, the agents see no spurious update", async () => {

@@ -30,6 +30,7 @@ function result(
   const after = { pid: o.restarted === true ? 11 : 10, fds: 52, sockets: 31, rssBytes: 203 * 2 ** 20 };
   return {
     seed,
+    simulator: "in-process",
     isDivergent: o.isDivergent ?? false,
     convergeSeconds: o.isDivergent === true ? undefined : (o.convergeSeconds ?? 1),
     schedule: [{ atMs: 200, kind: "proxy-cut", durationMs: 0, server: 0 }],

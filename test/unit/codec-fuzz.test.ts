@@ -53,6 +53,21 @@ const serverArb: fc.Arbitrary<ServerMessage> = fc.oneof(
   }),
   fc.record({ t: fc.constant("ping" as const), ts: fc.nat() }),
   fc.record({ t: fc.constant("move" as const), reason: fc.string({ maxLength: 10 }), delayMs: fc.nat() }),
+  fc.record({ t: fc.constant("left" as const), revision: fc.nat() }),
+  fc.record({
+    t: fc.constant("left" as const),
+    revision: fc.nat(),
+    state: fc.record({
+      conversion: fc.string({ maxLength: 20 }),
+      view: fc.constantFrom("felix", "bgp"),
+      node: fc.string({ maxLength: 10 }),
+      kinds: fc.dictionary(
+        fc.string({ minLength: 1, maxLength: 12 }),
+        fc.tuple(fc.nat(), fc.stringMatching(/^[0-9a-f]{16}$/)),
+        { maxKeys: 4 },
+      ),
+    }),
+  }),
   fc.record({
     t: fc.constant("error" as const),
     code: fc.integer({ min: 4000, max: 4999 }),
@@ -71,6 +86,7 @@ const clientArb: fc.Arbitrary<ClientMessage> = fc.oneof(
     features: fc.array(fc.string({ maxLength: 10 }), { maxLength: 3 }),
   }),
   fc.record({ t: fc.constant("pong" as const), ts: fc.nat() }),
+  fc.constant({ t: "leave" as const }),
 );
 
 type Mutation =
@@ -123,6 +139,7 @@ describe("codec fuzzing", () => {
         const decoded = decodeServerMessage(encodeMessage(msg));
         expect(decoded.t).toBe(msg.t);
         if (msg.t === "deltas" && decoded.t === "deltas") expect(decoded.changes).toEqual(msg.changes);
+        if (msg.t === "left") expect(decoded).toEqual(msg);
       }),
       { numRuns: 2000 },
     );

@@ -129,8 +129,20 @@ export class LiveStream {
     return true;
   }
 
+  /**
+   * A live session asked to leave (feature "leave", PROTOCOL.md §5.5): brings it to the flushed head (the
+   * caller flushed) and stops its view there for good: it gets no more deltas, lagging or not. False (and
+   * the session closed) when the log no longer covers its cursor.
+   */
+  stopAtHead(s: Session): boolean {
+    s.hasLeft = true;
+    s.clearLagTimer();
+    s.isLagging = false;
+    return this.#sendCatchUp(s, s.cursor);
+  }
+
   #deliver(s: Session, batch: ViewBatch, prevTo: number): boolean {
-    if (s.phase !== "live" || s.isLagging || s.cursor >= batch.to) return false;
+    if (s.phase !== "live" || s.hasLeft || s.isLagging || s.cursor >= batch.to) return false;
     const frames = framesFor(batch, s.node);
     if (s.cursor < prevTo) {
       this.#lag(s);
@@ -171,7 +183,7 @@ export class LiveStream {
   }
 
   #catchUp(s: Session): void {
-    if (s.phase !== "live" || !s.isLagging || s.closeCode !== undefined) return;
+    if (s.phase !== "live" || s.hasLeft || !s.isLagging || s.closeCode !== undefined) return;
     s.clearLagTimer();
     s.isLagging = false;
     if (!this.#sendCatchUp(s, s.cursor)) return;

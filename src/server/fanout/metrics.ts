@@ -85,6 +85,8 @@ export interface FanoutCounts {
   readonly resumes: Record<ResumeOrigin, number>;
   /** Resume tokens answered with a snapshot, by reason. */
   resumeRefusals: Partial<Record<ResumeRefusalReason, number>>;
+  /** `left` answers to a `leave` (§5.5), with the view's digests or without (no replica-resume). */
+  readonly leaves: { withState: number; withoutState: number };
 }
 
 const FANOUT_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
@@ -113,6 +115,7 @@ export class FanoutMetrics {
     updatesSkipped: 0,
     resumes: { "same-server": 0, "other-replica": 0 },
     resumeRefusals: {},
+    leaves: { withState: 0, withoutState: 0 },
   };
   readonly #accepted: Counter;
   readonly #dropped: Counter<"reason">;
@@ -131,6 +134,7 @@ export class FanoutMetrics {
   readonly #flushWindow: Gauge;
   readonly #resumes: Counter<"view" | "origin">;
   readonly #resumeRefusals: Counter<"reason">;
+  readonly #leaves: Counter<"state">;
 
   constructor(registry: Registry, sources: MetricSources) {
     const registers = [registry];
@@ -274,6 +278,12 @@ export class FanoutMetrics {
       labelNames: ["reason"] as const,
       registers,
     });
+    this.#leaves = new Counter({
+      name: "tabby_leaves_total",
+      help: "Moved sessions that asked to leave and were given the view's digests (state=given) or not (none).",
+      labelNames: ["state"] as const,
+      registers,
+    });
   }
 
   resumed(view: ViewName, origin: ResumeOrigin): void {
@@ -284,6 +294,12 @@ export class FanoutMetrics {
   resumeRefused(reason: ResumeRefusalReason): void {
     this.counts.resumeRefusals[reason] = (this.counts.resumeRefusals[reason] ?? 0) + 1;
     this.#resumeRefusals.inc({ reason });
+  }
+
+  left(hasState: boolean): void {
+    if (hasState) this.counts.leaves.withState++;
+    else this.counts.leaves.withoutState++;
+    this.#leaves.inc({ state: hasState ? "given" : "none" });
   }
 
   accepted(): void {

@@ -11,8 +11,10 @@ import type { Registry } from "prom-client";
 import { WebSocketServer } from "ws";
 import type { RawData, WebSocket } from "ws";
 import { CloseCode } from "../../../proto/close-codes.js";
+import { encodeMessage } from "../../../proto/codec.js";
 import { VIEW_NAMES } from "../../../proto/messages.js";
-import type { HelloMessage, ResourceValue } from "../../../proto/messages.js";
+import type { HelloMessage, ResourceValue, ViewName } from "../../../proto/messages.js";
+import { FEATURES } from "../../../proto/version.js";
 import { deltaEncodingOf } from "../../snapshot/delta-frames.js";
 import type { Hub } from "../../snapshot/hub.js";
 import type { UpstreamSink } from "../../snapshot/sink.js";
@@ -505,10 +507,32 @@ export class FanoutServer implements UpstreamSink {
       s.lastPongAtMs = nowMs;
       const rttMs = nowMs - message.ts;
       this.#metrics.pong(rttMs >= 0 && rttMs <= this.#options.pongTimeoutMs ? rttMs / 1000 : undefined);
+    } else if (
+      message.t === "leave" &&
+      s.phase === "live" &&
+      !s.hasLeft &&
+      s.features.has(FEATURES.leave) &&
+      this.#sessions.isLeaving(s)
+    ) {
+      this.#onLeave(s);
     } else {
       this.#metrics.badFrame("out-of-order");
       this.#closeSession(s, CloseCode.badFrame, "badFrame", `unexpected ${message.t} message`);
     }
+  }
+
+  /**
+   * `leave` after a `move` (PROTOCOL.md §5.5): the session gets the view up to the flushed head and nothing
+   * more, then `left` with that view's digests, which the client presents to the next replica.
+   */
+  #onLeave(s: Session): void {
+    this.#ingest.flushNow();
+    if (!this.#live.stopAtHead(s)) return;
+    const state = s.features.has(FEATURES.replicaResume)
+      ? this.#hub.stateOf(s.view as ViewName, s.node)
+      : undefined;
+    s.send(encodeMessage({ t: "left", revision: this.#hub.revision, ...(state !== undefined && { state }) }));
+    this.#metrics.left(state !== undefined);
   }
 
   #onHello(s: Session, hello: HelloMessage): void {

@@ -49,6 +49,8 @@ export class Session {
   readonly #closedController = new AbortController();
   /** Every change of the view (for this node) up to this revision has been sent. */
   cursor = 0;
+  /** Asked to leave (feature "leave") and was sent the view up to `cursor`: gets no more frames of it. */
+  hasLeft = false;
   /** Behind: gets no live frames until its socket drains and it is caught up. */
   isLagging = false;
   laggingSinceMs = 0;
