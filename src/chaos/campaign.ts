@@ -53,7 +53,9 @@ export interface ChaosReport {
   /** Runs that could not be carried out for an explained reason (see `errors[].explanation`). */
   readonly notRun: number;
   readonly faultsByKind: Readonly<Record<string, number>>;
-  readonly convergeSeconds: { readonly p50: number; readonly p99: number; readonly max: number };
+  readonly convergeSeconds: Quantiles;
+  /** When the runner's check found the mirrors converged (RunResult.checkedSeconds). */
+  readonly checkedSeconds: Quantiles;
   /**
    * fds, sockets and RSS of each server after the run minus before it, over the (run, server) pairs whose
    * process was not restarted by a fault; `samples` is how many.
@@ -78,6 +80,19 @@ export interface ChaosReport {
   };
   readonly wallSeconds: number;
   readonly results: readonly Omit<RunResult, "schedule" | "failures">[];
+}
+
+/** Median, 99th percentile and highest of a set of times, seconds. */
+export interface Quantiles {
+  readonly p50: number;
+  readonly p99: number;
+  readonly max: number;
+}
+
+/** Median, p99 and highest of the values that are defined (0 for none). */
+function quantiles(values: readonly (number | undefined)[]): Quantiles {
+  const sorted = values.filter((s): s is number => s !== undefined).sort((a, b) => a - b);
+  return { p50: quantile(sorted, 0.5), p99: quantile(sorted, 0.99), max: sorted.at(-1) ?? 0 };
 }
 
 /** The q-quantile (nearest rank) of sorted values; 0 for none. */
@@ -205,10 +220,6 @@ export function buildReport(
   for (const r of results) {
     for (const [k, n] of Object.entries(r.faultsByKind)) faultsByKind[k] = (faultsByKind[k] ?? 0) + n;
   }
-  const converge = results
-    .map((r) => r.convergeSeconds)
-    .filter((s): s is number => s !== undefined)
-    .sort((a, b) => a - b);
   const lived = results.flatMap((r) =>
     r.servers.flatMap((s): { before: ProcFootprint; after: ProcFootprint }[] =>
       s.before !== undefined && s.after !== undefined && s.before.pid === s.after.pid
@@ -227,11 +238,8 @@ export function buildReport(
     failed: divergent + unexplained,
     notRun: errors.length - unexplained,
     faultsByKind,
-    convergeSeconds: {
-      p50: quantile(converge, 0.5),
-      p99: quantile(converge, 0.99),
-      max: converge.at(-1) ?? 0,
-    },
+    convergeSeconds: quantiles(results.map((r) => r.convergeSeconds)),
+    checkedSeconds: quantiles(results.map((r) => r.checkedSeconds)),
     serverGrowth: {
       samples: lived.length,
       fds: spread(lived.map((l) => l.after.fds - l.before.fds)),

@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from "node:util";
 import type { ResourceValue, ViewName } from "../../proto/messages.js";
 import { RESOURCES, resourceId, staticEntries } from "../server/datastore/index.js";
 import type { KubeObject } from "../server/datastore/index.js";
@@ -96,7 +97,10 @@ export function diffMirror(
   const changed: string[] = [];
   for (const k of keys) {
     const w = wantJson.get(k);
-    if (w !== undefined && canonicalJson(get(k)) !== w) changed.push(k);
+    if (w === undefined) continue;
+    const value = get(k);
+    // Deep-equal values (key order aside) have the same canonical JSON: the cheap test first.
+    if (!isDeepStrictEqual(value, want.get(k)) && canonicalJson(value) !== w) changed.push(k);
   }
   if (missing.length === 0 && extra.length === 0 && changed.length === 0) return undefined;
   return { missing: missing.slice(0, 5), extra: extra.slice(0, 5), changed: changed.slice(0, 5) };

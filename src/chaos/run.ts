@@ -71,8 +71,18 @@ export interface RunResult {
   /** Where the simulator ran. */
   readonly simulator: SimPlacement;
   readonly isDivergent: boolean;
-  /** From the end of the last fault (and of the churn) to every mirror equal and in sync, seconds. */
+  /**
+   * From the end of the last fault (and of the churn) to every mirror equal and in sync, seconds: to the
+   * last change of mirror or state any agent had before the check found them all converged (a mirror
+   * changes only with an update, so none was converged earlier), 0 when none changed after the faults.
+   */
   readonly convergeSeconds: number | undefined;
+  /**
+   * When the runner's check found every mirror converged, seconds after the last fault: convergeSeconds
+   * plus the check's own delay (its polling, and the comparison of every mirror, which with hundreds of
+   * agents on a loaded machine takes seconds).
+   */
+  readonly checkedSeconds: number | undefined;
   readonly schedule: readonly Fault[];
   readonly faultsByKind: Readonly<Record<string, number>>;
   readonly changes: number;
@@ -323,6 +333,8 @@ interface Agent {
   readonly view: ViewName;
   readonly node: string | undefined;
   readonly client: TabbyClient;
+  /** Epoch ms of the agent's last update or change of state (its mirror and state have not changed since). */
+  lastChangeMs: number;
 }
 
 /** One seeded chaos run: a fresh simulator, servers, proxies and agents; faults under churn; then the check. */
@@ -396,7 +408,13 @@ export async function chaosRun(o: RunOptions): Promise<RunResult> {
         ...(o.agents <= MANY_AGENTS && { connectTimeoutMs: 2000, readTimeoutMs: 4000 }),
       });
       client.on("error", () => undefined); // errors are expected under faults; the check is the mirror
-      agents.push({ index: i, view, node, client });
+      const agent: Agent = { index: i, view, node, client, lastChangeMs: Date.now() };
+      const changed = (): void => {
+        agent.lastChangeMs = Date.now();
+      };
+      client.on("updates", changed);
+      client.on("status", changed);
+      agents.push(agent);
       client.start();
     }
     cleanups.push(() => Promise.all(agents.map((a) => a.client.destroy())));
@@ -424,12 +442,14 @@ export async function chaosRun(o: RunOptions): Promise<RunResult> {
 
     // Settle: every mirror equal to the cluster converted, and in sync.
     const state = await sim.converted();
+    // Each value's canonical JSON once: with 200 agents there are ~150 views of mostly the same entries.
+    const stateJson = new Map(state.map((e) => [e.key, canonicalJson(e.value)]));
     const wanted = new Map<string, { map: Map<string, ResourceValue>; json: Map<string, string> }>();
     for (const a of agents) {
       const id = `${a.view}/${a.node ?? ""}`;
       if (wanted.has(id)) continue;
       const map = expectedView(state, a.view, a.node);
-      wanted.set(id, { map, json: new Map([...map].map(([k, v]) => [k, canonicalJson(v)])) });
+      wanted.set(id, { map, json: new Map([...map.keys()].map((k) => [k, stateJson.get(k)!])) });
     }
     // The states first, which is cheap; the mirrors are compared once every agent is in sync. Comparing
     // hundreds of full mirrors every 100 ms would starve the agents (and an in-process simulator), which
@@ -464,7 +484,10 @@ export async function chaosRun(o: RunOptions): Promise<RunResult> {
         lateAgents = failures.slice(0, 20).map((f) => ({ agent: f.agent, view: f.view, state: f.state }));
       }
     }
-    const convergeSeconds = failures.length === 0 ? (Date.now() - quietFromMs) / 1000 : undefined;
+    const isConverged = failures.length === 0;
+    const checkedSeconds = isConverged ? (Date.now() - quietFromMs) / 1000 : undefined;
+    const lastChangeMs = Math.max(quietFromMs, ...agents.map((a) => a.lastChangeMs));
+    const convergeSeconds = isConverged ? (lastChangeMs - quietFromMs) / 1000 : undefined;
     if (failures.length > 0) failures = check(true);
     const after = await Promise.all(slots.map((s) => footprint(s.pid)));
     return {
@@ -472,6 +495,7 @@ export async function chaosRun(o: RunOptions): Promise<RunResult> {
       simulator: placement,
       isDivergent: failures.length > 0,
       convergeSeconds,
+      checkedSeconds,
       schedule,
       faultsByKind,
       changes,

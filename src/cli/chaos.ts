@@ -93,7 +93,9 @@ export function chaosCommand(): Command {
         },
         onRun: (r, i) => {
           const kinds = r.schedule.map((f) => f.kind).join(",");
-          const verdict = r.isDivergent ? "DIVERGENT" : `converged in ${r.convergeSeconds?.toFixed(2)} s`;
+          const verdict = r.isDivergent
+            ? "DIVERGENT"
+            : `converged in ${r.convergeSeconds?.toFixed(2)} s (checked at ${r.checkedSeconds?.toFixed(2)} s)`;
           process.stderr.write(`run ${i + 1}/${flags.runs} seed ${r.seed}: ${verdict} [${kinds}]\n`);
           if (r.isDivergent) {
             process.stderr.write(`  reproduce: tabby chaos --seed ${r.seed} --runs 1\n`);
@@ -110,6 +112,7 @@ export function chaosCommand(): Command {
           notRun: report.notRun,
           faultsByKind: report.faultsByKind,
           convergeSeconds: report.convergeSeconds,
+          checkedSeconds: report.checkedSeconds,
         })}\n`,
       );
       // A run not carried out proves nothing either: it fails the command too, with its reason printed.

@@ -33,6 +33,7 @@ function result(
     simulator: "in-process",
     isDivergent: o.isDivergent ?? false,
     convergeSeconds: o.isDivergent === true ? undefined : (o.convergeSeconds ?? 1),
+    checkedSeconds: o.isDivergent === true ? undefined : (o.convergeSeconds ?? 1) + 0.5,
     schedule: [{ atMs: 200, kind: "proxy-cut", durationMs: 0, server: 0 }],
     faultsByKind: { "proxy-cut": 1 },
     changes: 10,
@@ -89,6 +90,7 @@ describe("chaos report", () => {
       [4, true],
     ]);
     expect(report.convergeSeconds).toEqual({ p50: 0.5, p99: 0.5, max: 0.5 });
+    expect(report.checkedSeconds).toEqual({ p50: 1, p99: 1, max: 1 });
   });
 
   it("reports server growth only for processes that lived through their run", () => {
