@@ -312,6 +312,7 @@ export class Harness {
     }
     const fixed = this.#ports[slot];
     const extra = [
+      ...this.options.serverSettings.map((s) => `--${s}`),
       ...(this.options.flushWindowMs === undefined
         ? []
         : ["--flush-window-ms", String(this.options.flushWindowMs)]),

@@ -65,6 +65,11 @@ export interface LoadtestOptions {
   /** Server flush window (--flush-window-ms); default: the server's own. */
   readonly flushWindowMs: number | undefined;
   /**
+   * More `tabby serve` settings for the server (--server-setting name=value, repeatable): each is passed as
+   * `--name=value` (e.g. `ingest-worker=false`). Default none.
+   */
+  readonly serverSettings: readonly string[];
+  /**
    * tabby replicas (--replicas): each a `tabby serve` with fixed ports and the others in `--peers`; the
    * agents get every replica's address and spread over them. Default 1.
    */
@@ -182,7 +187,16 @@ export function resolveLoadtestOptions(raw: RawLoadtestOptions, now = new Date()
     flushWindowMs:
       raw.flushWindowMs === undefined ? undefined : int("flushWindowMs", raw.flushWindowMs, 10, 0, 10_000),
     replicas,
+    serverSettings: (raw.serverSettings ?? []).map(checkServerSetting),
   };
+}
+
+/** `name=value` of a `tabby serve` flag (kebab-case name, without the dashes). */
+function checkServerSetting(setting: string): string {
+  if (!/^[a-z][a-z0-9-]*=\S*$/.test(setting)) {
+    throw new LoadtestOptionsError("serverSetting", `want name=value (a tabby serve flag), got "${setting}"`);
+  }
+  return setting;
 }
 
 /**

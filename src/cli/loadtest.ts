@@ -42,6 +42,7 @@ interface LoadtestFlags {
   seed?: number;
   flushWindowMs?: number;
   replicas?: number;
+  serverSetting?: string[];
 }
 
 /** `tabby loadtest`: the load test of loadtest/ (docs/LOADTEST.md). Exits 1 when verification fails. */
@@ -97,6 +98,11 @@ export function loadtestCommand(): Command {
       "tabby replicas, each listing the others in --peers; agents spread over them (default 1; scale-out and rolling-restart need 2+)",
       wholeNumber(1),
     )
+    .option(
+      "--server-setting <name=value>",
+      "a tabby serve flag for the server, repeatable (e.g. --server-setting ingest-worker=false)",
+      (v: string, all: string[] = []) => [...all, v],
+    )
     .option("--no-progress", "no progress bar")
     .action(async (flags: LoadtestFlags) => {
       const raw: RawLoadtestOptions = {
@@ -118,6 +124,7 @@ export function loadtestCommand(): Command {
         ...(flags.flushWindowMs !== undefined && { flushWindowMs: flags.flushWindowMs }),
         ...(flags.seed !== undefined && { seed: flags.seed }),
         ...(flags.replicas !== undefined && { replicas: flags.replicas }),
+        ...(flags.serverSetting !== undefined && { serverSettings: flags.serverSetting }),
         hasProgressBar: flags.progress !== false,
       };
       let options;

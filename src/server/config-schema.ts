@@ -244,6 +244,13 @@ export const SERVE_SETTINGS = [
     max: 86_400_000,
     description: "how often a CRD that is not installed is checked again",
   },
+  {
+    field: "ingestWorker",
+    type: "bool",
+    default: true,
+    description:
+      "decode and convert the upstream lists and watch events (JSON.parse, Kubernetes to Calico, msgpack encode) in a worker thread, off the fan-out's thread",
+  },
   // Calico conversion (docs/CALICO-CONFORMANCE.md).
   {
     field: "interfacePrefix",

@@ -36,6 +36,8 @@ export interface ServeConfig {
   readonly upstreamProbeMs: number;
   readonly upstreamProbeTimeoutMs: number;
   readonly missingCrdRecheckMs: number;
+  /** Decode and convert upstream objects in a worker thread (DatastoreOptions.ingestWorker). */
+  readonly ingestWorker: boolean;
   readonly interfacePrefix: string;
   readonly usePodCidr: boolean;
   readonly calicoApiGroup: "crd.projectcalico.org/v1" | "projectcalico.org/v3";

@@ -207,6 +207,7 @@ export async function runServer(config: ServeConfig, deps: ServerDeps): Promise<
       upstreamProbeMs: config.upstreamProbeMs,
       upstreamProbeTimeoutMs: config.upstreamProbeTimeoutMs,
       missingCrdRecheckMs: config.missingCrdRecheckMs,
+      ingestWorker: config.ingestWorker,
       convert: {
         interfacePrefix: config.interfacePrefix,
         usePodCidr: config.usePodCidr,

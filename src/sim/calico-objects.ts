@@ -89,6 +89,9 @@ export function tiers(): Obj[] {
     cr("Tier", "security", { order: 100, defaultAction: "Deny" }),
     cr("Tier", "platform", { order: 200, defaultAction: "Pass" }),
     cr("Tier", "default", { order: 1_000_000, defaultAction: "Deny" }),
+    // The tiers calico-node creates for ClusterNetworkPolicies (clientv3 ensureTierExists).
+    cr("Tier", "kube-admin", { order: 1_000, defaultAction: "Pass" }),
+    cr("Tier", "kube-baseline", { order: 10_000_000, defaultAction: "Pass" }),
   ];
 }
 

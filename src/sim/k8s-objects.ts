@@ -405,6 +405,82 @@ export function endpointSliceObject(
   };
 }
 
+/**
+ * The seed's ClusterNetworkPolicies (sigs.k8s.io/network-policy-api): an Admin one and a Baseline one that
+ * between them carry every subject, peer, protocol and action form Calico converts.
+ */
+export function clusterNetworkPolicies(): Obj[] {
+  const cnp = (name: string, spec: Obj): Obj => ({
+    apiVersion: "policy.networking.k8s.io/v1alpha2",
+    kind: "ClusterNetworkPolicy",
+    metadata: { name },
+    spec,
+  });
+  const monitoring = { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } };
+  return [
+    cnp("admin-guard", {
+      tier: "Admin",
+      priority: 10,
+      subject: { namespaces: {} },
+      ingress: [
+        {
+          name: "pass-monitoring",
+          action: "Pass",
+          from: [{ namespaces: monitoring }],
+          protocols: [{ destinationNamedPort: "metrics" }],
+        },
+      ],
+      egress: [
+        {
+          name: "deny-blocklist",
+          action: "Deny",
+          to: [{ networks: ["198.51.100.0/24", "2001:db8:dead::/48"] }],
+        },
+        {
+          name: "accept-dns",
+          action: "Accept",
+          to: [
+            {
+              pods: {
+                namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } },
+                podSelector: { matchLabels: { "k8s-app": "kube-dns" } },
+              },
+            },
+          ],
+          protocols: [
+            { udp: { destinationPort: { number: 53 } } },
+            { tcp: { destinationPort: { number: 53 } } },
+          ],
+        },
+      ],
+    }),
+    cnp("baseline-privileged-ports", {
+      tier: "Baseline",
+      priority: 50,
+      subject: {
+        pods: {
+          namespaceSelector: {
+            matchExpressions: [
+              { key: "kubernetes.io/metadata.name", operator: "NotIn", values: ["kube-system"] },
+            ],
+          },
+          podSelector: {},
+        },
+      },
+      ingress: [
+        {
+          action: "Deny",
+          from: [{ namespaces: {} }],
+          protocols: [
+            { tcp: { destinationPort: { range: { start: 1, end: 1023 } } } },
+            { sctp: { destinationPort: { number: 9000 } } },
+          ],
+        },
+      ],
+    }),
+  ];
+}
+
 export function denyAllIngressPolicy(namespace: string): Obj {
   return {
     apiVersion: "networking.k8s.io/v1",

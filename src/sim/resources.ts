@@ -71,6 +71,16 @@ export function builtinResources(endpointSliceVersion: EndpointSliceVersion): Re
       isCrd: false,
       shortNames: ["netpol"],
     }),
+    // sigs.k8s.io/network-policy-api's ClusterNetworkPolicy (a CRD in a real cluster; always served here).
+    resourceDef({
+      group: "policy.networking.k8s.io",
+      version: "v1alpha2",
+      plural: "clusternetworkpolicies",
+      kind: "ClusterNetworkPolicy",
+      isNamespaced: false,
+      isCrd: false,
+      shortNames: ["cnp"],
+    }),
     resourceDef({
       group: "discovery.k8s.io",
       version: endpointSliceVersion,

@@ -3,6 +3,7 @@ import { SimError, SimErrorCode } from "./errors.js";
 import { BlockAllocator, nodeIp, serviceIp } from "./ipam.js";
 import {
   allowAppPolicy,
+  clusterNetworkPolicies,
   denyAllIngressPolicy,
   egressPolicy,
   endpointSliceObject,
@@ -241,6 +242,7 @@ export function seedCluster(sim: Simulator, options: SeedOptions): SeedResult {
     create("bgppeers", calico.bgpPeer(`rack-${r}`, `10.1.${r >> 8}.${r & 255}`, 64600 + r));
   for (const t of calico.tiers()) create("tiers", t);
   for (const p of calico.globalNetworkPolicies()) create("globalnetworkpolicies", p);
+  for (const p of clusterNetworkPolicies()) create("clusternetworkpolicies", p);
   for (const [i, name] of ["blocklist-a", "blocklist-b", "blocklist-c"].entries()) {
     create(
       "globalnetworksets",

@@ -10,8 +10,9 @@ import { decideReplicaResume } from "./replica-resume.js";
 import type { ReplicaResumeDecision, ReplicaState } from "./replica-resume.js";
 import { encodePatchEntry } from "./patch-entry.js";
 import { isNodeScoped, VIEWS, viewsOfKind } from "./kinds.js";
+import type { PreparedValue } from "./prepared.js";
 import { digestHex, domainOf } from "./state-digest.js";
-import { Store } from "./store.js";
+import { decodeStored, Store } from "./store.js";
 import type { Change } from "./store.js";
 
 export interface HubOptions {
@@ -63,15 +64,21 @@ export function framesFor(batch: ViewBatch, node: string | undefined): DeltaFram
   return node === undefined ? batch.shared : (batch.byNode.get(node) ?? batch.shared);
 }
 
+/** A key's value before a batch: its encoding, and the value itself when the store already decoded it. */
+interface PatchBase {
+  readonly encoded: Buffer;
+  readonly value: ResourceValue | undefined;
+}
+
 /**
  * The patch forms of a batch's broadcast changes, computed once per key (a change may reach several
  * views) and only when some view's frame is first asked for its patch encoding.
  */
 class PatchMemo {
-  readonly #bases: ReadonlyMap<string, Buffer | undefined>;
+  readonly #bases: ReadonlyMap<string, PatchBase | undefined>;
   readonly #memo = new Map<string, Buffer>();
 
-  constructor(bases: ReadonlyMap<string, Buffer | undefined>) {
+  constructor(bases: ReadonlyMap<string, PatchBase | undefined>) {
     this.#bases = bases;
   }
 
@@ -86,7 +93,10 @@ class PatchMemo {
     if (c.value === null || base === undefined) return c.encoded;
     let encoded = this.#memo.get(c.key);
     if (encoded === undefined) {
-      encoded = encodePatchEntry(c.key, base, c.value, c.encoded.byteLength) ?? c.encoded;
+      // The base was decoded already when the store compared against it (its first change in the batch).
+      const baseValue = base.value ?? decodeStored(base.encoded);
+      const next = c.value ?? decodeStored(c.encoded);
+      encoded = encodePatchEntry(c.key, baseValue, next, c.encoded.byteLength) ?? c.encoded;
       this.#memo.set(c.key, encoded);
     }
     return encoded;
@@ -240,16 +250,20 @@ export class Hub {
 
   /** Applies an upsert; returns false when the value was unchanged (skipped). */
   upsert(key: string, value: ResourceValue): boolean {
-    const change = this.store.upsert(key, value);
-    if (change === null) return false;
-    if (viewsOfKind(change.kind).length > 0) this.#digests.apply(change);
-    this.#pending.push(change);
-    return true;
+    return this.#record(this.store.upsert(key, value));
+  }
+
+  /** Applies an upsert of a prepared value (Store.upsertPrepared); returns false when it was unchanged. */
+  upsertPrepared(key: string, prepared: PreparedValue): boolean {
+    return this.#record(this.store.upsertPrepared(key, prepared));
   }
 
   /** Applies a delete; returns false when the key was absent. */
   delete(key: string): boolean {
-    const change = this.store.delete(key);
+    return this.#record(this.store.delete(key));
+  }
+
+  #record(change: Change | null): boolean {
     if (change === null) return false;
     if (viewsOfKind(change.kind).length > 0) this.#digests.apply(change);
     this.#pending.push(change);
@@ -266,11 +280,14 @@ export class Hub {
     const from = this.#flushed;
     const to = this.store.revision;
     /** Per key: its value's encoding before the batch (what an in-step session holds). */
-    const bases = new Map<string, Buffer | undefined>();
+    const bases = new Map<string, PatchBase | undefined>();
     const shared = new Map<ViewName, Map<string, Change>>();
     const nodes = new Map<ViewName, Map<string, Map<string, Buffer>>>();
     for (const change of this.#pending) {
-      if (!bases.has(change.key)) bases.set(change.key, change.prevEncoded);
+      if (!bases.has(change.key)) {
+        const encoded = change.prevEncoded;
+        bases.set(change.key, encoded === undefined ? undefined : { encoded, value: change.prevValue });
+      }
       for (const view of viewsOfKind(change.kind)) {
         const log = this.#logs[view];
         if (!isNodeScoped(view, change.kind)) {

@@ -5,6 +5,7 @@ export * from "./delta-frames.js";
 export * from "./hub.js";
 export * from "./keys.js";
 export * from "./kinds.js";
+export * from "./prepared.js";
 export * from "./replica-resume.js";
 export * from "./state-digest.js";
 export * from "./store.js";

@@ -32,6 +32,7 @@ export const CONVERTED_KINDS = [
   "Profile",
   "Node",
   "KubernetesNetworkPolicy",
+  "KubernetesClusterNetworkPolicy",
   "KubernetesService",
   "KubernetesEndpointSlice",
 ] as const;
@@ -117,6 +118,7 @@ export const VIEWS: Readonly<Record<ViewName, ViewDefinition>> = {
     "BGPConfiguration",
     "BGPPeer",
     "KubernetesNetworkPolicy",
+    "KubernetesClusterNetworkPolicy",
     "KubernetesService",
     "KubernetesEndpointSlice",
     "IPAMBlock",

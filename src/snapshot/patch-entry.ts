@@ -1,20 +1,18 @@
-import { decodeValue } from "../../proto/codec.js";
 import { encodeEntry } from "../../proto/frame-builder.js";
 import { createMergePatch, resourceVersionOf } from "../../proto/merge-patch.js";
-import type { Entry, ResourceValue } from "../../proto/messages.js";
+import type { ResourceValue } from "../../proto/messages.js";
 
 /**
- * The patch entry `{k, p, b}` that turns the value encoded in `baseEncoded` (an entry `{k, v}` as the store
- * encodes it) into `next`, or undefined when a patch cannot say it (no base value, no base
- * resourceVersion, a null where they differ) or is not smaller than `fullBytes`.
+ * The patch entry `{k, p, b}` that turns `base` (the value a session holds, decoded once by the caller)
+ * into `next`, or undefined when a patch cannot say it (no base value, no base resourceVersion, a null
+ * where they differ) or is not smaller than `fullBytes`.
  */
 export function encodePatchEntry(
   key: string,
-  baseEncoded: Buffer,
+  base: ResourceValue | null,
   next: ResourceValue,
   fullBytes: number,
 ): Buffer | undefined {
-  const base = (decodeValue(baseEncoded) as Entry).v;
   const b = resourceVersionOf(base);
   if (base === null || b === undefined || b.length === 0 || b.length > 256) return undefined;
   const p = createMergePatch(base, next);

@@ -4,6 +4,7 @@ import type { Entry, ResourceValue } from "../../proto/messages.js";
 import { sameResource } from "./deep-equal.js";
 import { kindOfKey } from "./keys.js";
 import { nodeOf } from "./kinds.js";
+import type { PreparedValue } from "./prepared.js";
 import { valueHash } from "./state-digest.js";
 import type { Hash64 } from "./state-digest.js";
 
@@ -18,6 +19,8 @@ export interface StoreEntry {
   readonly encoded: Buffer;
   /** entryHash(key, resourceVersion): this entry's part of its domain's state digest (state-digest.ts). */
   readonly hash: Hash64;
+  /** PreparedValue.sameAs, when the value came prepared: compared instead of decoding the value. */
+  readonly sameAs: string | undefined;
 }
 
 /** One real change, as the store made it. */
@@ -25,8 +28,16 @@ export interface Change {
   readonly revision: number;
   readonly key: string;
   readonly kind: string;
-  /** The new value, or null for a delete. */
-  readonly value: ResourceValue | null;
+  /**
+   * The new value, or null for a delete; undefined when it came prepared (upsertPrepared), where only
+   * `encoded` holds it (decode that if the value is needed).
+   */
+  readonly value: ResourceValue | null | undefined;
+  /**
+   * The previous value, when the store decoded it to compare (so that a patch against it need not decode
+   * it again); undefined when it was not decoded or the key was absent.
+   */
+  readonly prevValue: ResourceValue | undefined;
   /** Owning node after the change (for a delete: before it). Node-scoped kinds only. */
   readonly node: string | undefined;
   /** Owning node before the change, when it differs from `node` (the old owner must see a delete). */
@@ -47,7 +58,8 @@ export interface Change {
  * The current state: key → {value, revision}. Every real change gets the next server-wide revision; an
  * upsert whose value equals the current one (ignoring resourceVersion) is skipped and counted.
  * Values are kept only in their encoded form (a third of the memory of the objects); the previous value
- * is decoded only when an upsert's encoding differs from it. Pure: no I/O, no timers.
+ * is decoded only when an upsert's encoding differs from it and no fingerprint (PreparedValue.sameAs)
+ * decides. Pure: no I/O, no timers.
  */
 export class Store {
   readonly #entries = new Map<string, StoreEntry>();
@@ -107,18 +119,58 @@ export class Store {
   upsert(key: string, value: ResourceValue): Change | null {
     const prev = this.#entries.get(key);
     const encoded = encodeEntry({ k: key, v: value });
-    if (
-      prev !== undefined &&
-      (prev.encoded.equals(encoded) || sameResource(decodeStored(prev.encoded), value))
-    ) {
-      this.#skipped++;
-      return null;
+    let prevValue: ResourceValue | undefined;
+    if (prev !== undefined) {
+      if (prev.encoded.equals(encoded)) return this.#skip();
+      prevValue = decodeStored(prev.encoded);
+      if (sameResource(prevValue, value)) return this.#skip();
     }
     const kind = prev?.kind ?? kindOfKey(key);
     const node = nodeOf(kind, value);
+    return this.#set(
+      prev,
+      { key, kind, node, encoded, hash: valueHash(key, value), sameAs: undefined },
+      value,
+      prevValue,
+    );
+  }
+
+  /**
+   * Sets a value prepared ahead (prepareValue, possibly on another thread): the same as `upsert` of the
+   * value it was prepared from, but compared by bytes and fingerprint, without decoding.
+   */
+  upsertPrepared(key: string, p: PreparedValue): Change | null {
+    const prev = this.#entries.get(key);
+    let prevValue: ResourceValue | undefined;
+    if (prev !== undefined) {
+      if (prev.encoded.equals(p.encoded)) return this.#skip();
+      if (prev.sameAs !== undefined) {
+        if (prev.sameAs === p.sameAs) return this.#skip();
+      } else {
+        // Set by a plain upsert (static entries): compare the values.
+        prevValue = decodeStored(prev.encoded);
+        if (sameResource(prevValue, decodeStored(p.encoded))) return this.#skip();
+      }
+    }
+    const kind = prev?.kind ?? kindOfKey(key);
+    const entry = { key, kind, node: p.node, encoded: p.encoded, hash: p.hash, sameAs: p.sameAs };
+    return this.#set(prev, entry, undefined, prevValue);
+  }
+
+  #skip(): null {
+    this.#skipped++;
+    return null;
+  }
+
+  #set(
+    prev: StoreEntry | undefined,
+    next: Omit<StoreEntry, "revision">,
+    value: ResourceValue | undefined,
+    prevValue: ResourceValue | undefined,
+  ): Change {
+    const { key, kind, node, encoded, hash } = next;
     const revision = ++this.#revision;
-    const hash = valueHash(key, value);
-    const entry: StoreEntry = { key, kind, revision, node, encoded, hash };
+    const entry: StoreEntry = { ...next, revision };
     this.#entries.set(key, entry);
     let ofKind = this.#byKind.get(kind);
     if (ofKind === undefined) {
@@ -141,6 +193,7 @@ export class Store {
       key,
       kind,
       value,
+      prevValue,
       node,
       prevNode,
       encoded,
@@ -164,6 +217,7 @@ export class Store {
       key,
       kind: prev.kind,
       value: null,
+      prevValue: undefined,
       node: prev.node,
       prevNode: undefined,
       encoded: encodeEntry({ k: key, v: null }),
@@ -183,6 +237,6 @@ export class Store {
 }
 
 /** The value of an entry encoded by this store (`{k, v}` with v a map). */
-function decodeStored(encoded: Buffer): ResourceValue {
+export function decodeStored(encoded: Buffer): ResourceValue {
   return (decodeValue(encoded) as Entry).v as ResourceValue;
 }

@@ -34,33 +34,36 @@ describe("Datastore: 410 Gone", () => {
     expect(await h.metric("tabby_upstream_relists_total", { kind: "Profile" })).toBe(0);
   });
 
-  it("relists on an in-stream ERROR 410 event; only the relist can reveal the deletes", async () => {
-    const h = await startHarness({
-      seed: (sim) => seedSmallCluster(sim),
-      datastore: { kinds: ["WorkloadEndpoint", "Profile"] },
-    });
-    await h.converged();
-    await expect.poll(() => h.sim.openWatches).toBe(3); // every watch is open to receive the ERROR event
-    const relistsBefore = await h.metric("tabby_upstream_relists_total");
+  it.each([true, false])(
+    "relists on an in-stream ERROR 410 event; only the relist can reveal the deletes (ingest worker: %s)",
+    async (ingestWorker) => {
+      const h = await startHarness({
+        seed: (sim) => seedSmallCluster(sim),
+        datastore: { kinds: ["WorkloadEndpoint", "Profile"], ingestWorker },
+      });
+      await h.converged();
+      await expect.poll(() => h.sim.openWatches).toBe(3); // every watch is open to receive the ERROR event
+      const relistsBefore = await h.metric("tabby_upstream_relists_total");
 
-    // Stalled: the DELETED events are queued on the server, then discarded when the watch expires.
-    h.sim.faults.stallWatches(true);
-    h.sim.remove("pods", "payments", "api-5");
-    h.sim.remove("serviceaccounts", "payments", "api");
-    h.sim.patch("namespaces", undefined, "payments", { metadata: { labels: { expired: "yes" } } });
-    h.sim.faults.expireWatches();
+      // Stalled: the DELETED events are queued on the server, then discarded when the watch expires.
+      h.sim.faults.stallWatches(true);
+      h.sim.remove("pods", "payments", "api-5");
+      h.sim.remove("serviceaccounts", "payments", "api");
+      h.sim.patch("namespaces", undefined, "payments", { metadata: { labels: { expired: "yes" } } });
+      h.sim.faults.expireWatches();
 
-    await expect
-      .poll(() => h.metric("tabby_upstream_relists_total"), { timeout: 5000 })
-      .toBeGreaterThanOrEqual(relistsBefore + 3);
-    await h.converged();
-    expect(h.sink.hub.store.has(wepKey("payments", "api-5", "node-2"))).toBe(false);
-    expect(h.sink.hub.store.has("Profile/ksa.payments.api")).toBe(false);
-    expect(h.sink.hub.store.has("Profile/kns.payments")).toBe(true);
-    expect(await h.metric("tabby_upstream_events_total", { kind: "WorkloadEndpoint", type: "error" })).toBe(
-      1,
-    );
-    expect(await h.metric("tabby_upstream_gone_total", { kind: "Profile" })).toBe(2);
-    h.sim.faults.stallWatches(false);
-  });
+      await expect
+        .poll(() => h.metric("tabby_upstream_relists_total"), { timeout: 5000 })
+        .toBeGreaterThanOrEqual(relistsBefore + 3);
+      await h.converged();
+      expect(h.sink.hub.store.has(wepKey("payments", "api-5", "node-2"))).toBe(false);
+      expect(h.sink.hub.store.has("Profile/ksa.payments.api")).toBe(false);
+      expect(h.sink.hub.store.has("Profile/kns.payments")).toBe(true);
+      expect(await h.metric("tabby_upstream_events_total", { kind: "WorkloadEndpoint", type: "error" })).toBe(
+        1,
+      );
+      expect(await h.metric("tabby_upstream_gone_total", { kind: "Profile" })).toBe(2);
+      h.sim.faults.stallWatches(false);
+    },
+  );
 });

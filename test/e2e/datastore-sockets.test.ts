@@ -10,6 +10,8 @@ describe("Datastore: no socket leak across watch reconnects", () => {
     });
     await h.converged();
     await expect.poll(() => h.sim.openWatches).toBe(2);
+    // The ingest worker's thread (its event loop's descriptors) is a fixed cost, counted once it is up.
+    await expect.poll(() => h.ds.ingestWorker?.isAvailable, { timeout: 10_000 }).toBe(true);
     const socketsBefore = h.ds.socketCount();
     const fdsBefore = openFdCount();
     const listsBefore = h.sim.requestCounts["list nodes"];

@@ -210,7 +210,7 @@ describe("seedCluster", () => {
         .map((p) => `${p.metadata.namespace}/${p.metadata.name} ${(p.status as { podIP?: string }).podIP}`);
     expect(shape(b)).toEqual(shape(a));
     expect(shape(c)).not.toEqual(shape(a));
-    expect(rb.skipped.tiers).toBe(3);
+    expect(rb.skipped.tiers).toBe(5);
     expect(rb.counts.ippools).toBe(3);
   });
 });

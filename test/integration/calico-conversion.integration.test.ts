@@ -242,6 +242,39 @@ async function writeCluster(): Promise<void> {
     "untyped",
   );
 
+  // A ClusterNetworkPolicy (sigs.k8s.io/network-policy-api; its CRD is installed with Calico's).
+  await create(
+    "/apis/policy.networking.k8s.io/v1alpha2/clusternetworkpolicies",
+    {
+      apiVersion: "policy.networking.k8s.io/v1alpha2",
+      kind: "ClusterNetworkPolicy",
+      metadata: { name: "admin-guard" },
+      spec: {
+        tier: "Admin",
+        priority: 20,
+        subject: {
+          pods: {
+            namespaceSelector: { matchLabels: { team: "net" } },
+            podSelector: { matchLabels: { app: "web" } },
+          },
+        },
+        ingress: [
+          {
+            name: "allow-clients",
+            action: "Accept",
+            from: [{ namespaces: { matchLabels: { team: "net" } } }],
+            protocols: [
+              { tcp: { destinationPort: { number: 80 } } },
+              { tcp: { destinationPort: { range: { start: 8000, end: 8100 } } } },
+            ],
+          },
+        ],
+        egress: [{ action: "Deny", to: [{ networks: ["10.9.8.7/8"] }] }],
+      },
+    },
+    "cnp",
+  );
+
   // A Tier without order or default action (Calico's Tier client fills both in).
   await create(
     "/apis/crd.projectcalico.org/v1/tiers",
@@ -476,6 +509,29 @@ describe("Calico's conversion of objects written through kube-apiserver 1.20", (
       egress: [{ action: "Allow", protocol: "UDP", destination: { ports: [53] } }],
       selector: K8S,
       types: ["Ingress", "Egress"],
+    });
+  });
+
+  it("ClusterNetworkPolicy → Calico GlobalNetworkPolicy in the kube-admin tier", () => {
+    const policy = valueOf("KubernetesClusterNetworkPolicy/admin-guard");
+    expect(policy.kind).toBe("GlobalNetworkPolicy");
+    expect(policy.metadata).toMatchObject({ name: "admin-guard", uid: convertUid(uids.get("cnp")!) });
+    expect(policy.spec).toEqual({
+      tier: "kube-admin",
+      order: 20,
+      ingress: [
+        {
+          action: "Allow",
+          protocol: "TCP",
+          source: { namespaceSelector: "team == 'net'" },
+          destination: { ports: [80, "8000:8100"] },
+          metadata: { annotations: { name: "allow-clients" } },
+        },
+      ],
+      egress: [{ action: "Deny", destination: { nets: ["10.0.0.0/8"] } }],
+      selector: `${K8S} && app == 'web'`,
+      types: ["Ingress", "Egress"],
+      namespaceSelector: "team == 'net'",
     });
   });
 

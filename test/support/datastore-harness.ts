@@ -8,11 +8,11 @@ import { Registry } from "prom-client";
 import { onTestFinished, vi } from "vitest";
 import type { ResourceValue } from "../../proto/messages.js";
 import { Datastore, resourceId, staticEntries } from "../../src/server/datastore/index.js";
-import type { DatastoreOptions, KubeObject } from "../../src/server/datastore/index.js";
+import type { DatastoreDeps, DatastoreOptions, KubeObject } from "../../src/server/datastore/index.js";
 import { startSimulator } from "../../src/sim/index.js";
 import type { Simulator, SimulatorOptions } from "../../src/sim/index.js";
 import { Hub } from "../../src/snapshot/index.js";
-import type { KindState, UpstreamSink } from "../../src/snapshot/index.js";
+import type { KindState, PreparedValue, UpstreamSink } from "../../src/snapshot/index.js";
 
 /** A bare Hub as the datastore's sink; remembers every kind state it was given. */
 export class HubSink implements UpstreamSink {
@@ -22,6 +22,11 @@ export class HubSink implements UpstreamSink {
 
   upsert(key: string, value: ResourceValue): void {
     this.hub.upsert(key, value);
+    this.hub.flush();
+  }
+
+  upsertPrepared(key: string, prepared: PreparedValue): void {
+    this.hub.upsertPrepared(key, prepared);
     this.hub.flush();
   }
 
@@ -78,7 +83,12 @@ export const quietLogger = pino({ level: "silent" });
 
 /** Starts a simulator and a datastore on it; both are closed when the test finishes. */
 export async function startHarness(
-  opts: { sim?: SimulatorOptions; datastore?: DatastoreOptions; seed?: (sim: Simulator) => void } = {},
+  opts: {
+    sim?: SimulatorOptions;
+    datastore?: DatastoreOptions;
+    seed?: (sim: Simulator) => void;
+    deps?: Partial<Pick<DatastoreDeps, "logger" | "ingestWorkerEntry" | "maxIngestWorkerCrashes">>;
+  } = {},
 ): Promise<Harness> {
   const sim = await startSimulator(opts.sim);
   onTestFinished(() => sim.close());
@@ -90,6 +100,7 @@ export async function startHarness(
     sink,
     logger: quietLogger,
     registry,
+    ...opts.deps,
     options: {
       backoffInitialMs: 20,
       backoffMaxMs: 200,

@@ -11,6 +11,7 @@ import type { UpstreamSink } from "../../src/snapshot/index.js";
 const hub = new Hub();
 const sink: UpstreamSink = {
   upsert: (k, v) => void hub.upsert(k, v),
+  upsertPrepared: (k, p) => void hub.upsertPrepared(k, p),
   delete: (k) => void hub.delete(k),
   keysOfKind: (kind) => hub.store.keysOfKind(kind),
   setKindState: () => undefined,
@@ -64,6 +65,7 @@ describe("Datastore options", () => {
     expect(names).toEqual([
       "tabby_upstream_events_total",
       "tabby_upstream_gone_total",
+      "tabby_upstream_ingest_worker_crashes_total",
       "tabby_upstream_invalid_objects_total",
       "tabby_upstream_last_event_age_seconds",
       "tabby_upstream_probes_total",

@@ -9,6 +9,7 @@ function recordingSink(): UpstreamSink & { states: [string, KindState][] } {
   return {
     states,
     upsert: () => undefined,
+    upsertPrepared: () => undefined,
     delete: () => undefined,
     keysOfKind: () => [],
     setKindState: (kind, state) => states.push([kind, state]),

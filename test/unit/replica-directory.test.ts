@@ -100,6 +100,7 @@ function recordingSink(): UpstreamSink & { upserts: string[]; deletes: string[] 
     upserts,
     deletes,
     upsert: (key) => void upserts.push(key),
+    upsertPrepared: (key) => void upserts.push(key),
     delete: (key) => void deletes.push(key),
     keysOfKind: () => [],
     setKindState: () => undefined,

@@ -81,6 +81,7 @@ describe("ResourceLoop timing (fake timers)", () => {
   function startLoop(lists: ListFn[]): { calls: { list: number; watch: number }; done: Promise<void> } {
     const sink: UpstreamSink = {
       upsert: () => undefined,
+      upsertPrepared: () => undefined,
       delete: () => undefined,
       keysOfKind: () => [],
       setKindState: (kind, state) => states.push([kind, state]),

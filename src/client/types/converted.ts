@@ -126,6 +126,12 @@ export type Node = CalicoResource<"Node", NodeSpec> & { status?: NodeStatus };
  */
 export type KubernetesNetworkPolicy = CalicoResource<"NetworkPolicy", NetworkPolicySpec>;
 
+/**
+ * `KubernetesClusterNetworkPolicy/<name>`: a policy.networking.k8s.io ClusterNetworkPolicy as the Calico v3
+ * GlobalNetworkPolicy libcalico-go makes of it (tier `kube-admin` or `kube-baseline`, order = priority).
+ */
+export type KubernetesClusterNetworkPolicy = CalicoResource<"GlobalNetworkPolicy", GlobalNetworkPolicySpec>;
+
 export interface ServicePort {
   name?: string;
   protocol?: "TCP" | "UDP" | "SCTP";
@@ -188,6 +194,7 @@ export interface ConvertedKinds {
   Profile: Profile;
   Node: Node;
   KubernetesNetworkPolicy: KubernetesNetworkPolicy;
+  KubernetesClusterNetworkPolicy: KubernetesClusterNetworkPolicy;
   KubernetesService: KubernetesService;
   KubernetesEndpointSlice: KubernetesEndpointSlice;
 }

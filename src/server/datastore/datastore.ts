@@ -4,6 +4,7 @@ import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import type { UpstreamSink } from "../../snapshot/sink.js";
 import type { KindState } from "../../snapshot/sync-state.js";
+import { IngestWorker } from "./ingest-worker.js";
 import { KubeHttp } from "./kube-http.js";
 import { datastoreMetrics } from "./metrics.js";
 import type { DatastoreMetrics, MetricsSource } from "./metrics.js";
@@ -53,6 +54,11 @@ export interface DatastoreOptions {
   upstreamProbeMs?: number;
   /** A probe not answered within this (ms) is a failure. Default 5000. */
   upstreamProbeTimeoutMs?: number;
+  /**
+   * Decode and convert list pages and watch events (JSON.parse, Kubernetes → Calico, msgpack encode) in a
+   * worker thread, so that the main thread only compares, stores and fans out. Default true.
+   */
+  ingestWorker?: boolean;
 }
 
 export interface DatastoreDeps {
@@ -66,6 +72,10 @@ export interface DatastoreDeps {
   random?: () => number;
   /** Every wait of the list-watch loops and the probe (tests). Default an abortable setTimeout. */
   delay?: Delay;
+  /** The ingest worker's thread module (tests). Default ingest-thread.js. */
+  ingestWorkerEntry?: URL;
+  /** Crashes after which the ingest worker is not restarted and the main thread ingests (tests). Default 3. */
+  maxIngestWorkerCrashes?: number;
 }
 
 type NumericOption = {
@@ -121,6 +131,8 @@ export class Datastore {
   readonly #http: KubeHttp;
   readonly #metrics: DatastoreMetrics;
   readonly #tracker: SyncTracker;
+  /** Undefined when the ingest worker is off (DatastoreOptions.ingestWorker). */
+  readonly #ingest: IngestWorker | undefined;
   readonly #abort = new AbortController();
   readonly #lastEventMs = new Map<string, number>();
   /** When each resource last heard from upstream, for the probe. */
@@ -164,6 +176,21 @@ export class Datastore {
       clock: this.#clock,
       staleAfterMs: this.#options.staleAfterMs,
     });
+    if (options.ingestWorker !== undefined && typeof options.ingestWorker !== "boolean") {
+      throw new TypeError(
+        `DatastoreOptions.ingestWorker must be a boolean, got ${String(options.ingestWorker)}`,
+      );
+    }
+    this.#ingest =
+      options.ingestWorker === false
+        ? undefined
+        : new IngestWorker({
+            data: { kinds: options.kinds, convert: options.convert },
+            logger: deps.logger.child({ component: "ingest-worker" }),
+            metrics: this.#metrics,
+            ...(deps.ingestWorkerEntry !== undefined && { entry: deps.ingestWorkerEntry }),
+            ...(deps.maxIngestWorkerCrashes !== undefined && { maxCrashes: deps.maxIngestWorkerCrashes }),
+          });
     // Each loop holds at most a couple of listeners on the shared signal (a request, a sleep).
     setMaxListeners(this.#resources.length * 4 + 10, this.#abort.signal);
   }
@@ -178,6 +205,11 @@ export class Datastore {
     return this.#openWatches;
   }
 
+  /** The ingest worker (undefined when off): crashes, availability. */
+  get ingestWorker(): IngestWorker | undefined {
+    return this.#ingest;
+  }
+
   /** Sockets held by the shared agent (in use and idle). */
   socketCount(): number {
     return this.#http.socketCount();
@@ -189,6 +221,7 @@ export class Datastore {
     this.#isStarted = true;
     this.#metrics.addSource(this.#source);
     this.#tracker.start();
+    this.#ingest?.start();
     // Calico's own values (no Kubernetes object backs them): written once, never deleted by a relist.
     for (const { key, value } of staticEntries(this.#resources)) this.#sink.upsert(key, value);
     this.#logger.info({ resources: this.#resources.length }, "datastore starting upstream list-watches");
@@ -208,6 +241,7 @@ export class Datastore {
         delay: this.#delay,
         options: this.#options,
         signal: this.#abort.signal,
+        ingest: this.#ingest,
         onActivity: () => {
           const now = this.#clock();
           this.#lastEventMs.set(kind, now);
@@ -242,11 +276,13 @@ export class Datastore {
     );
   }
 
-  /** Aborts every request; resolves when every loop has ended. Idempotent. */
+  /** Aborts every request and ends the ingest worker; resolves when every loop has ended. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#abort.abort(new Error("datastore closed"));
       this.#tracker.close();
+      // Before waiting for the loops: one may be waiting for the worker's answer.
+      await this.#ingest?.close();
       await Promise.all(this.#loops);
       this.#loops = [];
       await this.#http.destroy();

@@ -9,6 +9,7 @@
  * | ERR_DATASTORE_DECODE | a response or watch line was not valid JSON or not the expected shape |
  * | ERR_DATASTORE_WATCHDOG | a watch saw nothing, not even a bookmark, for watchdogMs |
  * | ERR_DATASTORE_PROBE | the API server did not answer a probe (a list with limit=1) in time, or answered 5xx |
+ * | ERR_DATASTORE_INGEST_WORKER | the ingest worker thread crashed (or was closed) with this request in flight |
  */
 export type DatastoreErrorCode =
   | "ERR_DATASTORE_LIST"
@@ -16,7 +17,8 @@ export type DatastoreErrorCode =
   | "ERR_DATASTORE_GONE"
   | "ERR_DATASTORE_DECODE"
   | "ERR_DATASTORE_WATCHDOG"
-  | "ERR_DATASTORE_PROBE";
+  | "ERR_DATASTORE_PROBE"
+  | "ERR_DATASTORE_INGEST_WORKER";
 
 export interface DatastoreErrorDetails {
   /** The resource plural the request was for. */
@@ -70,6 +72,11 @@ export class DatastoreWatchdogError extends DatastoreError {
 export class DatastoreProbeError extends DatastoreError {
   override readonly name = "DatastoreProbeError";
   readonly code = "ERR_DATASTORE_PROBE";
+}
+
+export class DatastoreIngestWorkerError extends DatastoreError {
+  override readonly name = "DatastoreIngestWorkerError";
+  readonly code = "ERR_DATASTORE_INGEST_WORKER";
 }
 
 export function isDatastoreError(err: unknown): err is DatastoreError {

@@ -5,6 +5,7 @@ export {
   DatastoreError,
   DatastoreGoneError,
   DatastoreListError,
+  DatastoreIngestWorkerError,
   DatastoreProbeError,
   DatastoreWatchdogError,
   DatastoreWatchError,

@@ -119,6 +119,19 @@ export class KubeHttp {
     signal: AbortSignal,
     resource: string,
   ): Promise<ListPage> {
+    return parseListPage(await this.listBody(path, query, signal, resource), resource);
+  }
+
+  /**
+   * Lists one page and gives its body undecoded (parseListPage decodes it, here or in the ingest worker).
+   * Throws DatastoreListError (or DatastoreGoneError on 410).
+   */
+  async listBody(
+    path: string,
+    query: Record<string, string>,
+    signal: AbortSignal,
+    resource: string,
+  ): Promise<Buffer> {
     const { controller, dispose } = linkedController(signal);
     const timer = setTimeout(
       () => controller.abort(new DatastoreListError("list request timed out", { resource })),
@@ -132,7 +145,7 @@ export class KubeHttp {
       } catch (cause) {
         throw this.#wrap("list", "list response broke off", cause, controller.signal, resource);
       }
-      return parseListPage(body, resource);
+      return body;
     } finally {
       clearTimeout(timer);
       dispose();
@@ -222,10 +235,11 @@ export class KubeHttp {
   }
 }
 
-function parseListPage(body: Buffer, resource: string): ListPage {
+/** Decodes a list page body. Throws DatastoreDecodeError. Pure. */
+export function parseListPage(body: Uint8Array, resource: string): ListPage {
   let parsed: unknown;
   try {
-    parsed = JSON.parse(body.toString("utf8"));
+    parsed = JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("utf8"));
   } catch (cause) {
     throw new DatastoreDecodeError("list response is not valid JSON", { resource, cause });
   }

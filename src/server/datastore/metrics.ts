@@ -2,7 +2,7 @@ import { Counter, Gauge } from "prom-client";
 import type { Registry } from "prom-client";
 
 /** Why a watch was restarted (the `reason` label; a bounded set). */
-export type RestartReason = "closed" | "error" | "gone" | "watchdog" | "decode" | "missing";
+export type RestartReason = "closed" | "error" | "gone" | "watchdog" | "decode" | "missing" | "ingest-worker";
 
 /** Watch event types as counted (the `type` label). */
 export type EventType = "added" | "modified" | "deleted" | "bookmark" | "error";
@@ -25,13 +25,14 @@ export class DatastoreMetrics {
   readonly events: Counter<"kind" | "type">;
   readonly invalidObjects: Counter<"kind">;
   readonly probes: Counter<"result">;
+  readonly ingestWorkerCrashes: Counter;
   readonly #sources = new Set<MetricsSource>();
 
   constructor(registry: Registry) {
     const registers = [registry];
     this.restarts = new Counter({
       name: "tabby_upstream_watch_restarts_total",
-      help: "Upstream watches restarted, by Calico kind and reason (closed, error, gone, watchdog, decode, missing).",
+      help: "Upstream watches restarted, by Calico kind and reason (closed, error, gone, watchdog, decode, missing, ingest-worker).",
       labelNames: ["kind", "reason"],
       registers,
     });
@@ -63,6 +64,11 @@ export class DatastoreMetrics {
       name: "tabby_upstream_probes_total",
       help: "Probes of a quiet API server (a list with limit=1), by result (ok, error, timeout).",
       labelNames: ["result"],
+      registers,
+    });
+    this.ingestWorkerCrashes = new Counter({
+      name: "tabby_upstream_ingest_worker_crashes_total",
+      help: "Crashes of the ingest worker thread (decode and convert off the main thread); the kinds it was working for relist.",
       registers,
     });
     const sources = this.#sources;

@@ -2,6 +2,7 @@ import type { ResourceValue, ViewName } from "../../../proto/messages.js";
 import { CRD_KINDS, NAMESPACED_KINDS, viewsOfKind } from "../../snapshot/kinds.js";
 import type { CalicoKind, CrdKind } from "../../snapshot/kinds.js";
 import { keyFor } from "./convert/common.js";
+import { clusterNetworkPolicyKey, convertClusterNetworkPolicy } from "./convert/cluster-network-policy.js";
 import { calicoCrdKey, convertCalicoCrd } from "./convert/crd.js";
 import { convertEndpointSlice, convertService } from "./convert/kubernetes.js";
 import { convertKubernetesNetworkPolicy } from "./convert/network-policy.js";
@@ -190,6 +191,19 @@ export function createResources(options: ConvertOptions = {}): UpstreamResource[
       isOptional: false,
       convert: convertKubernetesNetworkPolicy,
       keyOf: (obj) => keyFor("KubernetesNetworkPolicy", obj, true),
+    }),
+    converted({
+      // sigs.k8s.io/network-policy-api's CRD: optional, as Calico watches it only when it is installed.
+      group: "policy.networking.k8s.io",
+      versions: ["v1alpha2"],
+      plural: "clusternetworkpolicies",
+      namespaced: false,
+      sourceKind: "ClusterNetworkPolicy",
+      kind: "KubernetesClusterNetworkPolicy",
+      keyPrefix: "KubernetesClusterNetworkPolicy/",
+      isOptional: true,
+      convert: convertClusterNetworkPolicy,
+      keyOf: clusterNetworkPolicyKey,
     }),
     converted({
       group: "",

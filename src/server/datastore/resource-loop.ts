@@ -4,19 +4,23 @@ import {
   DatastoreDecodeError,
   DatastoreError,
   DatastoreGoneError,
+  DatastoreIngestWorkerError,
   DatastoreListError,
   DatastoreWatchdogError,
   DatastoreWatchError,
 } from "./errors.js";
-import type { KubeHttp } from "./kube-http.js";
+import { eventOf, outcomeOf } from "./ingest-outcome.js";
+import type { IngestEvent, ObjectOutcome } from "./ingest-outcome.js";
+import type { IngestWorker, OutcomePage } from "./ingest-worker.js";
+import { parseListPage } from "./kube-http.js";
+import type { KubeHttp, ListPage } from "./kube-http.js";
 import type { DatastoreMetrics, EventType, RestartReason } from "./metrics.js";
 import { resourceId, resourcePath } from "./registry.js";
 import type { SyncTracker } from "./sync-tracker.js";
 import { Backoff, linkedController } from "./timing.js";
 import type { Delay } from "./timing.js";
-import type { KubeObject, UpstreamResource } from "./types.js";
-import { WatchDecoder } from "./watch-decoder.js";
-import type { WatchEvent } from "./watch-decoder.js";
+import type { UpstreamResource } from "./types.js";
+import { decodeWatchLines, WatchLineFramer } from "./watch-decoder.js";
 
 /** Resolved datastore options, as one loop uses them. */
 export interface LoopOptions {
@@ -44,6 +48,11 @@ export interface LoopDeps {
   readonly delay: Delay;
   readonly options: LoopOptions;
   readonly signal: AbortSignal;
+  /**
+   * Where list pages and watch lines are decoded and converted: the ingest worker while it is available,
+   * else this thread.
+   */
+  readonly ingest?: IngestWorker | undefined;
   /** Something arrived from upstream for this resource (list page, event, bookmark). */
   onActivity(): void;
   /** A watch request opened (+1) or ended (-1). */
@@ -115,7 +124,10 @@ export class ResourceLoop {
           if (++this.#goneStreak > 1) await this.#d.delay(this.#backoff.next(), signal);
           continue;
         }
-        if (err instanceof DatastoreWatchError && err.status === 404 && this.#d.resource.isOptional) {
+        if (err instanceof DatastoreIngestWorkerError) {
+          // What the worker had in hand is lost: relist rather than trust the resourceVersion.
+          this.#rv = undefined;
+        } else if (err instanceof DatastoreWatchError && err.status === 404 && this.#d.resource.isOptional) {
           // The CRD went away under the watch: the relist finds out and empties the kind.
           this.#restart("missing");
           this.#rv = undefined;
@@ -144,7 +156,9 @@ export class ResourceLoop {
           ? "watchdog"
           : err instanceof DatastoreDecodeError
             ? "decode"
-            : "error";
+            : err instanceof DatastoreIngestWorkerError
+              ? "ingest-worker"
+              : "error";
       this.#restart(reason);
     }
     const isSilence = err instanceof DatastoreWatchdogError;
@@ -187,7 +201,7 @@ export class ResourceLoop {
         do {
           const query: Record<string, string> = { limit: String(this.#d.options.pageSize) };
           if (continueToken !== undefined) query.continue = continueToken;
-          const page = await this.#d.http.list(this.#path(version), query, this.#d.signal, this.#id);
+          const page = await this.#listPage(version, query);
           this.#activity();
           for (const item of page.items) this.#apply(item, seen);
           rv = page.resourceVersion;
@@ -216,6 +230,33 @@ export class ResourceLoop {
     return undefined;
   }
 
+  /** One list page, decoded and converted (in the ingest worker while it is available). */
+  async #listPage(version: string, query: Record<string, string>): Promise<OutcomePage> {
+    const { http, ingest, resource, signal } = this.#d;
+    let page: ListPage;
+    if (ingest === undefined) {
+      page = await http.list(this.#path(version), query, signal, this.#id);
+    } else {
+      const body = await http.listBody(this.#path(version), query, signal, this.#id);
+      // Asked once the body is in: the thread may have started, or crashed, meanwhile.
+      if (ingest.isAvailable) return ingest.list(resource, body);
+      page = parseListPage(body, this.#id);
+    }
+    return { ...page, items: page.items.map((obj) => outcomeOf(resource, obj, false)) };
+  }
+
+  /** Decodes and converts whole watch lines, then applies each event in order (see #event). */
+  async #lines(lines: Buffer, onEvent: (event: IngestEvent) => void): Promise<void> {
+    const { ingest, resource } = this.#d;
+    if (ingest?.isAvailable === true) {
+      const { events, error } = await ingest.lines(resource, lines);
+      for (const event of events) onEvent(event);
+      if (error !== undefined) throw error;
+      return;
+    }
+    decodeWatchLines(lines, this.#id, (event) => onEvent(eventOf(resource, event, false)));
+  }
+
   /** Deletes the held keys this resource owns that the last list did not produce. */
   #deleteUnseen(seen: ReadonlySet<string>): void {
     const r = this.#d.resource;
@@ -228,50 +269,41 @@ export class ResourceLoop {
     }
   }
 
-  /** Applies one object (list item, ADDED or MODIFIED): upsert, or delete when it maps to no value. */
-  #apply(obj: KubeObject, seen?: Set<string>): void {
-    let result;
-    try {
-      result = this.#d.resource.convert(obj);
-    } catch (err) {
-      this.#invalid(obj, err);
-      return;
+  /** Applies one converted object (list item, or watch event): upsert, delete, or count it as invalid. */
+  #apply(outcome: ObjectOutcome, seen?: Set<string>): void {
+    switch (outcome.t) {
+      case "upsert":
+        seen?.add(outcome.key);
+        this.#d.sink.upsert(outcome.key, outcome.value);
+        return;
+      case "prepared":
+        seen?.add(outcome.key);
+        this.#d.sink.upsertPrepared(outcome.key, outcome.prepared);
+        return;
+      case "invalid":
+        this.#invalid(outcome.name, outcome.namespace, outcome.err);
+        return;
+      case "delete":
+        if (outcome.key !== null) this.#d.sink.delete(outcome.key);
+        if (outcome.rejected !== undefined) {
+          // Calico refuses such an object (a malformed annotation): the operator must fix it, so warn.
+          this.#d.metrics.invalidObjects.inc({ kind: this.#kind });
+          this.#log.warn(
+            {
+              name: outcome.name,
+              namespace: outcome.namespace,
+              code: outcome.rejected.code,
+              reason: outcome.rejected.reason,
+            },
+            "upstream object rejected, as Calico rejects it",
+          );
+        }
     }
-    if (result === null) {
-      this.#invalid(obj, undefined);
-      return;
-    }
-    if (result.value === null) {
-      if (result.key !== null) this.#d.sink.delete(result.key);
-      if (result.rejected !== undefined) {
-        // Calico refuses such an object (a malformed annotation): the operator must fix it, so warn.
-        this.#d.metrics.invalidObjects.inc({ kind: this.#kind });
-        this.#log.warn(
-          {
-            name: obj.metadata?.name,
-            namespace: obj.metadata?.namespace,
-            code: result.rejected.code,
-            reason: result.rejected.reason,
-          },
-          "upstream object rejected, as Calico rejects it",
-        );
-      }
-      return;
-    }
-    seen?.add(result.key);
-    this.#d.sink.upsert(result.key, result.value);
   }
 
-  #invalid(obj: KubeObject, err: unknown): void {
+  #invalid(name: string | undefined, namespace: string | undefined, err: unknown): void {
     this.#d.metrics.invalidObjects.inc({ kind: this.#kind });
-    this.#log.debug(
-      {
-        name: obj.metadata?.name,
-        namespace: obj.metadata?.namespace,
-        err,
-      },
-      "upstream object not converted",
-    );
+    this.#log.debug({ name, namespace, err }, "upstream object not converted");
   }
 
   async #watch(fromRv: string): Promise<WatchEnd> {
@@ -304,8 +336,8 @@ export class ResourceLoop {
       isOpen = true;
       this.#d.onWatch(1);
       this.#d.tracker.healthy(this.#d.resource, "established");
-      const decoder = new WatchDecoder(this.#id, options.maxEventBytes);
-      const onEvent = (event: WatchEvent): void => {
+      const framer = new WatchLineFramer(this.#id, options.maxEventBytes);
+      const onEvent = (event: IngestEvent): void => {
         sawEvents = true;
         this.#event(event);
       };
@@ -313,9 +345,12 @@ export class ResourceLoop {
         for await (const chunk of res as AsyncIterable<Buffer>) {
           arm();
           this.#activity();
-          decoder.push(chunk, onEvent);
+          const { lines, error } = framer.push(chunk);
+          if (lines !== undefined) await this.#lines(lines, onEvent);
+          if (error !== undefined) throw error;
         }
-        decoder.end(onEvent);
+        const last = framer.end();
+        if (last !== undefined) await this.#lines(last, onEvent);
       } finally {
         if (!res.complete) res.destroy();
       }
@@ -337,13 +372,12 @@ export class ResourceLoop {
   }
 
   /** Applies one watch event and moves the resourceVersion to its. Throws on ERROR events. */
-  #event(event: WatchEvent): void {
+  #event(event: IngestEvent): void {
     const type = event.type.toLowerCase() as EventType;
     this.#d.metrics.events.inc({ kind: this.#kind, type });
-    const obj = event.object;
     if (event.type === "ERROR") {
-      const code = typeof obj.code === "number" ? obj.code : undefined;
-      const message = `watch ERROR event: ${typeof obj.message === "string" ? obj.message.slice(0, 300) : "no message"}`;
+      const code = event.status?.code;
+      const message = `watch ERROR event: ${event.status?.message ?? "no message"}`;
       if (code === 410) throw new DatastoreGoneError(message, { resource: this.#id, status: 410 });
       throw new DatastoreWatchError(
         message,
@@ -353,14 +387,7 @@ export class ResourceLoop {
     this.#d.tracker.healthy(this.#d.resource, "data");
     this.#goneStreak = 0;
     this.#recovered();
-    if (event.type === "DELETED") {
-      const key = this.#d.resource.keyOf(obj);
-      if (key === null) this.#invalid(obj, undefined);
-      else this.#d.sink.delete(key);
-    } else if (event.type !== "BOOKMARK") {
-      this.#apply(obj);
-    }
-    const rv = obj.metadata?.resourceVersion;
-    if (typeof rv === "string" && rv !== "") this.#rv = rv;
+    if (event.outcome !== undefined) this.#apply(event.outcome);
+    if (event.rv !== undefined && event.rv !== "") this.#rv = event.rv;
   }
 }

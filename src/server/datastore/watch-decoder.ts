@@ -11,12 +11,20 @@ export interface WatchEvent {
 
 const NEWLINE = 0x0a;
 
+/** What one chunk of a watch body completes: whole lines, and the error to raise after them. */
+export interface FramedLines {
+  /** Whole lines (each ending in a newline, but maybe the last one at the end of the body); undefined: none. */
+  readonly lines: Buffer | undefined;
+  /** A line too long: raise it once `lines` (the lines before it) have been applied. */
+  readonly error: DatastoreDecodeError | undefined;
+}
+
 /**
- * Splits a watch response body (one JSON document per line, delivered in arbitrary chunks) into events.
- * Handles lines split across chunks; a line longer than maxLineBytes, bad JSON or a malformed event throws
- * DatastoreDecodeError (the caller restarts the watch). Pure: no I/O.
+ * Cuts a watch response body (one JSON document per line, delivered in arbitrary chunks) into runs of whole
+ * lines, without decoding them: the decoding can then happen here (decodeWatchLines) or in the ingest
+ * worker. A line longer than maxLineBytes is a DatastoreDecodeError (the caller restarts the watch). Pure.
  */
-export class WatchDecoder {
+export class WatchLineFramer {
   readonly #maxLineBytes: number;
   readonly #resource: string;
   #parts: Buffer[] = [];
@@ -32,62 +40,127 @@ export class WatchDecoder {
     return this.#pendingBytes;
   }
 
+  /** Feeds a chunk; gives the lines it completes (a view of `chunk` when no earlier part is held). */
+  push(chunk: Buffer): FramedLines {
+    let start = 0;
+    let lastEnd = -1;
+    let error: DatastoreDecodeError | undefined;
+    for (;;) {
+      const nl = chunk.indexOf(NEWLINE, start);
+      if (nl < 0) break;
+      const lineBytes = (start === 0 ? this.#pendingBytes : 0) + nl - start;
+      if (lineBytes > this.#maxLineBytes) {
+        error = this.#tooLong();
+        break;
+      }
+      lastEnd = nl + 1;
+      start = nl + 1;
+    }
+    let lines: Buffer | undefined;
+    if (lastEnd > 0) {
+      const head = chunk.subarray(0, lastEnd);
+      lines = this.#parts.length === 0 ? head : Buffer.concat([...this.#parts, head]);
+      this.#parts = [];
+      this.#pendingBytes = 0;
+    }
+    if (error !== undefined) {
+      this.#parts = [];
+      this.#pendingBytes = 0;
+      return { lines, error };
+    }
+    if (start < chunk.byteLength) {
+      const rest = chunk.subarray(start);
+      if (this.#pendingBytes + rest.byteLength > this.#maxLineBytes) {
+        return { lines, error: this.#tooLong() };
+      }
+      this.#parts.push(rest);
+      this.#pendingBytes += rest.byteLength;
+    }
+    return { lines, error: undefined };
+  }
+
+  /** The body ended: a last line without a trailing newline, if any. */
+  end(): Buffer | undefined {
+    if (this.#parts.length === 0) return undefined;
+    const line = Buffer.concat(this.#parts);
+    this.#parts = [];
+    this.#pendingBytes = 0;
+    return line;
+  }
+
+  #tooLong(): DatastoreDecodeError {
+    this.#parts = [];
+    this.#pendingBytes = 0;
+    return new DatastoreDecodeError(`watch event larger than ${this.#maxLineBytes} bytes`, {
+      resource: this.#resource,
+    });
+  }
+}
+
+/**
+ * Decodes whole lines (WatchLineFramer's) into events, in order; blank lines are skipped. Bad JSON or a
+ * malformed event throws DatastoreDecodeError after the events before it were delivered. Pure.
+ */
+export function decodeWatchLines(
+  lines: Buffer,
+  resource: string,
+  onEvent: (event: WatchEvent) => void,
+): void {
+  let start = 0;
+  while (start < lines.byteLength) {
+    let nl = lines.indexOf(NEWLINE, start);
+    if (nl < 0) nl = lines.byteLength;
+    const event = decodeLine(lines.subarray(start, nl), resource);
+    start = nl + 1;
+    if (event !== undefined) onEvent(event);
+  }
+}
+
+function decodeLine(line: Buffer, resource: string): WatchEvent | undefined {
+  const text = line.toString("utf8").trim();
+  if (text === "") return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (cause) {
+    throw new DatastoreDecodeError("watch event is not valid JSON", { resource, cause });
+  }
+  return parseWatchEvent(parsed, resource);
+}
+
+/**
+ * Splits a watch response body into events, on this thread: WatchLineFramer then decodeWatchLines. Handles
+ * lines split across chunks; a line longer than maxLineBytes, bad JSON or a malformed event throws
+ * DatastoreDecodeError (the caller restarts the watch). Pure: no I/O.
+ */
+export class WatchDecoder {
+  readonly #framer: WatchLineFramer;
+  readonly #resource: string;
+
+  constructor(resource: string, maxLineBytes: number) {
+    this.#resource = resource;
+    this.#framer = new WatchLineFramer(resource, maxLineBytes);
+  }
+
+  /** Bytes of an incomplete line held. */
+  get pendingBytes(): number {
+    return this.#framer.pendingBytes;
+  }
+
   /**
    * Feeds a chunk; calls `onEvent` for each event it completes, in order. A bad line throws after the
    * events before it were delivered.
    */
   push(chunk: Buffer, onEvent: (event: WatchEvent) => void): void {
-    let start = 0;
-    for (;;) {
-      const nl = chunk.indexOf(NEWLINE, start);
-      if (nl < 0) break;
-      const piece = chunk.subarray(start, nl);
-      this.#checkSize(piece.byteLength);
-      const line = this.#parts.length === 0 ? piece : Buffer.concat([...this.#parts, piece]);
-      this.#parts = [];
-      this.#pendingBytes = 0;
-      start = nl + 1;
-      const event = this.#decode(line);
-      if (event !== undefined) onEvent(event);
-    }
-    if (start < chunk.byteLength) {
-      const rest = chunk.subarray(start);
-      this.#checkSize(rest.byteLength);
-      this.#parts.push(rest);
-      this.#pendingBytes += rest.byteLength;
-    }
+    const { lines, error } = this.#framer.push(chunk);
+    if (lines !== undefined) decodeWatchLines(lines, this.#resource, onEvent);
+    if (error !== undefined) throw error;
   }
 
   /** The body ended: a last line without a trailing newline is decoded too. */
   end(onEvent: (event: WatchEvent) => void): void {
-    if (this.#parts.length === 0) return;
-    const line = Buffer.concat(this.#parts);
-    this.#parts = [];
-    this.#pendingBytes = 0;
-    const event = this.#decode(line);
-    if (event !== undefined) onEvent(event);
-  }
-
-  #checkSize(extra: number): void {
-    if (this.#pendingBytes + extra > this.#maxLineBytes) {
-      this.#parts = [];
-      this.#pendingBytes = 0;
-      throw new DatastoreDecodeError(`watch event larger than ${this.#maxLineBytes} bytes`, {
-        resource: this.#resource,
-      });
-    }
-  }
-
-  #decode(line: Buffer): WatchEvent | undefined {
-    const text = line.toString("utf8").trim();
-    if (text === "") return undefined;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch (cause) {
-      throw new DatastoreDecodeError("watch event is not valid JSON", { resource: this.#resource, cause });
-    }
-    return parseWatchEvent(parsed, this.#resource);
+    const line = this.#framer.end();
+    if (line !== undefined) decodeWatchLines(line, this.#resource, onEvent);
   }
 }
 

@@ -2,6 +2,7 @@ import type { ResourceValue, ViewName } from "../../../proto/messages.js";
 import type { Hub } from "../../snapshot/hub.js";
 import { kindOfKey } from "../../snapshot/keys.js";
 import { viewsOfKind } from "../../snapshot/kinds.js";
+import type { PreparedValue } from "../../snapshot/prepared.js";
 import type { UpstreamSink } from "../../snapshot/sink.js";
 import type { KindState } from "../../snapshot/sync-state.js";
 import { performance } from "node:perf_hooks";
@@ -52,6 +53,11 @@ export class Ingest implements UpstreamSink {
 
   upsert(key: string, value: ResourceValue): void {
     if (this.#deps.hub.upsert(key, value)) this.#changed(key);
+    else this.#deps.metrics.updateSkipped();
+  }
+
+  upsertPrepared(key: string, prepared: PreparedValue): void {
+    if (this.#deps.hub.upsertPrepared(key, prepared)) this.#changed(key);
     else this.#deps.metrics.updateSkipped();
   }
 

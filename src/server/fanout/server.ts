@@ -17,6 +17,7 @@ import type { HelloMessage, ResourceValue, ViewName } from "../../../proto/messa
 import { FEATURES } from "../../../proto/version.js";
 import { deltaEncodingOf } from "../../snapshot/delta-frames.js";
 import type { Hub } from "../../snapshot/hub.js";
+import type { PreparedValue } from "../../snapshot/prepared.js";
 import type { UpstreamSink } from "../../snapshot/sink.js";
 import type { KindState } from "../../snapshot/sync-state.js";
 import { FanoutError, FanoutErrorCode, FanoutOptionError, INTERNAL_ERROR_CLOSE_CODE } from "./errors.js";
@@ -327,6 +328,10 @@ export class FanoutServer implements UpstreamSink {
 
   upsert(key: string, value: ResourceValue): void {
     this.#ingest.upsert(key, value);
+  }
+
+  upsertPrepared(key: string, prepared: PreparedValue): void {
+    this.#ingest.upsertPrepared(key, prepared);
   }
 
   delete(key: string): void {

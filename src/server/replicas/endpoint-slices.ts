@@ -1,5 +1,7 @@
 import type { ResourceValue } from "../../../proto/messages.js";
+import type { PreparedValue } from "../../snapshot/prepared.js";
 import type { UpstreamSink } from "../../snapshot/sink.js";
+import { decodeStored } from "../../snapshot/store.js";
 import type { KindState } from "../../snapshot/sync-state.js";
 import type { Member } from "./directory.js";
 import { urlHost } from "./static-peers.js";
@@ -132,6 +134,11 @@ export class EndpointSliceMembers {
       upsert: (key: string, value: ResourceValue): void => {
         inner.upsert(key, value);
         this.upsert(key, value);
+      },
+      upsertPrepared: (key: string, prepared: PreparedValue): void => {
+        inner.upsertPrepared(key, prepared);
+        // Only this Service's slices are decoded: the other keys pass through as bytes.
+        if (key.startsWith(this.#prefix)) this.upsert(key, decodeStored(prepared.encoded));
       },
       delete: (key: string): void => {
         inner.delete(key);

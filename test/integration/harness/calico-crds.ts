@@ -29,11 +29,56 @@ interface CrdStatus {
   status?: { conditions?: { type?: string; status?: string }[] };
 }
 
-/** Creates every Calico CRD (an existing one is kept) and waits until all are Established. */
+/**
+ * sigs.k8s.io/network-policy-api's ClusterNetworkPolicy (policy.networking.k8s.io/v1alpha2), which Calico
+ * converts when it is installed. A minimal CRD written for these tests: the spec is kept as written (no
+ * schema validation), which is all a round trip through the API server needs.
+ */
+export const CLUSTER_NETWORK_POLICY_CRD = {
+  apiVersion: "apiextensions.k8s.io/v1",
+  kind: "CustomResourceDefinition",
+  metadata: {
+    name: "clusternetworkpolicies.policy.networking.k8s.io",
+    // *.k8s.io groups are protected: the API server wants the approval annotation the real CRD carries.
+    annotations: {
+      "api-approved.kubernetes.io": "https://github.com/kubernetes-sigs/network-policy-api/pull/30",
+    },
+  },
+  spec: {
+    group: "policy.networking.k8s.io",
+    scope: "Cluster",
+    names: {
+      plural: "clusternetworkpolicies",
+      singular: "clusternetworkpolicy",
+      kind: "ClusterNetworkPolicy",
+      listKind: "ClusterNetworkPolicyList",
+      shortNames: ["cnp"],
+    },
+    versions: [
+      {
+        name: "v1alpha2",
+        served: true,
+        storage: true,
+        schema: {
+          openAPIV3Schema: {
+            type: "object",
+            properties: { spec: { type: "object", "x-kubernetes-preserve-unknown-fields": true } },
+          },
+        },
+      },
+    ],
+  },
+};
+
+/**
+ * Creates every Calico CRD, and the ClusterNetworkPolicy CRD (an existing one is kept), and waits until all
+ * are Established; their plurals.
+ */
 export async function installCalicoCrds(endpoint: KubeEndpoint, dir = calicoCrdsDir()): Promise<string[]> {
   const files = (await readdir(dir)).filter((f) => f.endsWith(".yaml") || f.endsWith(".yml")).sort();
   const names: string[] = [];
   const plurals: string[] = [];
+  const crds: CrdManifest[] = [CLUSTER_NETWORK_POLICY_CRD];
   for (const file of files) {
     const docs = parseAllDocuments(await readFile(path.join(dir, file), "utf8")).map((d) => {
       if (d.errors.length > 0) throw new Error(`${file}: invalid YAML`, { cause: d.errors[0] });
@@ -41,19 +86,22 @@ export async function installCalicoCrds(endpoint: KubeEndpoint, dir = calicoCrds
     });
     for (const doc of docs) {
       if (doc?.kind !== "CustomResourceDefinition") continue;
-      const name = doc.metadata?.name;
-      const plural = doc.spec?.names?.plural;
-      if (name === undefined || plural === undefined) throw new Error(`${file}: CRD without name or plural`);
-      try {
-        await kubeRequest(endpoint, "POST", CRD_PATH, doc);
-      } catch (err) {
-        if (!(err instanceof KubeApiError && err.status === 409)) throw err;
+      if (doc.metadata?.name === undefined || doc.spec?.names?.plural === undefined) {
+        throw new Error(`${file}: CRD without name or plural`);
       }
-      names.push(name);
-      plurals.push(plural);
+      crds.push(doc);
     }
   }
-  if (names.length === 0) throw new Error(`no CustomResourceDefinition in ${dir}`);
+  if (crds.length === 1) throw new Error(`no CustomResourceDefinition in ${dir}`);
+  for (const doc of crds) {
+    try {
+      await kubeRequest(endpoint, "POST", CRD_PATH, doc);
+    } catch (err) {
+      if (!(err instanceof KubeApiError && err.status === 409)) throw err;
+    }
+    names.push(doc.metadata?.name ?? "");
+    plurals.push(doc.spec?.names?.plural ?? "");
+  }
   for (const name of names) {
     await waitFor(
       async () => {

@@ -322,7 +322,40 @@ export const KUBERNETES_FIXTURES: readonly ResourceFixture[] = [
   },
 ];
 
-export const ALL_FIXTURES: readonly ResourceFixture[] = [...CALICO_FIXTURES, ...KUBERNETES_FIXTURES];
+/** sigs.k8s.io/network-policy-api's kind (its CRD: harness/calico-crds.ts). */
+const NETWORK_POLICY_API = "policy.networking.k8s.io";
+const CLUSTER_NETWORK_POLICY_FIXTURE: ResourceFixture = {
+  id: `clusternetworkpolicies.${NETWORK_POLICY_API}`,
+  group: NETWORK_POLICY_API,
+  version: "v1alpha2",
+  plural: "clusternetworkpolicies",
+  kind: "ClusterNetworkPolicy",
+  namespaced: false,
+  make: (name, _namespace, gen) => ({
+    apiVersion: `${NETWORK_POLICY_API}/v1alpha2`,
+    kind: "ClusterNetworkPolicy",
+    metadata: { name, labels: genLabels(gen) },
+    spec: {
+      tier: "Admin",
+      priority: gen % 1000,
+      subject: { namespaces: { matchLabels: { team: `t-${gen}` } } },
+      ingress: [
+        {
+          action: "Accept",
+          from: [{ namespaces: {} }],
+          protocols: [{ tcp: { destinationPort: { number: 8000 + gen } } }],
+        },
+      ],
+    },
+  }),
+  patch: (gen) => ({ spec: { priority: gen % 1000 } }),
+};
+
+export const ALL_FIXTURES: readonly ResourceFixture[] = [
+  ...CALICO_FIXTURES,
+  ...KUBERNETES_FIXTURES,
+  CLUSTER_NETWORK_POLICY_FIXTURE,
+];
 
 /** The collection path of a fixture's resource. */
 export function collectionPath(f: ResourceFixture, namespace: string | undefined): string {
@@ -339,9 +372,10 @@ export function objectPath(f: ResourceFixture, name: string, namespace: string |
 
 /** Where kube-apiserver 1.20 stores an object in etcd (Nodes live under `minions`). */
 export function etcdKey(f: ResourceFixture, name: string, namespace: string | undefined): string {
+  // Custom resources live under their group.
   const base =
-    f.group === CALICO
-      ? `/registry/${CALICO}/${f.plural}`
+    f.group === CALICO || f.group === NETWORK_POLICY_API
+      ? `/registry/${f.group}/${f.plural}`
       : f.plural === "nodes"
         ? "/registry/minions"
         : f.plural === "services"

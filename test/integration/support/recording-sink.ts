@@ -1,5 +1,6 @@
 import type { ResourceValue } from "../../../proto/messages.js";
 import { Hub } from "../../../src/snapshot/hub.js";
+import type { PreparedValue } from "../../../src/snapshot/prepared.js";
 import type { UpstreamSink } from "../../../src/snapshot/sink.js";
 import type { KindState } from "../../../src/snapshot/sync-state.js";
 
@@ -26,6 +27,13 @@ export class RecordingSink implements UpstreamSink {
 
   upsert(key: string, value: ResourceValue): void {
     this.hub.upsert(key, value);
+    this.hub.flush();
+    this.#everHeld.add(key);
+    this.#record(key).upserts++;
+  }
+
+  upsertPrepared(key: string, prepared: PreparedValue): void {
+    this.hub.upsertPrepared(key, prepared);
     this.hub.flush();
     this.#everHeld.add(key);
     this.#record(key).upserts++;

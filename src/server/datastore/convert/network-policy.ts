@@ -74,7 +74,7 @@ export function k8sSelectorToCalico(selector: unknown, type: "pod" | "namespace"
 }
 
 /** A Calico port: a number, `min:max`, or a port name. */
-type CalicoPort = { kind: "range"; min: number; max: number } | { kind: "name"; name: string };
+export type CalicoPort = { kind: "range"; min: number; max: number } | { kind: "name"; name: string };
 
 const PORT_NAME = /^[a-zA-Z0-9_.-]{1,128}$/;
 
@@ -95,12 +95,17 @@ function portFromString(text: string): CalicoPort {
       throw new Error(`minimum port number (${min}) is greater than maximum port number (${max})`);
     return { kind: "range", min, max };
   }
-  if (!PORT_NAME.test(text)) throw new Error(`invalid name for named port (${text})`);
-  return { kind: "name", name: text };
+  return namedPort(text);
+}
+
+/** numorstring.NamedPort: a port name of 1..128 of `[a-zA-Z0-9_.-]`; throws for another. */
+export function namedPort(name: string): CalicoPort {
+  if (!PORT_NAME.test(name)) throw new Error(`invalid name for named port (${name})`);
+  return { kind: "name", name };
 }
 
 /** A port as Calico's JSON writes it: a number, `"min:max"`, or the name. */
-function portJson(p: CalicoPort): number | string {
+export function portJson(p: CalicoPort): number | string {
   if (p.kind === "name") return p.name;
   return p.min === p.max ? p.min : `${p.min}:${p.max}`;
 }
