@@ -266,8 +266,13 @@ export function validateServerMessage(value: unknown): ServerMessage {
       }
       return { t, index, entries: entries(value, t, "entries") };
     }
-    case "snap-end":
-      return { t, revision: uint(value, t, "revision") };
+    case "snap-end": {
+      const revision = uint(value, t, "revision");
+      if (value.head === undefined || value.head === null) return { t, revision };
+      const head = uint(value, t, "head");
+      if (head < revision) bad(t, "head", "at least revision");
+      return { t, revision, head };
+    }
     case "deltas": {
       const from = uint(value, t, "from");
       const to = uint(value, t, "to");

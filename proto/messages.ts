@@ -141,6 +141,11 @@ export interface SnapshotChunkMessage {
 export interface SnapshotEndMessage {
   readonly t: "snap-end";
   readonly revision: number;
+  /**
+   * The server's head when it sent snap-end, when later than `revision` (a reused snapshot): the catch-up
+   * that follows reaches at least it. Absent: the snapshot is at the head (or an older server).
+   */
+  readonly head?: number;
 }
 
 export interface DeltasMessage {

@@ -313,7 +313,7 @@ export class Connection {
       case "snap-chunk":
         return this.#onChunk(message);
       case "snap-end":
-        this.#onSnapshotEnd(message.revision);
+        this.#onSnapshotEnd(message.revision, message.head);
         return undefined;
       case "deltas":
         if (this.#phase !== "streaming") throw this.#outOfOrder(message.t);
@@ -398,9 +398,9 @@ export class Connection {
     return this.#snapshot.add(message);
   }
 
-  #onSnapshotEnd(revision: number): void {
+  #onSnapshotEnd(revision: number, head: number | undefined): void {
     if (this.#snapshot === undefined) throw this.#outOfOrder("snap-end");
-    const result = this.#snapshot.finish(revision);
+    const result = this.#snapshot.finish(revision, head);
     this.#snapshot = undefined;
     this.#phase = "streaming";
     this.#revision = revision;

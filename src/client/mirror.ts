@@ -25,6 +25,8 @@ export class MirrorPatchError extends Error {
 export class Mirror {
   readonly #values = new Map<string, ResourceValue>();
   readonly #byKind = new Map<string, Map<string, ResourceValue>>();
+  /** While settling: the value each key had before the first change since (undefined: absent). */
+  #before: Map<string, ResourceValue | undefined> | undefined;
 
   get size(): number {
     return this.#values.size;
@@ -109,6 +111,37 @@ export class Mirror {
     return updates;
   }
 
+  /**
+   * Starts holding the changes back (idempotent): from now on the mirror remembers, per key, the value it
+   * had before its first change, until `settle` returns the net difference. Used while a snapshot older
+   * than the server's head is being caught up, so that the application never sees a value go back.
+   */
+  hold(): void {
+    this.#before ??= new Map();
+  }
+
+  get isHolding(): boolean {
+    return this.#before !== undefined;
+  }
+
+  /**
+   * Ends the hold and returns the net changes since it began: keys whose value now differs (deep
+   * equality) from the one held before, added keys, and deleted keys; a key changed and changed back is
+   * not in it. Empty when there was no hold.
+   */
+  settle(): Update[] {
+    const before = this.#before;
+    this.#before = undefined;
+    if (before === undefined) return [];
+    const updates: Update[] = [];
+    for (const [key, old] of before) {
+      const now = this.#values.get(key);
+      if (now === undefined ? old === undefined : old !== undefined && deepEqual(old, now)) continue;
+      updates.push({ key, kind: kindOfKey(key), value: now ?? null });
+    }
+    return updates;
+  }
+
   clear(): void {
     this.#values.clear();
     this.#byKind.clear();
@@ -117,6 +150,7 @@ export class Mirror {
   #set(key: string, value: ResourceValue): Update | undefined {
     const old = this.#values.get(key);
     if (old !== undefined && deepEqual(old, value)) return undefined;
+    if (this.#before !== undefined && !this.#before.has(key)) this.#before.set(key, old);
     const kind = kindOfKey(key);
     this.#values.set(key, value);
     let ofKind = this.#byKind.get(kind);
@@ -129,7 +163,10 @@ export class Mirror {
   }
 
   #delete(key: string): Update | undefined {
-    if (!this.#values.delete(key)) return undefined;
+    const old = this.#values.get(key);
+    if (old === undefined) return undefined;
+    if (this.#before !== undefined && !this.#before.has(key)) this.#before.set(key, old);
+    this.#values.delete(key);
     const kind = kindOfKey(key);
     const ofKind = this.#byKind.get(kind);
     ofKind?.delete(key);

@@ -13,6 +13,8 @@ const inflateRawAsync = promisify(inflateRaw);
 /** A complete snapshot, handed over at snap-end. */
 export interface SnapshotResult {
   readonly revision: number;
+  /** The server's head at snap-end when later than `revision`: the catch-up that follows reaches it. */
+  readonly head: number | undefined;
   /** Entries announced by snap-begin. */
   readonly count: number;
   readonly chunks: number;
@@ -60,7 +62,7 @@ export class SnapshotAssembler {
   }
 
   /** Checks the totals at snap-end and returns the snapshot. Throws SnapshotAssemblyError. */
-  finish(revision: number): SnapshotResult {
+  finish(revision: number, head?: number): SnapshotResult {
     const begin = this.#begin;
     if (revision !== begin.revision) {
       throw new SnapshotAssemblyError(`snap-end at revision ${revision}, snap-begin said ${begin.revision}`);
@@ -73,7 +75,7 @@ export class SnapshotAssembler {
         `snapshot had ${this.#entryCount} entries, snap-begin said ${begin.count}`,
       );
     }
-    return { revision, count: begin.count, chunks: begin.chunks, entries: this.#entries };
+    return { revision, head, count: begin.count, chunks: begin.chunks, entries: this.#entries };
   }
 
   async #inflate(z: Uint8Array): Promise<void> {

@@ -2,6 +2,8 @@
 export interface ClientStats {
   /** Complete snapshots received. */
   readonly snapshots: number;
+  /** Of those, snapshots older than their server's head: the updates waited for the catch-up (§6.2). */
+  readonly heldSnapshots: number;
   /** Payload bytes of the snapshot frames received (snap-begin, snap-chunk, snap-end). */
   readonly snapshotBytes: number;
   /** Sessions that resumed from the client's revision (no snapshot). */
@@ -35,6 +37,7 @@ export type MutableClientStats = { -readonly [K in keyof ClientStats]: ClientSta
 export function newClientStats(): MutableClientStats {
   return {
     snapshots: 0,
+    heldSnapshots: 0,
     snapshotBytes: 0,
     resumes: 0,
     replicaResumes: 0,

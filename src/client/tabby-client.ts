@@ -74,6 +74,12 @@ export class TabbyClient {
   #leftState: ResumeState | undefined;
   /** The conversion of the server whose state the mirror holds (its welcome's), for the resume state. */
   #conversion: string | undefined;
+  /**
+   * The session's baseline is older than its server's head (a reused snapshot, PROTOCOL.md §6.2): the
+   * revision its catch-up reaches. Until then the session is syncing and the mirror holds its changes back
+   * (one net batch at the end), so the agent never sees a value go back to the snapshot's and forward again.
+   */
+  #settleAt: number | undefined;
   #status: ClientStatus = { state: "disconnected" };
   #isStarted = false;
   #isClosed = false;
@@ -398,6 +404,13 @@ export class TabbyClient {
         this.#revision = 0;
       }
       this.#conversion = m.conversion;
+      // A hold left by a session that ended before it settled: the catch-up reaches the welcome's head.
+      if (this.#mirror?.isHolding === true && m.revision > this.#revision) {
+        this.#settleAt = m.revision;
+        session.hasBaseline = false;
+      } else {
+        this.#emitUpdates(this.#mirror?.settle() ?? []);
+      }
     }
     this.#log.debug({ server: session.server, serverId: m.server, mode: m.mode }, "welcome");
     this.#refreshStatus();
@@ -405,14 +418,23 @@ export class TabbyClient {
 
   #onSnapshot(session: Session, result: SnapshotResult): void {
     this.#stats.snapshots++;
+    const isBehind = result.head !== undefined && result.head > result.revision;
+    if (isBehind) this.#mirror?.hold();
     const updates =
       this.#mirror !== undefined && result.entries !== null ? this.#mirror.replace(result.entries) : [];
     this.#revision = result.revision;
     this.#serverId = session.serverId;
     this.#conversion = session.conversion;
     this.#hasResumeToken = true;
+    if (isBehind) {
+      // Older than the server's head: syncing until the catch-up that follows reaches it (#settle).
+      this.#settleAt = result.head;
+      this.#stats.heldSnapshots++;
+      return;
+    }
     session.hasBaseline = true;
-    this.#emitUpdates(updates);
+    // A hold left by an earlier session: the net difference since it began, this snapshot included.
+    this.#emitUpdates(this.#mirror?.isHolding === true ? this.#mirror.settle() : updates);
     this.#refreshStatus();
   }
 
@@ -441,13 +463,22 @@ export class TabbyClient {
       });
     }
     this.#revision = m.to;
-    this.#emitUpdates(updates);
+    if (this.#settleAt !== undefined && m.to >= this.#settleAt) {
+      this.#settleAt = undefined;
+      if (this.#session !== undefined) this.#session.hasBaseline = true;
+      this.#emitUpdates(this.#mirror?.settle() ?? updates);
+      this.#refreshStatus();
+      return;
+    }
+    if (this.#mirror?.isHolding !== true) this.#emitUpdates(updates);
   }
 
   #onEnd(connection: Connection, end: SessionEnd): void {
     if (connection !== this.#connection) return;
     this.#connection = undefined;
     this.#session = undefined;
+    // That session's head means nothing to the next one; a hold in progress waits for its baseline.
+    this.#settleAt = undefined;
     if (this.#isClosed) return;
     if (end.hadBaseline) {
       this.#backoff.reset();

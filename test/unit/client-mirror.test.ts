@@ -65,4 +65,42 @@ describe("Mirror", () => {
     expect(mirror.kinds()).toEqual(["IPPool"]);
     expect(mirror.size).toBe(1);
   });
+
+  it("hold() then settle() yields the net diff from before the hold to now, whatever happened between", () => {
+    fc.assert(
+      fc.property(state, fc.array(state, { minLength: 1, maxLength: 4 }), (before, steps) => {
+        const mirror = load(before);
+        mirror.hold();
+        expect(mirror.isHolding).toBe(true);
+        for (const step of steps) mirror.replace(new Map(Object.entries(step)));
+        const after = steps[steps.length - 1] ?? {};
+        const updates = mirror.settle();
+        expect(mirror.isHolding).toBe(false);
+        // Exactly the keys whose value differs between `before` and the final state, each once.
+        const expected = Object.keys({ ...before, ...after })
+          .filter((k) => JSON.stringify(before[k]) !== JSON.stringify(after[k]))
+          .sort();
+        expect(updates.map((u) => u.key).sort()).toEqual(expected);
+        for (const u of updates) expect(u.value).toEqual(after[u.key] ?? null);
+        // Replaying the updates on `before` gives the final state.
+        const replay = load(before);
+        replay.apply(updates.map((u) => ({ k: u.key, v: u.value })));
+        expect(Object.fromEntries(replay.keys().map((k) => [k, replay.get(k)]))).toEqual(after);
+        // The hold is over: later changes are reported one by one again, and a second settle is empty.
+        expect(mirror.settle()).toEqual([]);
+      }),
+    );
+  });
+
+  it("a value that goes back and forth during a hold is not reported", () => {
+    const mirror = load({ "IPPool/a": { spec: { n: 1, tags: [] } } });
+    mirror.hold();
+    mirror.replace(new Map([["IPPool/a", { spec: { n: 0, tags: [] } }]]));
+    mirror.apply([
+      { k: "IPPool/a", v: { spec: { n: 1, tags: [] } } },
+      { k: "Node/b", v: null },
+    ]);
+    expect(mirror.settle()).toEqual([]);
+    expect(mirror.get("IPPool/a")).toEqual({ spec: { n: 1, tags: [] } });
+  });
 });

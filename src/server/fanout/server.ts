@@ -210,6 +210,7 @@ export class FanoutServer implements UpstreamSink {
         logger: this.#logger,
         metrics: this.#metrics,
         highWaterBytes: this.#options.snapshotHighWaterBytes,
+        head: () => this.#hub.revision,
       }),
       metrics: this.#metrics,
       logger: this.#logger,

@@ -14,6 +14,8 @@ export interface SnapshotSenderDeps {
   readonly metrics: FanoutMetrics;
   /** Wait for the socket to drain whenever more than this many bytes are queued in user space. */
   readonly highWaterBytes: number;
+  /** The hub's flushed head revision (snap-end names it when the snapshot is older: PROTOCOL.md §6.2). */
+  readonly head: () => number;
 }
 
 /**
@@ -72,7 +74,14 @@ export class SnapshotSender {
     }
     if (session.isClosed) return false;
     if (frames.nodeChunk !== null) session.send(frames.nodeChunk);
-    session.send(frames.end);
+    // A reused (older) snapshot: snap-end names the head the catch-up will reach, so that a client diffing
+    // its mirror waits for it instead of showing its agent the snapshot's older values first.
+    const head = this.#deps.head();
+    session.send(
+      head > snapshot.revision
+        ? encodeMessage({ t: "snap-end", revision: snapshot.revision, head })
+        : frames.end,
+    );
     await session.whenDrained();
     return !session.isClosed;
   }
