@@ -105,4 +105,39 @@ describe("client: a snapshot older than the server's head", () => {
     expect(rec.updates[0]).toEqual([{ key: "IPPool/a", kind: "IPPool", value: OLD }]);
     expect(client.stats.heldSnapshots).toBe(0);
   });
+
+  it("a session that ends during the hold keeps it: the next baseline reports the net change once", async () => {
+    let sessions = 0;
+    const hub = hubWith({ "IPPool/a": NEW, "IPPool/b": OLD });
+    const server = await makeServer({
+      hub,
+      onHello: (session, hello) => {
+        sessions++;
+        if (sessions !== 2) return server.startSession(session, hello);
+        // The second session: an older snapshot (a back at OLD), then the server dies before the catch-up.
+        welcome(session, "other", 9);
+        session.send({ t: "snap-begin", revision: 5, count: 2, chunks: 1 });
+        const entries: { k: string; v: ResourceValue }[] = [
+          { k: "IPPool/a", v: OLD },
+          { k: "IPPool/b", v: OLD },
+        ];
+        session.send({ t: "snap-chunk", index: 0, entries });
+        session.send({ t: "snap-end", revision: 5, head: 9 });
+        setTimeout(() => session.ws.terminate(), 20);
+      },
+    });
+    const client = makeClient({ servers: [server.url], view: "felix", backoffInitialMs: 10 });
+    const rec = record(client);
+    client.start();
+    await client.synced();
+    rec.updates.length = 0;
+    // Meanwhile b really changes; the third session is a snapshot at the head.
+    server.hub.upsert("IPPool/b", NEW);
+    server.hub.flush();
+    server.terminateAll();
+    await until(() => sessions === 3 && client.status.state === "in-sync");
+    expect(client.stats.heldSnapshots).toBe(1);
+    // a never went back to OLD; b's real change arrives once.
+    expect(rec.updates).toEqual([[{ key: "IPPool/b", kind: "IPPool", value: NEW }]]);
+  });
 });

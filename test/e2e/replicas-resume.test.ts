@@ -306,4 +306,25 @@ describe("resume on another replica", () => {
     await until("the mirror equal to B's view", () => sameView(mirrorOf(client), viewOf(b)));
     expect(b.fanout.resumesWaiting).toBe(0);
   });
+
+  it("a client that goes away while B holds its resume leaves no wait behind and costs B no snapshot", async () => {
+    const { sim, a, b, client, moveToB, bUpstream } = await stack({}, true);
+    const snapshotsOnB = await counter(b, "tabby_snapshots_generated_total", { view: "felix" });
+    bUpstream!.stall(true);
+    const changed = changePods(sim, "ahead");
+    await until("the client to get the changes from A", () => client.get(changed.deleted) === undefined);
+    const move = moveToB();
+    await a.destroy();
+    await until("the client to notice", () => client.status.state !== "in-sync");
+    move.release();
+    await until("B to hold the resume", () => b.fanout.resumesWaiting === 1);
+    await client.close();
+    // B's head moves on: the wait of the closed session is dropped, without a decision.
+    bUpstream!.stall(false);
+    await until("B to have the changes", () => b.hub.store.get(changed.deleted) === undefined);
+    await until("the wait dropped", () => b.fanout.resumesWaiting === 0);
+    expect(await counter(b, "tabby_resume_state_waits_total", { outcome: "resumed" })).toBe(0);
+    expect(await counter(b, "tabby_resume_state_waits_total", { outcome: "snapshot" })).toBe(0);
+    expect(await counter(b, "tabby_snapshots_generated_total", { view: "felix" })).toBe(snapshotsOnB);
+  });
 });

@@ -50,6 +50,8 @@ export interface SessionStarterDeps {
 export class SessionStarter {
   readonly #deps: SessionStarterDeps;
   readonly #waiting = new Map<Session, StateWait>();
+  /** The head at the last retry of the waiting sessions. */
+  #retriedAt = -1;
 
   constructor(deps: SessionStarterDeps) {
     this.#deps = deps;
@@ -89,35 +91,43 @@ export class SessionStarter {
     // The decision reads the logs and the digests as of the flushed head: flush first.
     this.#deps.ingest.flushNow();
     // Frames count from the client's revision when the token is ours (its revision is comparable), else 0.
-    this.#decideFromState(s, verdict, resume.state, isOwn ? resume.revision : 0, true);
+    this.#decideFromState(s, verdict, resume.state, isOwn ? resume.revision : 0);
   }
 
   /**
    * A resume from the token's digests (the hub has no pending change). A state this server never held may
    * be one it has not reached yet (the client comes from a replica that is ahead of this one: starting, or
-   * busier): the first time, the session waits, and the decision is taken again after every flush, for up
-   * to UNKNOWN_STATE_WAIT_MS, before the snapshot. Waiting never makes the check less exact.
+   * busier): the session waits, decided again whenever a flush moves the head, for up to
+   * UNKNOWN_STATE_WAIT_MS, then once more before the snapshot. Waiting never makes the check less exact.
    */
-  #decideFromState(
-    s: Session,
-    verdict: HelloAccepted,
-    state: ResumeState,
-    base: number,
-    mayWait: boolean,
-  ): void {
-    const { hub, metrics } = this.#deps;
-    const decision = hub.resumeFromState(verdict.view, s.node, state, base);
-    if (!decision.ok && decision.reason === "unknown-state" && mayWait) {
+  #decideFromState(s: Session, verdict: HelloAccepted, state: ResumeState, base: number): void {
+    const decision = this.#deps.hub.resumeFromState(verdict.view, s.node, state, base);
+    if (isNotYetHeld(decision)) {
       const timer = setTimeout(() => {
-        if (!this.#waiting.delete(s) || !this.#isStarting(s)) return;
-        metrics.resumeWaited("snapshot");
+        // The final decision reads the flushed head; the flush may already settle the wait.
         this.#deps.ingest.flushNow();
-        this.#decideFromState(s, verdict, state, base, false);
+        const wait = this.#waiting.get(s);
+        if (wait !== undefined) this.#redecide(s, wait, true);
       }, UNKNOWN_STATE_WAIT_MS);
       this.#waiting.set(s, { verdict, state, base, timer });
       return;
     }
     this.#finishFromState(s, verdict, decision);
+  }
+
+  /** A waiting session decided again: after a flush (it keeps waiting if still not held) or finally. */
+  #redecide(s: Session, wait: StateWait, isFinal: boolean): void {
+    if (!this.#isStarting(s)) {
+      clearTimeout(wait.timer);
+      this.#waiting.delete(s);
+      return;
+    }
+    const decision = this.#deps.hub.resumeFromState(wait.verdict.view, s.node, wait.state, wait.base);
+    if (!isFinal && isNotYetHeld(decision)) return;
+    clearTimeout(wait.timer);
+    this.#waiting.delete(s);
+    this.#deps.metrics.resumeWaited(decision.ok ? "resumed" : "snapshot");
+    this.#finishFromState(s, wait.verdict, decision);
   }
 
   /** Resumes the session with the decision's frames, or sends the snapshot it was refused for. */
@@ -142,21 +152,15 @@ export class SessionStarter {
     this.#deps.live.goLive(s, hub.revision);
   }
 
-  /** After a flush: the waiting sessions whose state this server has now reached resume. */
+  /**
+   * After a flush that moved the head: the waiting sessions whose state this server has now reached
+   * resume (a flush with nothing new, such as every session start's, cannot change a decision).
+   */
   #retryWaiting(): void {
-    for (const [s, wait] of this.#waiting) {
-      if (!this.#isStarting(s)) {
-        clearTimeout(wait.timer);
-        this.#waiting.delete(s);
-        continue;
-      }
-      const decision = this.#deps.hub.resumeFromState(wait.verdict.view, s.node, wait.state, wait.base);
-      if (!decision.ok && decision.reason === "unknown-state") continue;
-      clearTimeout(wait.timer);
-      this.#waiting.delete(s);
-      if (decision.ok) this.#deps.metrics.resumeWaited("resumed");
-      this.#finishFromState(s, wait.verdict, decision);
-    }
+    const head = this.#deps.hub.revision;
+    if (this.#waiting.size === 0 || head === this.#retriedAt) return;
+    this.#retriedAt = head;
+    for (const [s, wait] of this.#waiting) this.#redecide(s, wait, false);
   }
 
   #isStarting(s: Session): boolean {
@@ -211,4 +215,9 @@ export class SessionStarter {
       ...(verdict.features.includes(FEATURES.replicaResume) && { conversion: this.#deps.hub.conversionId }),
     });
   }
+}
+
+/** Refused only because the digests name a state this server has not held (yet, perhaps). */
+function isNotYetHeld(decision: ReplicaResumeDecision): boolean {
+  return !decision.ok && decision.reason === "unknown-state";
 }
