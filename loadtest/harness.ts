@@ -312,6 +312,8 @@ export class Harness {
     }
     const fixed = this.#ports[slot];
     const extra = [
+      // After loopbackServeArgs' "--log-level warn" (the last one counts): a kept log says what happened.
+      ...(this.options.isServerLogged ? ["--log-level", "info"] : []),
       ...this.options.serverSettings.map((s) => `--${s}`),
       ...(this.options.flushWindowMs === undefined
         ? []
@@ -335,9 +337,18 @@ export class Harness {
       await mkdir(this.#profileDir, { recursive: true });
       execArgv = ["--cpu-prof", "--cpu-prof-dir", this.#profileDir];
     }
+    let logFile: string | undefined;
+    if (this.options.isServerLogged) {
+      await mkdir(join(this.outDir, "logs"), { recursive: true });
+      logFile = join(this.outDir, "logs", `replica-${slot}.log`);
+    }
     this.#spawner ??= await serverSpawner();
     const spawnedAtMs = Date.now();
-    const child = await this.#spawner.spawn(args, { timeoutMs: READY_TIMEOUT_MS, execArgv });
+    const child = await this.#spawner.spawn(args, {
+      timeoutMs: READY_TIMEOUT_MS,
+      execArgv,
+      ...(logFile !== undefined && { logFile }),
+    });
     const listeningAtMs = Date.now();
     const r = child.ready;
     const info: ServerInfo = {

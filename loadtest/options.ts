@@ -47,6 +47,8 @@ export interface LoadtestOptions {
   readonly isCpuProfiled: boolean;
   /** Run the agent workers with --cpu-prof too (profiles in `<outDir>/profiles`). */
   readonly isAgentCpuProfiled: boolean;
+  /** Keep every server's log: `<outDir>/logs/replica-<slot>.log` (appended across restarts). */
+  readonly isServerLogged: boolean;
   /** Agents that keep a full mirror and are verified against the simulator. Default max(2, 1% of agents). */
   readonly fullAgents: number;
   /**
@@ -178,6 +180,7 @@ export function resolveLoadtestOptions(raw: RawLoadtestOptions, now = new Date()
     outDir: raw.outDir ?? `results/${timestampName(now)}`,
     isCpuProfiled: raw.isCpuProfiled ?? false,
     isAgentCpuProfiled: raw.isAgentCpuProfiled ?? false,
+    isServerLogged: raw.isServerLogged ?? false,
     fullAgents,
     sampleAgents: int("sampleAgents", raw.sampleAgents, Math.max(1, Math.ceil(agents / 100)), 0, agents),
     slowPercent,

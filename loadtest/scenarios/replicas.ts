@@ -60,14 +60,23 @@ export async function waitBalanced(
   }
 }
 
-/** Every replica's move counters (/status `balance.moves`), by slot. */
+/** Every replica's /status `balance` (share, move counters) and resume counters, by slot (null: gone). */
 export async function moveCounters(h: Harness): Promise<unknown[]> {
   return Promise.all(
     Array.from({ length: h.replicaCount }, async (_, slot) => {
       if (h.replica(slot) === undefined) return null;
       try {
-        const status = (await h.replicaStatus(slot)) as { balance?: unknown };
-        return status.balance ?? null;
+        const status = (await h.replicaStatus(slot)) as {
+          balance?: unknown;
+          counters?: { resumes?: unknown; resumeRefusals?: unknown; resumeWaits?: unknown };
+        };
+        const c = status.counters;
+        return {
+          ...(typeof status.balance === "object" && status.balance !== null ? status.balance : {}),
+          resumes: c?.resumes ?? null,
+          resumeRefusals: c?.resumeRefusals ?? null,
+          resumeWaits: c?.resumeWaits ?? null,
+        };
       } catch {
         return null;
       }

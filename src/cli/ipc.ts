@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
+import { createWriteStream } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -39,6 +40,8 @@ export function spawnTabby(
     timeoutMs?: number;
     env?: NodeJS.ProcessEnv;
     execArgv?: readonly string[];
+    /** Also append the child's stderr (its JSON log) to this file; default: only its tail is kept. */
+    logFile?: string;
   } = {},
 ): Promise<TabbyChild> {
   const execArgv = [...(options.execArgv ?? []), ...(CLI_ENTRY.endsWith(".ts") ? ["--import", "tsx"] : [])];
@@ -46,10 +49,14 @@ export function spawnTabby(
     stdio: ["ignore", "ignore", "pipe", "ipc"],
     env: options.env ?? process.env,
   });
+  const log = options.logFile === undefined ? undefined : createWriteStream(options.logFile, { flags: "a" });
+  log?.on("error", () => undefined); // a log that cannot be written is not the child's failure
   let stderrTail = "";
   child.stderr?.on("data", (d: Buffer) => {
     stderrTail = (stderrTail + d.toString()).slice(-4000);
+    log?.write(d);
   });
+  child.stderr?.once("end", () => log?.end());
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const stop = async (graceMs = 10_000): Promise<void> => {
     if (child.exitCode !== null || child.signalCode !== null) return;

@@ -34,6 +34,7 @@ interface LoadtestFlags {
   out?: string;
   cpuProf?: boolean;
   cpuProfAgents?: boolean;
+  serverLogs?: boolean;
   fullAgents?: number;
   sampleAgents?: number;
   slowPercent?: number;
@@ -75,6 +76,7 @@ export function loadtestCommand(): Command {
     .option("--out <dir>", "results folder (default results/<timestamp>)")
     .option("--cpu-prof", "run the server with --cpu-prof (profiles in <out>/profiles)")
     .option("--cpu-prof-agents", "run the agent workers with --cpu-prof too (profiles in <out>/profiles)")
+    .option("--server-logs", "keep every server's log in <out>/logs/replica-<slot>.log")
     .option(
       "--full-agents <n>",
       "agents with a full, verified mirror (default max(2, 1% of agents))",
@@ -117,6 +119,7 @@ export function loadtestCommand(): Command {
         ...(flags.out !== undefined && { outDir: flags.out }),
         ...(flags.cpuProf !== undefined && { isCpuProfiled: flags.cpuProf }),
         ...(flags.cpuProfAgents !== undefined && { isAgentCpuProfiled: flags.cpuProfAgents }),
+        ...(flags.serverLogs !== undefined && { isServerLogged: flags.serverLogs }),
         ...(flags.fullAgents !== undefined && { fullAgents: flags.fullAgents }),
         ...(flags.sampleAgents !== undefined && { sampleAgents: flags.sampleAgents }),
         ...(flags.slowPercent !== undefined && { slowPercent: flags.slowPercent }),

@@ -161,6 +161,15 @@ export const SERVE_SETTINGS = [
       "while the latest snapshot is still being sent to a session (a connect or reconnect storm), it is reused up to this age",
   },
   {
+    field: "resumeStateWaitMs",
+    type: "int",
+    default: 3000,
+    min: 0,
+    max: 600_000,
+    description:
+      "a resume from another replica naming a state this server has not reached yet waits up to this long for it (then a snapshot)",
+  },
+  {
     field: "maxLogEntries",
     type: "int",
     default: 100_000,

@@ -26,6 +26,7 @@ export interface ServeConfig {
   readonly drainMs: number;
   readonly snapshotReuseMs: number;
   readonly snapshotReuseMaxMs: number;
+  readonly resumeStateWaitMs: number;
   readonly maxLogEntries: number;
   readonly maxLogBytes: number;
   readonly snapshotCacheBytes: number;

@@ -190,6 +190,7 @@ export async function runServer(config: ServeConfig, deps: ServerDeps): Promise<
       maxLagMs: config.maxLagMs,
       snapshotReuseMs: config.snapshotReuseMs,
       snapshotReuseMaxMs: config.snapshotReuseMaxMs,
+      resumeStateWaitMs: config.resumeStateWaitMs,
     },
   });
   const datastore = new Datastore({

@@ -105,7 +105,7 @@ export function decideReplicaResume(input: ReplicaResumeInput): ReplicaResumeDec
     // Every domain was empty at revision 0, before anything was recorded.
     const isEmpty = count === 0 && hash.hi === 0 && hash.lo === 0;
     const revision = digests.revisionOf(domain, count, hash) ?? (isEmpty ? 0 : undefined);
-    if (revision === undefined) return refuse("unknown-state", `${kind}: a state this server never held`);
+    if (revision === undefined) return refuse("unknown-state", neverHeld(input, kind));
     if (!log.canResume(revision)) {
       return refuse("compacted", `${kind}: held at revision ${revision}, below the log's floor ${log.floor}`);
     }
@@ -128,6 +128,29 @@ export function decideReplicaResume(input: ReplicaResumeInput): ReplicaResumeDec
   }
   if (frames.length === 0) frames.push(new DeltaFrames(base, input.head, []));
   return { ok: true, frames, changes: changes.length };
+}
+
+/**
+ * The detail of an unknown-state refusal: every kind of the state this server never held (not only the
+ * first found), so that an operator can tell one diverging kind from a replica that is behind in all.
+ */
+function neverHeld(input: ReplicaResumeInput, first: string): string {
+  const unknown: string[] = [];
+  for (const kind of VIEWS[input.view].kinds) {
+    const digest = input.state.kinds[kind];
+    const hash = digest === undefined ? undefined : parseDigestHex(digest[1]);
+    const domain = domainOf(kind, input.node);
+    if (digest === undefined || hash === undefined || domain === undefined) continue;
+    const current = input.digests.current(domain);
+    const isCurrent = current.count === digest[0] && current.hi === hash.hi && current.lo === hash.lo;
+    const isEmpty = digest[0] === 0 && hash.hi === 0 && hash.lo === 0;
+    if (!isCurrent && !isEmpty && input.digests.revisionOf(domain, digest[0], hash) === undefined) {
+      unknown.push(kind);
+    }
+  }
+  const shown = unknown.length > 0 ? unknown : [first];
+  const more = shown.length > 6 ? ` and ${shown.length - 6} more` : "";
+  return `states this server never held: ${shown.slice(0, 6).join(", ")}${more} (of ${VIEWS[input.view].kinds.size} kinds)`;
 }
 
 function refuse(reason: ReplicaRefusal, detail: string): ReplicaResumeDecision {

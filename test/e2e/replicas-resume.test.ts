@@ -15,7 +15,7 @@ import { TabbyClient } from "../../src/client/index.js";
 import type { Update } from "../../src/client/index.js";
 import { workloadEndpointKey } from "../../src/server/datastore/index.js";
 import type { KubeObject } from "../../src/server/datastore/types.js";
-import { UNKNOWN_STATE_WAIT_MS } from "../../src/server/fanout/session-start.js";
+import { RESUME_STATE_WAIT_MS } from "../../src/server/fanout/options.js";
 import { runServer } from "../../src/server/main.js";
 import type { RunningServer } from "../../src/server/main.js";
 import { ChaosProxy } from "../../src/chaos/proxy.js";
@@ -176,6 +176,7 @@ describe("resume on another replica", () => {
 
     expect(client.stats).toMatchObject({ snapshots: 1, resumes: 1, replicaResumes: 1 });
     expect(await counter(b, "tabby_resumes_total", { view: "felix", origin: "other-replica" })).toBe(1);
+    expect(b.fanout.status().counters.resumes).toEqual({ "same-server": 0, "other-replica": 1 });
     expect(await counter(b, "tabby_snapshots_generated_total", { view: "felix" })).toBe(snapshotsOnB);
     // Exactly the real changes reached the agent, and the mirror is B's view.
     expect(updates.map((u) => [u.key, u.value === null]).sort()).toEqual(
@@ -213,6 +214,8 @@ describe("resume on another replica", () => {
       (await counter(b, "tabby_resume_refusals_total", { reason: "compacted" })) +
       (await counter(b, "tabby_resume_refusals_total", { reason: "unknown-state" }));
     expect(refusals).toBe(1);
+    const shown = b.fanout.status().counters.resumeRefusals;
+    expect((shown.compacted ?? 0) + (shown["unknown-state"] ?? 0)).toBe(1);
     expect(await counter(b, "tabby_resumes_total", { view: "felix", origin: "other-replica" })).toBe(0);
     // The snapshot's diff shows the agent the three real changes and nothing else.
     expect(updates.map((u) => [u.key, u.value === null]).sort()).toEqual(
@@ -283,7 +286,12 @@ describe("resume on another replica", () => {
   });
 
   it("a client ahead of a B that does not catch up in time gets B's snapshot after the wait, then follows B", async () => {
-    const { sim, a, b, client, moveToB, bUpstream } = await stack({}, true);
+    // B's --resume-state-wait-ms, well below the default (RESUME_STATE_WAIT_MS): the setting is honoured.
+    const waitMs = 1000;
+    const { sim, a, b, client, moveToB, bUpstream } = await stack(
+      { resumeStateWaitMs: String(waitMs) },
+      true,
+    );
     bUpstream!.stall(true);
     const changed = changePods(sim, "ahead");
     await until("the client to get the changes from A", () => client.get(changed.deleted) === undefined);
@@ -293,8 +301,9 @@ describe("resume on another replica", () => {
     move.release();
     await until("B to hold the resume", () => b.fanout.resumesWaiting === 1);
     const heldAt = Date.now();
-    await until("the snapshot", () => client.stats.snapshots === 2, 3 * UNKNOWN_STATE_WAIT_MS);
-    expect(Date.now() - heldAt).toBeGreaterThanOrEqual(UNKNOWN_STATE_WAIT_MS - 200);
+    await until("the snapshot", () => client.stats.snapshots === 2, 3 * waitMs);
+    expect(Date.now() - heldAt).toBeGreaterThanOrEqual(waitMs - 200);
+    expect(Date.now() - heldAt).toBeLessThan(RESUME_STATE_WAIT_MS);
     expect(await counter(b, "tabby_resume_state_waits_total", { outcome: "snapshot" })).toBe(1);
     expect(await counter(b, "tabby_resume_refusals_total", { reason: "unknown-state" })).toBe(1);
     expect(client.stats).toMatchObject({ resumes: 0, replicaResumes: 0 });

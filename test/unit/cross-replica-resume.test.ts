@@ -380,6 +380,8 @@ describe("resume on another replica", () => {
     );
     const d = b.resumeFromState("tunnel-ip-allocation", undefined, state);
     expect(d.ok ? undefined : d.reason).toBe("unknown-state");
+    // The detail names every kind B never held in that state (Node is empty on both: held).
+    expect(d.ok ? undefined : d.detail).toBe("states this server never held: IPPool (of 2 kinds)");
   });
 });
 

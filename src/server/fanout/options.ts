@@ -6,6 +6,13 @@ import { FanoutOptionError } from "./errors.js";
 /** The WebSocket port tabby listens on by default (Typha's port). */
 export const DEFAULT_FANOUT_PORT = 5473;
 
+/**
+ * Default FanoutOptions.resumeStateWaitMs. At 1000 agents on 2 cores, 10 s saved no more resumes than 3 s
+ * (the states not reached in 3 s were mostly never reached: docs/BENCHMARKS.md, replicas at 1000 agents)
+ * and kept those agents waiting longer.
+ */
+export const RESUME_STATE_WAIT_MS = 3000;
+
 /** Tuning of the fan-out server. Every field is optional; the default and unit are in its comment. */
 export interface FanoutOptions {
   /** Largest message a client may send, in bytes. A larger one closes the connection with 1009. Default 1 MiB. */
@@ -43,6 +50,12 @@ export interface FanoutOptions {
    * and one build and one compression serve the whole storm. Default 30,000.
    */
   readonly snapshotReuseMaxMs?: number;
+  /**
+   * A resume from another replica's state that this server has not held yet waits up to this many ms for
+   * it to arrive (a replica that is behind: just started, or busier), decided again after every flush,
+   * then gets a snapshot (PROTOCOL.md §5.2.1). 0: no wait. Default 3000.
+   */
+  readonly resumeStateWaitMs?: number;
   /**
    * A session whose socket holds this many unsent bytes (in user space) stops receiving live frames until
    * it drains, then is caught up with coalesced changes. Default 1 MiB.
@@ -90,6 +103,7 @@ export function resolveFanoutOptions(options: FanoutOptions = {}): ResolvedFanou
     flushWindowMaxMs: integer(options, "flushWindowMaxMs", 250, 0),
     snapshotReuseMs: integer(options, "snapshotReuseMs", 1000, 0),
     snapshotReuseMaxMs: integer(options, "snapshotReuseMaxMs", 30_000, 0),
+    resumeStateWaitMs: integer(options, "resumeStateWaitMs", RESUME_STATE_WAIT_MS, 0),
     softBufferedBytes: integer(options, "softBufferedBytes", 1024 * 1024, 1),
     snapshotHighWaterBytes: integer(options, "snapshotHighWaterBytes", 1024 * 1024, 1),
     maxLagMs: integer(options, "maxLagMs", 30_000, 1),

@@ -218,6 +218,7 @@ export class FanoutServer implements UpstreamSink {
       serverId: this.serverId,
       snapshotReuseMs: this.#options.snapshotReuseMs,
       snapshotReuseMaxMs: this.#options.snapshotReuseMaxMs,
+      resumeStateWaitMs: this.#options.resumeStateWaitMs,
       ingest: this.#ingest,
       sessions: this.#sessions,
     });

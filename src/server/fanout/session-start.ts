@@ -14,12 +14,6 @@ import type { Session } from "./session.js";
 import type { SessionRegistry } from "./session-registry.js";
 import type { SnapshotSender } from "./snapshot-sender.js";
 
-/**
- * How long a resume whose digests name a state this server has not held waits for it (re-decided after
- * every flush) before the snapshot.
- */
-export const UNKNOWN_STATE_WAIT_MS = 3000;
-
 interface StateWait {
   readonly verdict: HelloAccepted;
   readonly state: ResumeState;
@@ -37,6 +31,8 @@ export interface SessionStarterDeps {
   readonly serverId: string;
   readonly snapshotReuseMs: number;
   readonly snapshotReuseMaxMs: number;
+  /** FanoutOptions.resumeStateWaitMs. */
+  readonly resumeStateWaitMs: number;
   readonly ingest: Ingest;
   readonly sessions: SessionRegistry;
 }
@@ -98,7 +94,7 @@ export class SessionStarter {
    * A resume from the token's digests (the hub has no pending change). A state this server never held may
    * be one it has not reached yet (the client comes from a replica that is ahead of this one: starting, or
    * busier): the session waits, decided again whenever a flush moves the head, for up to
-   * UNKNOWN_STATE_WAIT_MS, then once more before the snapshot. Waiting never makes the check less exact.
+   * resumeStateWaitMs, then once more before the snapshot. Waiting never makes the check less exact.
    */
   #decideFromState(s: Session, verdict: HelloAccepted, state: ResumeState, base: number): void {
     const decision = this.#deps.hub.resumeFromState(verdict.view, s.node, state, base);
@@ -108,7 +104,7 @@ export class SessionStarter {
         this.#deps.ingest.flushNow();
         const wait = this.#waiting.get(s);
         if (wait !== undefined) this.#redecide(s, wait, true);
-      }, UNKNOWN_STATE_WAIT_MS);
+      }, this.#deps.resumeStateWaitMs);
       this.#waiting.set(s, { verdict, state, base, timer });
       return;
     }
@@ -127,6 +123,19 @@ export class SessionStarter {
     clearTimeout(wait.timer);
     this.#waiting.delete(s);
     this.#deps.metrics.resumeWaited(decision.ok ? "resumed" : "snapshot");
+    if (!decision.ok) {
+      // Rare, and costly (a snapshot): worth an operator's look (a replica far behind the others?).
+      this.#deps.logger.info(
+        {
+          session: s.id,
+          view: wait.verdict.view,
+          from: wait.verdict.resume?.server,
+          reason: decision.reason,
+          detail: decision.detail,
+        },
+        `resume state not reached within ${this.#deps.resumeStateWaitMs} ms, sending a snapshot`,
+      );
+    }
     this.#finishFromState(s, wait.verdict, decision);
   }
 

@@ -68,6 +68,12 @@ export interface StatusReport {
     readonly catchUps: number;
     readonly pongs: number;
     readonly updatesSkipped: number;
+    /** Sessions resumed without a snapshot, by where the token came from (PROTOCOL.md §5.2). */
+    readonly resumes: FanoutCounts["resumes"];
+    /** Resume tokens answered with a snapshot, by reason (tabby_resume_refusals_total). */
+    readonly resumeRefusals: FanoutCounts["resumeRefusals"];
+    /** Resumes that waited for this server to reach their state, by outcome (§5.2.1). */
+    readonly resumeWaits: FanoutCounts["resumeWaits"];
   };
   /** Fair share and moves (src/server/replicas/balancer.ts). */
   readonly balance?: BalanceReport & { readonly moves: MoveCounts };
@@ -170,6 +176,9 @@ export function buildStatusReport(input: StatusInput): StatusReport {
       catchUps: counts.catchUps,
       pongs: counts.pongs,
       updatesSkipped: counts.updatesSkipped,
+      resumes: { ...counts.resumes },
+      resumeRefusals: { ...counts.resumeRefusals },
+      resumeWaits: { ...counts.resumeWaits },
     },
   };
 }

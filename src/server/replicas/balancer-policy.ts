@@ -89,40 +89,84 @@ export function movesWanted(
 }
 
 /**
- * The replica to hint, among the ready peers (not this one) whose load is known: their reported sessions
- * plus the hints this server sent them since that figure was read (`hinted`). With `belowOrAt` (the
- * share), only a peer below it qualifies (one at the share would be pushed over it: no hint rather than a
- * bounce), and with `random` the choice is weighted by how far below the share each peer is, so that
- * several replicas shedding at once spread their sessions instead of all picking the same least loaded
- * peer. Otherwise the least loaded peer. Undefined when no peer qualifies.
+ * The least loaded ready peer (not this one) whose load is known: its reported sessions plus the hints
+ * this server sent it since that figure was read (`hinted`). Undefined when no peer's load is known. The
+ * drain's hint: every session must go, wherever there is most room.
  */
 export function pickHint(
   peers: readonly ReplicaPeer[],
   hinted: ReadonlyMap<string, number>,
   nowMs: number,
   loadMaxAgeMs: number,
-  belowOrAt?: number,
-  random?: () => number,
 ): string | undefined {
-  const loads: { url: string; load: number }[] = [];
+  let best: { url: string; load: number } | undefined;
   for (const p of peers) {
     if (p.self || !p.ready) continue;
     const sessions = freshSessions(p, nowMs, loadMaxAgeMs);
     if (sessions === undefined) continue;
     const load = sessions + (hinted.get(p.url) ?? 0);
-    if (belowOrAt !== undefined && load >= belowOrAt) continue;
-    loads.push({ url: p.url, load });
+    if (best === undefined || load < best.load || (load === best.load && p.url < best.url)) {
+      best = { url: p.url, load };
+    }
   }
-  if (loads.length === 0) return undefined;
-  loads.sort((a, b) => a.load - b.load || (a.url < b.url ? -1 : 1));
-  if (belowOrAt === undefined || random === undefined) return loads[0]?.url;
-  const weights = loads.map((l) => belowOrAt - l.load);
-  let r = random() * weights.reduce((a, w) => a + w, 0);
-  for (const [i, l] of loads.entries()) {
-    r -= weights[i] ?? 0;
-    if (r < 0) return l.url;
+  return best?.url;
+}
+
+/**
+ * How many sessions this server may still hint to each ready peer below the share (rebalancing). A peer's
+ * room (share − its reported sessions) is split among the replicas over the share in proportion to their
+ * excess (own − share here, the reported figure for the others), rounded up, less the hints this server
+ * sent it since that figure was read (`hinted`). Every replica reads the same figures, so together they
+ * fill a peer's room about once instead of each filling all of it while the figures are stale (which
+ * pushed the new replica over its share and made it move the agents just moved there). Peers with no room
+ * are left out.
+ */
+export function hintAllowances(
+  peers: readonly ReplicaPeer[],
+  hinted: ReadonlyMap<string, number>,
+  ownSessions: number,
+  share: number,
+  nowMs: number,
+  loadMaxAgeMs: number,
+): Map<string, number> {
+  const loads: { url: string; sessions: number }[] = [];
+  let othersExcess = 0;
+  for (const p of peers) {
+    if (p.self || !p.ready) continue;
+    const sessions = freshSessions(p, nowMs, loadMaxAgeMs);
+    if (sessions === undefined) continue;
+    othersExcess += Math.max(0, sessions - share);
+    loads.push({ url: p.url, sessions });
   }
-  return loads[loads.length - 1]?.url;
+  const ownExcess = Math.max(0, ownSessions - share);
+  const fraction = ownExcess + othersExcess > 0 ? ownExcess / (ownExcess + othersExcess) : 1;
+  const out = new Map<string, number>();
+  for (const { url, sessions } of loads) {
+    const room = share - sessions;
+    if (room <= 0) continue;
+    const allowance = Math.ceil(room * fraction) - (hinted.get(url) ?? 0);
+    if (allowance > 0) out.set(url, allowance);
+  }
+  return out;
+}
+
+/**
+ * A peer from `allowances` (hintAllowances), weighted by its allowance, so that sessions spread over the
+ * peers with room in proportion to it. Undefined when none is left. Stable order (by URL) for a given r.
+ */
+export function pickByAllowance(
+  allowances: ReadonlyMap<string, number>,
+  random: () => number,
+): string | undefined {
+  const entries = [...allowances].filter(([, n]) => n > 0).sort(([a], [b]) => (a < b ? -1 : 1));
+  const total = entries.reduce((a, [, n]) => a + n, 0);
+  if (total === 0) return undefined;
+  let r = random() * total;
+  for (const [url, n] of entries) {
+    r -= n;
+    if (r < 0) return url;
+  }
+  return entries[entries.length - 1]?.[0];
 }
 
 /** Ready peers other than this server (where a drained session can go), in a stable order. */

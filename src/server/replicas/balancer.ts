@@ -1,8 +1,9 @@
 /**
  * Fair share and move hints (issue 9): every `intervalMs` (jittered) a server compares the sessions it
  * holds with its fair share of all sessions across the ready replicas and, above the share plus slack,
- * asks its earliest-arrived sessions that understand `move` to go to the least loaded ready peer, a few
- * per round, with a jittered delay; it closes them with 4007 if they have not left after the delay plus a
+ * asks its earliest-arrived sessions that understand `move` to go to ready peers below the share (each
+ * shedder filling its part of their room, in proportion to its excess), a few per round, with a jittered
+ * delay; it closes them with 4007 if they have not left after the delay plus a
  * grace. On shutdown it gives the drain a mover that hints the other ready replicas. Sessions without the
  * `move` feature are never moved (only closed at shutdown). See docs/OPERATIONS.md ("Balancing").
  */
@@ -14,7 +15,9 @@ import type { SessionRegistry } from "../fanout/session-registry.js";
 import {
   fairShare,
   freshSessions,
+  hintAllowances,
   movesWanted,
+  pickByAllowance,
   pickHint,
   pickSessions,
   readyOthers,
@@ -191,23 +194,35 @@ export class Balancer {
       wanted.count,
     );
     let sent = 0;
+    this.#pruneHints(nowMs);
+    // With every peer's load known, move only within the room this server may fill at a peer below the
+    // share (hintAllowances; none left: nowhere to go yet). Otherwise the least loaded peer known, if any.
+    const allowances =
+      share.source === "peers"
+        ? hintAllowances(
+            others,
+            this.#hintCounts(others, nowMs),
+            own,
+            share.share,
+            nowMs,
+            this.#o.loadMaxAgeMs,
+          )
+        : undefined;
     for (const c of candidates) {
-      this.#pruneHints(nowMs);
-      // With every peer's load known, move only to a peer below the share (no hint: nowhere to go yet).
-      const hint = pickHint(
-        others,
-        this.#hintCounts(others, nowMs),
-        nowMs,
-        this.#o.loadMaxAgeMs,
-        share.source === "peers" ? share.share : undefined,
-        this.#random,
-      );
-      if (hint === undefined && share.source === "peers") break;
+      let hint: string | undefined;
+      if (allowances !== undefined) {
+        hint = pickByAllowance(allowances, this.#random);
+        if (hint === undefined) break;
+      } else {
+        hint = pickHint(others, this.#hintCounts(others, nowMs), nowMs, this.#o.loadMaxAgeMs);
+      }
       const delayMs = Math.floor(this.#random() * (this.#o.moveDelayMaxMs + 1));
       if (sessions.move(c.session, "rebalance", delayMs, hint, delayMs + this.#o.moveGraceMs)) {
         sent++;
-        if (hint !== undefined)
+        if (hint !== undefined) {
           this.#hints.push({ url: hint, arrivesAtMs: nowMs + delayMs + ARRIVAL_MARGIN_MS });
+          allowances?.set(hint, (allowances.get(hint) ?? 0) - 1);
+        }
       }
     }
     return sent;
