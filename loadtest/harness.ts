@@ -314,6 +314,8 @@ export class Harness {
     const extra = [
       // After loopbackServeArgs' "--log-level warn" (the last one counts): a kept log says what happened.
       ...(this.options.isServerLogged ? ["--log-level", "info"] : []),
+      // A replica drains as a deployment's would (loopbackServeArgs' 1 s is for one server's scenarios).
+      ...(isGroup ? ["--drain-ms", String(this.options.replicaDrainMs)] : []),
       ...this.options.serverSettings.map((s) => `--${s}`),
       ...(this.options.flushWindowMs === undefined
         ? []
@@ -387,7 +389,7 @@ export class Harness {
   }
 
   /** Stops replica `slot` with SIGTERM (it drains: moves its sessions to the others, then exits). */
-  async stopReplica(slot: number, timeoutMs = 15_000): Promise<void> {
+  async stopReplica(slot: number, timeoutMs = this.options.replicaDrainMs + 15_000): Promise<void> {
     const replica = this.#replicas[slot];
     this.#replicas[slot] = undefined;
     if (replica === undefined) return;

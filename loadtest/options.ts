@@ -76,6 +76,12 @@ export interface LoadtestOptions {
    * agents get every replica's address and spread over them. Default 1.
    */
   readonly replicas: number;
+  /**
+   * With several replicas: each one's `--drain-ms` (the rolling restart's drain: its sessions are moved
+   * to the others spread over it). Default 10,000 (deploy/tabby.yaml drains over 60 s); one server keeps
+   * loopbackServeArgs' 1000.
+   */
+  readonly replicaDrainMs: number;
 }
 
 export class LoadtestOptionsError extends Error {
@@ -147,6 +153,7 @@ export function resolveLoadtestOptions(raw: RawLoadtestOptions, now = new Date()
   }
   for (const r of churnRates) int("churn", r, 1, 1, 100_000);
   const replicas = int("replicas", raw.replicas, 1, 1, 16);
+  const replicaDrainMs = int("replicaDrainMs", raw.replicaDrainMs, 10_000, 0, 600_000);
   const asked = raw.scenarios ?? [...SCENARIOS];
   const scenarios = asked.filter((s) =>
     replicas > 1 ? !SINGLE_SERVER_SCENARIOS.has(s) : !REPLICA_SCENARIOS.has(s),
@@ -190,6 +197,7 @@ export function resolveLoadtestOptions(raw: RawLoadtestOptions, now = new Date()
     flushWindowMs:
       raw.flushWindowMs === undefined ? undefined : int("flushWindowMs", raw.flushWindowMs, 10, 0, 10_000),
     replicas,
+    replicaDrainMs,
     serverSettings: (raw.serverSettings ?? []).map(checkServerSetting),
   };
 }

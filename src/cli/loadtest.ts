@@ -43,6 +43,7 @@ interface LoadtestFlags {
   seed?: number;
   flushWindowMs?: number;
   replicas?: number;
+  replicaDrainMs?: number;
   serverSetting?: string[];
 }
 
@@ -101,6 +102,11 @@ export function loadtestCommand(): Command {
       wholeNumber(1),
     )
     .option(
+      "--replica-drain-ms <ms>",
+      "with several replicas: each one's --drain-ms, over which a SIGTERMed replica moves its sessions (default 10000)",
+      wholeNumber(0),
+    )
+    .option(
       "--server-setting <name=value>",
       "a tabby serve flag for the server, repeatable (e.g. --server-setting ingest-worker=false)",
       (v: string, all: string[] = []) => [...all, v],
@@ -127,6 +133,7 @@ export function loadtestCommand(): Command {
         ...(flags.flushWindowMs !== undefined && { flushWindowMs: flags.flushWindowMs }),
         ...(flags.seed !== undefined && { seed: flags.seed }),
         ...(flags.replicas !== undefined && { replicas: flags.replicas }),
+        ...(flags.replicaDrainMs !== undefined && { replicaDrainMs: flags.replicaDrainMs }),
         ...(flags.serverSetting !== undefined && { serverSettings: flags.serverSetting }),
         hasProgressBar: flags.progress !== false,
       };

@@ -18,6 +18,12 @@ describe("load test with replicas", () => {
     expect(() => resolveLoadtestOptions({ replicas: 17 })).toThrow(
       expect.objectContaining({ field: "replicas" }) as Error,
     );
+    // Replicas drain over 10 s unless told (a rollout as a deployment does it, not a 1 s storm).
+    expect(three.replicaDrainMs).toBe(10_000);
+    expect(resolveLoadtestOptions({ replicas: 3, replicaDrainMs: 0 }).replicaDrainMs).toBe(0);
+    expect(() => resolveLoadtestOptions({ replicas: 3, replicaDrainMs: -1 })).toThrow(
+      expect.objectContaining({ field: "replicaDrainMs" }) as Error,
+    );
   });
 
   it("balanced = every replica within 10% of the mean, all sessions connected", () => {

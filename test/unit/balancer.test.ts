@@ -44,7 +44,7 @@ describe("fairShare", () => {
       inputs({ ownSessions: 50, readyReplicas: 3, peers: [peer("ws://b", 50), peer("ws://c", 0)] }),
       0.05,
     );
-    expect(s).toEqual({ total: 100, source: "peers", share: 34, limit: 36 });
+    expect(s).toEqual({ total: 100, connected: 100, source: "peers", share: 34, limit: 36 });
     // 1000 sessions over 3: share 334, 5% slack = 17.
     const big = fairShare(
       inputs({ ownSessions: 500, readyReplicas: 3, peers: [peer("ws://b", 500), peer("ws://c", 0)] }),
@@ -57,6 +57,26 @@ describe("fairShare", () => {
       share: 1,
       limit: 2,
     });
+  });
+
+  it("counts agents in transit: the total never drops below the recent one while moved agents arrive", () => {
+    // 150 of 1000 agents are on their way between replicas: the share stays 334, not 284.
+    const s = fairShare(
+      inputs({
+        ownSessions: 300,
+        readyReplicas: 3,
+        peers: [peer("ws://b", 290), peer("ws://c", 260)],
+        recentTotal: 1000,
+      }),
+      0.05,
+    );
+    expect(s).toMatchObject({ total: 1000, connected: 850, share: 334, limit: 351 });
+    // More sessions than before: the current count wins.
+    const more = fairShare(
+      inputs({ ownSessions: 400, readyReplicas: 2, peers: [peer("ws://b", 400)], recentTotal: 700 }),
+      0.05,
+    );
+    expect(more).toMatchObject({ total: 800, connected: 800, share: 400 });
   });
 
   it("has no floor: a new, empty replica's share is everyone's share", () => {
@@ -114,7 +134,7 @@ describe("fairShare", () => {
 });
 
 describe("movesWanted", () => {
-  const share = { total: 100, source: "peers" as const, share: 34, limit: 36 };
+  const share = { total: 100, connected: 100, source: "peers" as const, share: 34, limit: 36 };
   it("starts above the limit, then sheds down to the share (hysteresis), counting sessions already leaving", () => {
     expect(movesWanted(36, 0, share, false, 10)).toEqual({ count: 0, isShedding: false });
     expect(movesWanted(37, 0, share, false, 10)).toEqual({ count: 3, isShedding: true });
@@ -220,29 +240,55 @@ describe("resolveBalancerOptions", () => {
  * The replicas as the policy sees them, in rounds: each replica in turn computes its share from the others'
  * load figures and moves its surplus (earliest arrivals first) to the hinted peer, where a moved session
  * arrives at once with a new arrival number. The figures are re-read every `readEvery` rounds (1: always
- * current); between two readings each replica counts its own hints against a peer, as the balancer does,
- * but not the others' (the staleness that made several shedders overfill a new replica).
+ * current). Each replica counts its own hints against a peer, as the balancer does, until a reading
+ * taken after the hinted session should have arrived (ARRIVAL_ROUNDS after the hint, the balancer's move
+ * delay plus margin); not the others' hints (the staleness that made several shedders overfill a new
+ * replica). A moved session is in transit for `transitRounds` (on no replica: its move delay, a slow
+ * connection, possibly longer than ARRIVAL_ROUNDS); each replica keeps the largest total of its last `memoryRounds`
+ * rounds as `recentTotal`, as the balancer does.
  */
-function simulate(initial: readonly number[], rounds: number, random: () => number, readEvery = 1) {
+function simulate(
+  initial: readonly number[],
+  rounds: number,
+  random: () => number,
+  readEvery = 1,
+  transitRounds = 0,
+  memoryRounds = 30,
+) {
   let arrival = 0;
   const replicas = initial.map((n) => Array.from({ length: n }, () => ({ agent: arrival, id: arrival++ })));
   const movesOf = new Map<number, number>();
   const urls = initial.map((_, i) => `ws://r${i}`);
   const shedding = initial.map(() => false);
   let figures = replicas.map((r) => r.length);
-  const hintsSinceRead = initial.map(() => new Map<string, number>());
+  const ARRIVAL_ROUNDS = 3;
+  let readAt = 0;
+  const sent = initial.map((): { url: string; arrivesAt: number }[] => []);
+  const transit: { to: number; agent: number; arrives: number }[] = [];
+  const totals = initial.map((): number[] => []);
   for (let round = 0; round < rounds; round++) {
+    for (const t of transit.filter((x) => x.arrives <= round)) {
+      replicas[t.to]!.push({ agent: t.agent, id: arrival++ });
+      transit.splice(transit.indexOf(t), 1);
+    }
     if (round % readEvery === 0) {
       figures = replicas.map((r) => r.length);
-      for (const h of hintsSinceRead) h.clear();
+      readAt = round;
     }
     for (let i = 0; i < replicas.length; i++) {
       const own = replicas[i]!;
       const peers = urls.map((url, j) => peer(url, j === i ? own.length : figures[j]!, { self: j === i }));
+      const recent = totals[i]!.slice(-memoryRounds);
       const share = fairShare(
-        inputs({ ownSessions: own.length, readyReplicas: replicas.length, peers }),
+        inputs({
+          ownSessions: own.length,
+          readyReplicas: replicas.length,
+          peers,
+          ...(memoryRounds > 0 && recent.length > 0 && { recentTotal: Math.max(...recent) }),
+        }),
         0.05,
       );
+      totals[i]!.push(share.connected);
       const wanted = movesWanted(
         own.length,
         0,
@@ -256,19 +302,23 @@ function simulate(initial: readonly number[], rounds: number, random: () => numb
         own.map((s) => ({ ...s, canMove: true, isLive: true, isLeaving: false })),
         wanted.count,
       );
-      const hinted = hintsSinceRead[i]!;
+      const hinted = new Map<string, number>();
+      for (const h of sent[i]!) {
+        if (h.arrivesAt > readAt) hinted.set(h.url, (hinted.get(h.url) ?? 0) + 1);
+      }
       const allowances = hintAllowances(peers, hinted, own.length, share.share, NOW, 60_000);
       for (const s of picked) {
         const hint = pickByAllowance(allowances, random);
         if (hint === undefined) break;
         allowances.set(hint, allowances.get(hint)! - 1);
-        hinted.set(hint, (hinted.get(hint) ?? 0) + 1);
+        sent[i]!.push({ url: hint, arrivesAt: round + ARRIVAL_ROUNDS });
         const to = urls.indexOf(hint);
         own.splice(
           own.findIndex((o) => o.id === s.id),
           1,
         );
-        replicas[to]!.push({ agent: s.agent, id: arrival++ });
+        if (transitRounds > 0) transit.push({ to, agent: s.agent, arrives: round + transitRounds });
+        else replicas[to]!.push({ agent: s.agent, id: arrival++ });
         movesOf.set(s.agent, (movesOf.get(s.agent) ?? 0) + 1);
       }
     }
@@ -285,6 +335,14 @@ describe("balancing converges without moving anyone twice", () => {
     expect([...movesOf.values()].length).toBe(1000 - counts.slice(0, 2).reduce((a, b) => a + b, 0));
   });
 
+  it("scale-out with agents slower than the hints count for (6 rounds in transit): nobody moved twice", () => {
+    const { counts, movesOf } = simulate([500, 500, 0], 80, () => 0.5, 1, 6);
+    const share = Math.ceil(1000 / 3);
+    for (const c of counts) expect(c).toBeLessThanOrEqual(share + Math.ceil(share * 0.05));
+    expect(counts.reduce((a, b) => a + b, 0)).toBe(1000);
+    expect(Math.max(...movesOf.values())).toBe(1);
+  });
+
   it("scale-out with load figures read every 5 rounds: the shedders share the new replica's room", () => {
     const { counts, movesOf } = simulate([500, 500, 0], 60, () => 0.5, 5);
     const share = Math.ceil(1000 / 3);
@@ -293,23 +351,24 @@ describe("balancing converges without moving anyone twice", () => {
     expect(counts[2]).toBeGreaterThanOrEqual(Math.floor(0.9 * share));
   });
 
-  it("any start, figures read every 1-5 rounds: every replica ends within the limit, no session moved twice, no move once balanced", () => {
+  it("any start, figures read every 1-5 rounds, 0-3 rounds in transit: every replica ends within the limit, no session moved twice, no move once balanced", () => {
     fc.assert(
       fc.property(
         fc.array(fc.integer({ min: 0, max: 200 }), { minLength: 2, maxLength: 6 }),
         fc.array(fc.double({ min: 0, max: 0.999, noNaN: true }), { minLength: 1, maxLength: 20 }),
         fc.integer({ min: 1, max: 5 }),
-        (initial, rs, readEvery) => {
+        fc.integer({ min: 0, max: 3 }),
+        (initial, rs, readEvery, transitRounds) => {
           let k = 0;
           const random = (): number => rs[k++ % rs.length]!;
           const total = initial.reduce((a, b) => a + b, 0);
-          const first = simulate(initial, 60, random, readEvery);
+          const first = simulate(initial, 60, random, readEvery, transitRounds);
           const share = Math.ceil(total / initial.length);
           const limit = share + Math.max(1, Math.ceil(share * 0.05));
           for (const c of first.counts) expect(c).toBeLessThanOrEqual(limit);
           for (const n of first.movesOf.values()) expect(n).toBe(1);
           // Balanced: another series of rounds moves nobody.
-          const again = simulate(first.counts, 20, random, readEvery);
+          const again = simulate(first.counts, 20, random, readEvery, transitRounds);
           expect(again.movesOf.size).toBe(0);
         },
       ),

@@ -20,11 +20,23 @@ export interface ShareInputs {
   /** Epoch ms now, and how old a peer's `sessions` figure may be to count. */
   readonly nowMs: number;
   readonly loadMaxAgeMs: number;
+  /**
+   * The largest total of the last rounds (the balancer keeps it for TOTAL_MEMORY_MS), or undefined. The
+   * total counts only connected sessions: while moved agents are on their way (their delay, a connection
+   * attempt that times out) it dips, and the share with it, so that the replica they went to would find
+   * itself over its share and move them on. The share never uses less than this.
+   */
+  readonly recentTotal?: number;
 }
 
 export interface FairShare {
   /** Sessions across the ready replicas that the share divides. */
   readonly total: number;
+  /**
+   * With source "peers": the sessions connected to the ready replicas now (`total` before `recentTotal`).
+   * With "nodes": this server's own.
+   */
+  readonly connected: number;
   /** Where `total` comes from: every ready peer's reported sessions, or the Node count estimate. */
   readonly source: "peers" | "nodes";
   /** ceil(total / readyReplicas): what every replica should hold. */
@@ -44,6 +56,7 @@ export function freshSessions(peer: ReplicaPeer, nowMs: number, maxAgeMs: number
  * The fair share. Total sessions = this server's plus every other ready replica's reported figure, when
  * each of them is known and fresh; otherwise an estimate from the store: Node count × the sessions per
  * node seen here (an agent may hold a felix and a bgp session), never below this server's own count.
+ * From the peers' figures, the total is never below `recentTotal` (agents in transit still count).
  * share = ceil(total / readyReplicas); limit = share + max(1, ceil(share × slackRatio)). No floor: a new
  * replica's share is the same as everyone's (Typha's 400-connection floor keeps it empty).
  */
@@ -52,13 +65,15 @@ export function fairShare(inputs: ShareInputs, slackRatio: number): FairShare {
   const readyPeers = inputs.peers.filter((p) => !p.self && p.ready);
   const reported = readyPeers.map((p) => freshSessions(p, inputs.nowMs, inputs.loadMaxAgeMs));
   let total: number;
+  let connected = inputs.ownSessions;
   let source: FairShare["source"];
   if (
     readyPeers.length > 0 &&
     readyPeers.length === readyReplicas - 1 &&
     reported.every((n) => n !== undefined)
   ) {
-    total = inputs.ownSessions + reported.reduce<number>((a, n) => a + (n ?? 0), 0);
+    connected = inputs.ownSessions + reported.reduce<number>((a, n) => a + (n ?? 0), 0);
+    total = Math.max(connected, inputs.recentTotal ?? 0);
     source = "peers";
   } else {
     const perNode = inputs.ownNodes > 0 ? inputs.ownSessions / inputs.ownNodes : 1;
@@ -67,7 +82,7 @@ export function fairShare(inputs: ShareInputs, slackRatio: number): FairShare {
   }
   const share = Math.ceil(total / readyReplicas);
   const limit = share + Math.max(1, Math.ceil(share * slackRatio));
-  return { total, source, share, limit };
+  return { total, connected, source, share, limit };
 }
 
 /**

@@ -96,6 +96,12 @@ interface HintRecord {
 /** Delay for the client to reconnect and say hello, beyond its move delay, when counting hints. */
 const ARRIVAL_MARGIN_MS = 1000;
 
+/**
+ * How long a round's total of sessions (from the peers' figures) keeps the share up: longer than a moved
+ * agent takes to arrive (its delay, up to 2 s, and a connection attempt that may time out, 10 s).
+ */
+export const TOTAL_MEMORY_MS = 30_000;
+
 export class Balancer {
   readonly #deps: BalancerDeps;
   readonly #o: ResolvedBalancerOptions;
@@ -106,6 +112,8 @@ export class Balancer {
   #isClosed = false;
   #share: FairShare | undefined;
   #hints: HintRecord[] = [];
+  /** The peers-sourced totals of the rounds within TOTAL_MEMORY_MS, oldest first. */
+  #totals: { readonly atMs: number; readonly total: number }[] = [];
   #drainCursor = 0;
 
   constructor(deps: BalancerDeps) {
@@ -159,8 +167,10 @@ export class Balancer {
     if (readyReplicas <= 1 || !others.some((p) => p.ready) || !this.#deps.isActive()) {
       this.#share = undefined;
       this.#isShedding = false;
+      this.#totals = [];
       return 0;
     }
+    this.#totals = this.#totals.filter((t) => t.atMs > nowMs - TOTAL_MEMORY_MS);
     const own = sessions.establishedCount;
     const nodes = new Set<string>();
     for (const s of sessions.established()) if (s.node !== undefined) nodes.add(s.node);
@@ -173,10 +183,12 @@ export class Balancer {
         peers: others,
         nowMs,
         loadMaxAgeMs: this.#o.loadMaxAgeMs,
+        recentTotal: this.#totals.reduce((a, t) => Math.max(a, t.total), 0),
       },
       this.#o.slackRatio,
     );
     this.#share = share;
+    if (share.source === "peers") this.#totals.push({ atMs: nowMs, total: share.connected });
     const maxPerRound = Math.max(1, Math.ceil(own * this.#o.maxMoveRatio));
     const wanted = movesWanted(own, sessions.leavingCount, share, this.#isShedding, maxPerRound);
     if (wanted.isShedding !== this.#isShedding) {
