@@ -24,6 +24,14 @@ interface Agent {
   resumesAtSwitch: number;
   /** Moves received at the start of the window. */
   movesAtWindow: number;
+  /** When the agent last left in-sync; whether a move made it leave (that gap is recorded). */
+  outOfSyncSinceMs: number;
+  isMoveGap: boolean;
+  /** The client's move count at the agent's last exit from in-sync. */
+  movesCounted: number;
+  /** Since when the agent is in its current state, and the ms spent in each state since it left in-sync. */
+  stateSinceMs: number;
+  outByState: Partial<Record<ClientState, number>>;
   /** Full agents: the resourceVersion of every key held, for spotting updates that change nothing. */
   readonly held: Map<string, string> | undefined;
 }
@@ -64,6 +72,10 @@ export class AgentPool {
   #specs: readonly AgentSpec[] = [];
   #backoffMaxMs = 0;
   #histogram: Histogram = newLatencyHistogram();
+  /** Per move in the window: how long the agent was out of sync (its move's gap), ms. */
+  #moveGaps: Histogram = newLatencyHistogram();
+  /** The same gaps split by the client state they were spent in (disconnected, connecting, syncing...). */
+  #moveGapsByState = new Map<ClientState, Histogram>();
   #isRecording = false;
   #windowStartMs = Date.now();
   #updates = 0;
@@ -107,6 +119,11 @@ export class AgentPool {
         inSyncSinceMs: 0,
         resumesAtSwitch: 0,
         movesAtWindow: 0,
+        outOfSyncSinceMs: 0,
+        isMoveGap: false,
+        movesCounted: 0,
+        stateSinceMs: 0,
+        outByState: {},
         held: spec.mode === "full" ? new Map() : undefined,
       };
       client.on("status", (s: ClientStatus) => this.#onStatus(agent, s));
@@ -171,6 +188,10 @@ export class AgentPool {
   window(isRecording: boolean, isRecordingFrames = false): number {
     this.#histogram.destroy();
     this.#histogram = newLatencyHistogram();
+    this.#moveGaps.destroy();
+    this.#moveGaps = newLatencyHistogram();
+    for (const h of this.#moveGapsByState.values()) h.destroy();
+    this.#moveGapsByState.clear();
     this.#isRecording = isRecording;
     this.#windowStartMs = Date.now();
     this.#updates = 0;
@@ -196,6 +217,10 @@ export class AgentPool {
     const c = this.#counters();
     return {
       histogram: encodeHistogram(this.#histogram),
+      moveGapHistogram: encodeHistogram(this.#moveGaps),
+      moveGapHistogramsByState: Object.fromEntries(
+        [...this.#moveGapsByState].map(([state, h]) => [state, encodeHistogram(h)]),
+      ),
       latencyCount: this.#latencyCount,
       updates: this.#updates,
       decodingFelixAgents: this.#agents.filter((a) => a.spec.mode !== "skim" && a.spec.view === "felix")
@@ -267,12 +292,36 @@ export class AgentPool {
       this.#abort.abort();
       await Promise.all(this.#agents.map((a) => a.client.close()));
       this.#histogram.destroy();
+      this.#moveGaps.destroy();
+      for (const h of this.#moveGapsByState.values()) h.destroy();
     })();
     return this.#closing;
   }
 
   #onStatus(agent: Agent, s: ClientStatus): void {
-    if (s.state === "in-sync" && agent.state !== "in-sync") agent.inSyncSinceMs = Date.now();
+    const now = Date.now();
+    if (s.state !== agent.state && agent.state !== "in-sync") {
+      agent.outByState[agent.state] = (agent.outByState[agent.state] ?? 0) + (now - agent.stateSinceMs);
+    }
+    if (s.state !== agent.state) agent.stateSinceMs = now;
+    if (s.state === "in-sync" && agent.state !== "in-sync") {
+      agent.inSyncSinceMs = now;
+      // Back in sync after a move: the gap in which its changes wait for it (the rollout's p99).
+      if (this.#isRecording && agent.isMoveGap && agent.outOfSyncSinceMs >= this.#windowStartMs) {
+        this.#moveGaps.recordValue(Math.max(0, now - agent.outOfSyncSinceMs));
+        for (const [state, ms] of Object.entries(agent.outByState) as [ClientState, number][]) {
+          let h = this.#moveGapsByState.get(state);
+          if (h === undefined) this.#moveGapsByState.set(state, (h = newLatencyHistogram()));
+          h.recordValue(Math.max(0, ms));
+        }
+      }
+    } else if (s.state !== "in-sync" && agent.state === "in-sync") {
+      agent.outOfSyncSinceMs = now;
+      agent.outByState = {};
+      // A move arrives before the session ends: it is counted by the time the agent leaves in-sync.
+      agent.isMoveGap = agent.client.stats.moves > agent.movesCounted;
+      agent.movesCounted = agent.client.stats.moves;
+    }
     agent.state = s.state;
     if (s.serverId !== undefined && s.state !== "disconnected" && s.serverId !== agent.serverId) {
       // A new session on another server: a resume counted since the last switch happened there.

@@ -50,6 +50,10 @@ export interface WindowResult {
     readonly spuriousSamples: readonly string[];
     readonly resumesAcrossReplicas: number;
     readonly agentsMovedTwice: number;
+    /** Per move: the agent's time out of sync (leave, reconnect, resume or snapshot), ms. */
+    readonly moveGapMs: LatencySummary;
+    /** The gaps' time per client state (a move spends some in each: disconnected, connecting, syncing). */
+    readonly moveGapByStateMs: Readonly<Record<string, LatencySummary>>;
   };
   readonly latency: LatencySummary;
   readonly curve: readonly PercentilePoint[];
@@ -86,6 +90,7 @@ export async function collectWindow(workers: Workers): Promise<WindowResult> {
   for (const p of parts)
     for (const k of Object.keys(counters) as (keyof AgentCounters)[]) counters[k] += p[k];
   const h = mergeHistograms(parts.map((p) => p.histogram));
+  const gaps = mergeHistograms(parts.map((p) => p.moveGapHistogram));
   try {
     return {
       counters,
@@ -105,11 +110,30 @@ export async function collectWindow(workers: Workers): Promise<WindowResult> {
         spuriousSamples: parts.flatMap((p) => p.spuriousSamples).slice(0, 10),
         resumesAcrossReplicas: parts.reduce((a, p) => a + p.resumesAcrossReplicas, 0),
         agentsMovedTwice: parts.reduce((a, p) => a + p.agentsMovedTwice, 0),
+        moveGapMs: summarize(gaps),
+        moveGapByStateMs: gapsByState(parts),
       },
     };
   } finally {
     h.destroy();
+    gaps.destroy();
   }
+}
+
+function gapsByState(parts: readonly WindowStats[]): Record<string, LatencySummary> {
+  const states = new Set(parts.flatMap((p) => Object.keys(p.moveGapHistogramsByState)));
+  const out: Record<string, LatencySummary> = {};
+  for (const state of states) {
+    const h = mergeHistograms(
+      parts.flatMap((p) => {
+        const e = p.moveGapHistogramsByState[state];
+        return e === undefined ? [] : [e];
+      }),
+    );
+    out[state] = summarize(h);
+    h.destroy();
+  }
+  return out;
 }
 
 export async function progressOf(

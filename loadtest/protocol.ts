@@ -102,6 +102,10 @@ export interface FrameRecord {
 export interface WindowStats extends AgentCounters {
   /** HDR histogram of latencies (ms) in the window, compressed base64. */
   readonly histogram: string;
+  /** HDR histogram (ms) of the time each moved agent was out of sync, from leaving in-sync to back. */
+  readonly moveGapHistogram: string;
+  /** The same gaps split by the client state they were spent in, one histogram per state seen. */
+  readonly moveGapHistogramsByState: Readonly<Record<string, string>>;
   readonly latencyCount: number;
   /** Felix agents that decode changes (full or decode mode), and the updates they received. */
   readonly decodingFelixAgents: number;

@@ -216,6 +216,10 @@ function report(ctx: ScenarioContext): void {
       "resumesAcrossReplicas",
     ].filter((f) => d[f] !== undefined);
     ctx.progress.log(`  ${fields.map((f) => `${f} ${JSON.stringify(d[f])}`).join(", ")}`);
+    const gap = d.moveGapMs as { p50: number | null; p99: number | null; count: number } | undefined;
+    if (gap !== undefined && gap.count > 0) {
+      ctx.progress.log(`  out of sync per move: p50 ${gap.p50} p99 ${gap.p99} ms over ${gap.count} moves`);
+    }
   }
   for (const m of s.mismatchSamples.slice(0, 5)) ctx.progress.log(`  ${m}`);
 }

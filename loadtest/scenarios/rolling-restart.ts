@@ -98,6 +98,8 @@ export async function rollingRestart(ctx: ScenarioContext, ratePerSecond: number
       snapshotBytesShare:
         fullSnapshots === null ? null : round(final.counters.snapshotBytes / fullSnapshots, 4),
       resumesAcrossReplicas: final.replicas.resumesAcrossReplicas,
+      moveGapMs: final.replicas.moveGapMs,
+      moveGapByStateMs: final.replicas.moveGapByStateMs,
       resumes: final.counters.resumes,
       movedSessions: final.counters.moves,
       steps,

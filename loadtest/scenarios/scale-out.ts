@@ -81,6 +81,8 @@ export async function scaleOut(ctx: ScenarioContext, ratePerSecond: number): Pro
       spuriousSamples: final.replicas.spuriousSamples,
       snapshotsSent: final.counters.snapshots,
       resumesAcrossReplicas: final.replicas.resumesAcrossReplicas,
+      moveGapMs: final.replicas.moveGapMs,
+      moveGapByStateMs: final.replicas.moveGapByStateMs,
       replicaBalance: await moveCounters(h),
     },
   });
