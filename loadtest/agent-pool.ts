@@ -4,6 +4,8 @@ import type { ClientState, ClientStatus, TabbyClientError, Update } from "../src
 import { CHANGED_AT_ANNOTATION } from "../src/server/datastore/index.js";
 import { diffMirror, expectedFor, resourceVersionOf } from "./digest.js";
 import { encodeHistogram, newLatencyHistogram } from "./histogram.js";
+import { MoveGapTracker } from "./move-gaps.js";
+import type { MoveGap } from "./move-gaps.js";
 import type {
   AgentSpec,
   FrameRecord,
@@ -24,14 +26,8 @@ interface Agent {
   resumesAtSwitch: number;
   /** Moves received at the start of the window. */
   movesAtWindow: number;
-  /** When the agent last left in-sync; whether a move made it leave (that gap is recorded). */
-  outOfSyncSinceMs: number;
-  isMoveGap: boolean;
-  /** The client's move count at the agent's last exit from in-sync. */
-  movesCounted: number;
-  /** Since when the agent is in its current state, and the ms spent in each state since it left in-sync. */
-  stateSinceMs: number;
-  outByState: Partial<Record<ClientState, number>>;
+  /** The gaps of its moves (out of sync until in sync on the next replica). */
+  readonly gaps: MoveGapTracker;
   /** Full agents: the resourceVersion of every key held, for spotting updates that change nothing. */
   readonly held: Map<string, string> | undefined;
 }
@@ -119,11 +115,7 @@ export class AgentPool {
         inSyncSinceMs: 0,
         resumesAtSwitch: 0,
         movesAtWindow: 0,
-        outOfSyncSinceMs: 0,
-        isMoveGap: false,
-        movesCounted: 0,
-        stateSinceMs: 0,
-        outByState: {},
+        gaps: new MoveGapTracker(),
         held: spec.mode === "full" ? new Map() : undefined,
       };
       client.on("status", (s: ClientStatus) => this.#onStatus(agent, s));
@@ -298,30 +290,21 @@ export class AgentPool {
     return this.#closing;
   }
 
+  #recordGap(gap: MoveGap): void {
+    this.#moveGaps.recordValue(Math.max(0, gap.totalMs));
+    for (const [state, ms] of Object.entries(gap.byState) as [ClientState, number][]) {
+      let h = this.#moveGapsByState.get(state);
+      if (h === undefined) this.#moveGapsByState.set(state, (h = newLatencyHistogram()));
+      h.recordValue(Math.max(0, ms));
+    }
+  }
+
   #onStatus(agent: Agent, s: ClientStatus): void {
     const now = Date.now();
-    if (s.state !== agent.state && agent.state !== "in-sync") {
-      agent.outByState[agent.state] = (agent.outByState[agent.state] ?? 0) + (now - agent.stateSinceMs);
-    }
-    if (s.state !== agent.state) agent.stateSinceMs = now;
-    if (s.state === "in-sync" && agent.state !== "in-sync") {
-      agent.inSyncSinceMs = now;
-      // Back in sync after a move: the gap in which its changes wait for it (the rollout's p99).
-      if (this.#isRecording && agent.isMoveGap && agent.outOfSyncSinceMs >= this.#windowStartMs) {
-        this.#moveGaps.recordValue(Math.max(0, now - agent.outOfSyncSinceMs));
-        for (const [state, ms] of Object.entries(agent.outByState) as [ClientState, number][]) {
-          let h = this.#moveGapsByState.get(state);
-          if (h === undefined) this.#moveGapsByState.set(state, (h = newLatencyHistogram()));
-          h.recordValue(Math.max(0, ms));
-        }
-      }
-    } else if (s.state !== "in-sync" && agent.state === "in-sync") {
-      agent.outOfSyncSinceMs = now;
-      agent.outByState = {};
-      // A move arrives before the session ends: it is counted by the time the agent leaves in-sync.
-      agent.isMoveGap = agent.client.stats.moves > agent.movesCounted;
-      agent.movesCounted = agent.client.stats.moves;
-    }
+    if (s.state === "in-sync" && agent.state !== "in-sync") agent.inSyncSinceMs = now;
+    // Back in sync after a move: the gap in which its changes waited for it (the rollout's p99).
+    const gap = agent.gaps.onStatus(s.state, agent.client.stats.moves, now);
+    if (gap !== undefined && this.#isRecording && gap.fromMs >= this.#windowStartMs) this.#recordGap(gap);
     agent.state = s.state;
     if (s.serverId !== undefined && s.state !== "disconnected" && s.serverId !== agent.serverId) {
       // A new session on another server: a resume counted since the last switch happened there.
