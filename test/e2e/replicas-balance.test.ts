@@ -215,6 +215,7 @@ describe("replicas: fair share and move hints", () => {
     }
     const balance = a.fanout.status().balance;
     expect(balance).toMatchObject({ share: 4, limit: 5, source: "peers", isShedding: false, leaving: 0 });
+    expect(balance).toMatchObject({ total: 12, connected: 12 });
     expect(balance?.moves.movesSent.rebalance).toBe(moved.length);
     expect(balance?.moves.sessionsMoved.rebalance).toBe(moved.length);
     expect(balance?.moves.movesForced).toBe(0);

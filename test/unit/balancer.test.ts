@@ -10,7 +10,9 @@ import {
   readyOthers,
 } from "../../src/server/replicas/balancer-policy.js";
 import type { ShareInputs } from "../../src/server/replicas/balancer-policy.js";
-import { resolveBalancerOptions } from "../../src/server/replicas/balancer.js";
+import pino from "pino";
+import type { SessionRegistry } from "../../src/server/fanout/session-registry.js";
+import { Balancer, resolveBalancerOptions } from "../../src/server/replicas/balancer.js";
 import type { ReplicaPeer } from "../../src/server/replicas/peers.js";
 
 const NOW = 1_000_000;
@@ -373,6 +375,67 @@ describe("balancing converges without moving anyone twice", () => {
         },
       ),
       { numRuns: 30 },
+    );
+  });
+});
+
+describe("Balancer warm-up", () => {
+  /** A registry of `n` live sessions that records the moves the balancer sends. */
+  function registry(n: number) {
+    const sessions = Array.from({ length: n }, (_, i) => ({
+      id: i,
+      node: `n${i}`,
+      phase: "live",
+      isLagging: false,
+    }));
+    const moves: { id: number; hint: string | undefined }[] = [];
+    const leaving = new Set<number>();
+    const reg = {
+      get establishedCount() {
+        return sessions.length;
+      },
+      established: () => sessions[Symbol.iterator](),
+      get leavingCount() {
+        return leaving.size;
+      },
+      isLeaving: (s: { id: number }) => leaving.has(s.id),
+      canMove: () => true,
+      move: (s: { id: number }, _reason: string, _delay: number, hint: string | undefined) => {
+        moves.push({ id: s.id, hint });
+        leaving.add(s.id);
+        return true;
+      },
+    };
+    return { reg: reg as unknown as SessionRegistry, moves };
+  }
+
+  it("sends no rebalance hint to a peer ready for less than peerWarmupMs, then fills it", () => {
+    let now = NOW;
+    const { reg, moves } = registry(40);
+    const b = { ...peer("ws://b", 0), readySinceMs: NOW - 1000 };
+    const self = peer("ws://a", 40, { self: true });
+    const balancer = new Balancer({
+      sessions: reg,
+      peers: {
+        readyReplicas: () => 2,
+        peers: () => [self, { ...b, sessionsReadAtMs: now }],
+        onChange: () => () => undefined,
+      },
+      nodeCount: () => 40,
+      isActive: () => true,
+      logger: pino({ level: "silent" }),
+      clock: () => now,
+      random: () => 0.5,
+      options: { peerWarmupMs: 5000, maxMoveRatio: 1 },
+    });
+    expect(balancer.round()).toBe(0);
+    expect(moves).toEqual([]);
+    now = NOW + 4000; // b ready for 5 s
+    expect(balancer.round()).toBe(20);
+    expect(new Set(moves.map((m) => m.hint))).toEqual(new Set(["ws://b"]));
+    expect(resolveBalancerOptions({}).peerWarmupMs).toBe(5000);
+    expect(() => resolveBalancerOptions({ peerWarmupMs: -1 })).toThrow(
+      expect.objectContaining({ field: "balancer.peerWarmupMs" }) as Error,
     );
   });
 });

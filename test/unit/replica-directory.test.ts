@@ -252,7 +252,7 @@ describe("ReplicaDirectory", () => {
     expect(changes).toBe(1);
     expect(d.readyReplicas()).toBe(2); // a and this server (c); b is not ready
     expect(d.peers()).toEqual([
-      { url: "ws://a:1", ready: true, self: false, node: "n1", zone: "z" },
+      { url: "ws://a:1", ready: true, self: false, node: "n1", zone: "z", readySinceMs: 1000 },
       { url: "ws://b:1", ready: false, self: false },
       { url: "ws://c:1", ready: true, self: true, sessions: 5, sessionsReadAtMs: 1000 },
     ]);
@@ -315,6 +315,32 @@ describe("ReplicaDirectory", () => {
     });
     expect(d.peers()[1]).toMatchObject({ sessions: 7, sessionsReadAtMs: 6000 });
     expect(d.readyReplicas()).toBe(3); // EndpointSlices decide readiness, not a failed read
+  });
+
+  it("says since when each peer has been ready: from the read that first saw it ready, until it is not", async () => {
+    let now = 1000;
+    let isAReady = false;
+    const fetchStatus: StatusFetcher = () => Promise.resolve({ server: "A", isReady: isAReady, sessions: 1 });
+    const d = directory({ fetchStatus, clock: () => now });
+    d.setMembers([{ url: "ws://a:1", statusUrl: "http://a/status", isReady: true, isSelf: false }]);
+    const a = () => d.peers().find((p) => p.url === "ws://a:1");
+    await d.refresh();
+    expect(a()?.readySinceMs).toBeUndefined();
+    now = 2000;
+    isAReady = true;
+    await d.refresh();
+    expect(a()).toMatchObject({ ready: true, readySinceMs: 2000 });
+    now = 3000;
+    await d.refresh();
+    expect(a()?.readySinceMs).toBe(2000); // still the same stretch
+    now = 4000;
+    isAReady = false;
+    await d.refresh();
+    expect(a()?.readySinceMs).toBeUndefined();
+    now = 5000;
+    isAReady = true;
+    await d.refresh();
+    expect(a()?.readySinceMs).toBe(5000); // a new stretch
   });
 
   it("static list: a peer is ready when its /status says so, and the one whose id is this server's is self", async () => {

@@ -3,8 +3,7 @@
  * holds with its fair share of all sessions across the ready replicas and, above the share plus slack,
  * asks its earliest-arrived sessions that understand `move` to go to ready peers below the share (each
  * shedder filling its part of their room, in proportion to its excess), a few per round, with a jittered
- * delay; it closes them with 4007 if they have not left after the delay plus a
- * grace. On shutdown it gives the drain a mover that hints the other ready replicas. Sessions without the
+ * delay; it closes them with 4007 if they have not left after the delay plus a grace. On shutdown it gives the drain a mover that hints the other ready replicas. Sessions without the
  * `move` feature are never moved (only closed at shutdown). See docs/OPERATIONS.md ("Balancing").
  */
 import type { Logger } from "pino";
@@ -39,6 +38,12 @@ export interface BalancerOptions {
   readonly moveGraceMs?: number;
   /** A peer's reported session count older than this many ms does not count. Default 60,000. */
   readonly loadMaxAgeMs?: number;
+  /**
+   * A peer seen ready for less than this many ms gets no rebalance hint (and the drain prefers the
+   * others): just ready, it is still applying the watch events since its lists, and the agents sent to it
+   * would wait for it to reach their state. Its sessions and readiness count in the share. Default 5000.
+   */
+  readonly peerWarmupMs?: number;
 }
 
 type ResolvedBalancerOptions = Required<BalancerOptions>;
@@ -50,6 +55,7 @@ export const BALANCER_DEFAULTS: ResolvedBalancerOptions = {
   moveDelayMaxMs: 2000,
   moveGraceMs: 5000,
   loadMaxAgeMs: 60_000,
+  peerWarmupMs: 5000,
 };
 
 /** A directory with this server alone: no peer, nothing to balance (the default). */
@@ -81,6 +87,8 @@ export interface BalanceReport {
   readonly share: number | null;
   readonly limit: number | null;
   readonly total: number | null;
+  /** Sessions connected to the ready replicas in the last round (`total` is never below the last 30 s's). */
+  readonly connected: number | null;
   readonly source: FairShare["source"] | null;
   readonly isShedding: boolean;
   /** Sessions sent a move that are still connected. */
@@ -139,6 +147,7 @@ export class Balancer {
       share: share?.share ?? null,
       limit: share?.limit ?? null,
       total: share?.total ?? null,
+      connected: share?.connected ?? null,
       source: share?.source ?? null,
       isShedding: this.#isShedding,
       leaving: this.#deps.sessions.leavingCount,
@@ -220,13 +229,17 @@ export class Balancer {
             this.#o.loadMaxAgeMs,
           )
         : undefined;
+    if (allowances !== undefined) {
+      for (const p of others) if (!this.#isWarm(p, nowMs)) allowances.delete(p.url);
+    }
     for (const c of candidates) {
       let hint: string | undefined;
       if (allowances !== undefined) {
         hint = pickByAllowance(allowances, this.#random);
         if (hint === undefined) break;
       } else {
-        hint = pickHint(others, this.#hintCounts(others, nowMs), nowMs, this.#o.loadMaxAgeMs);
+        const warm = others.filter((p) => this.#isWarm(p, nowMs));
+        hint = pickHint(warm, this.#hintCounts(warm, nowMs), nowMs, this.#o.loadMaxAgeMs);
       }
       const delayMs = Math.floor(this.#random() * (this.#o.moveDelayMaxMs + 1));
       if (sessions.move(c.session, "rebalance", delayMs, hint, delayMs + this.#o.moveGraceMs)) {
@@ -254,7 +267,11 @@ export class Balancer {
         if (ready.length === 0) return undefined;
         this.#pruneHints(nowMs);
         const others = peers.filter((p) => !p.self);
-        let hint = pickHint(others, this.#hintCounts(others, nowMs), nowMs, this.#o.loadMaxAgeMs);
+        // Warmed-up peers first; a just-ready one rather than none (every session must go).
+        const warm = others.filter((p) => this.#isWarm(p, nowMs));
+        let hint =
+          pickHint(warm, this.#hintCounts(warm, nowMs), nowMs, this.#o.loadMaxAgeMs) ??
+          pickHint(others, this.#hintCounts(others, nowMs), nowMs, this.#o.loadMaxAgeMs);
         hint ??= ready[this.#drainCursor++ % ready.length];
         const delayMs = Math.floor(this.#random() * (Math.min(this.#o.moveDelayMaxMs, spacingMs) + 1));
         if (hint !== undefined)
@@ -279,6 +296,11 @@ export class Balancer {
       },
       Math.round(this.#o.intervalMs * jitter),
     );
+  }
+
+  /** Ready for at least peerWarmupMs (a peer whose directory does not say since when counts as warm). */
+  #isWarm(p: ReplicaPeer, nowMs: number): boolean {
+    return p.readySinceMs === undefined || nowMs - p.readySinceMs >= this.#o.peerWarmupMs;
   }
 
   /** Hints sent to each peer that its last reported figure cannot include yet. */
@@ -330,6 +352,7 @@ export function resolveBalancerOptions(options: BalancerOptions = {}): ResolvedB
   check("moveDelayMaxMs", Number.isSafeInteger(o.moveDelayMaxMs) && o.moveDelayMaxMs >= 0);
   check("moveGraceMs", Number.isSafeInteger(o.moveGraceMs) && o.moveGraceMs >= 0);
   check("loadMaxAgeMs", Number.isSafeInteger(o.loadMaxAgeMs) && o.loadMaxAgeMs > 0);
+  check("peerWarmupMs", Number.isSafeInteger(o.peerWarmupMs) && o.peerWarmupMs >= 0);
   return o;
 }
 

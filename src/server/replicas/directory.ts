@@ -60,6 +60,8 @@ interface PeerState {
   isSelfById: boolean;
   sessions?: number;
   sessionsReadAtMs?: number;
+  /** When this server first saw it ready in its current ready stretch (see #markReadiness). */
+  readySinceMs?: number;
 }
 
 /**
@@ -119,7 +121,20 @@ export class ReplicaDirectory implements PeerDirectory {
       next.set(m.url, { ...had, member: m });
     }
     this.#peers = next;
+    this.#markReadiness();
     if (isChanged) this.#emit();
+  }
+
+  /**
+   * Starts or ends each other peer's ready stretch (its readySinceMs) from what the directory now shows.
+   * Not this server's own: nothing reads it, and the server may not exist yet (the first setMembers).
+   */
+  #markReadiness(): void {
+    const nowMs = this.#clock();
+    for (const p of this.#peers.values()) {
+      if (this.#isSelf(p) || !this.#isReady(p)) delete p.readySinceMs;
+      else p.readySinceMs ??= nowMs;
+    }
   }
 
   /**
@@ -186,6 +201,7 @@ export class ReplicaDirectory implements PeerDirectory {
         (this.#deps.readinessFrom === "status" || p.member.isReady),
     );
     const results = await Promise.all(targets.map((p) => this.#read(p)));
+    this.#markReadiness();
     if (!this.#isClosed && results.includes(true)) this.#emit();
   }
 
@@ -243,6 +259,7 @@ export class ReplicaDirectory implements PeerDirectory {
       ...(m.node !== undefined && { node: m.node }),
       ...(m.zone !== undefined && { zone: m.zone }),
       ...load,
+      ...(ready && p.readySinceMs !== undefined && { readySinceMs: p.readySinceMs }),
     };
   }
 

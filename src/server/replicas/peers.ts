@@ -19,6 +19,8 @@ export interface ReplicaPeer {
   /** Sessions it serves, when known, and the time (epoch ms) that figure was read. */
   readonly sessions?: number;
   readonly sessionsReadAtMs?: number;
+  /** Since when (epoch ms) this server has seen it ready without a break; absent when not ready. */
+  readonly readySinceMs?: number;
 }
 
 export interface PeerDirectory {
