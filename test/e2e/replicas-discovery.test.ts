@@ -164,6 +164,34 @@ describe("replica directory: three servers over one simulator (real sockets)", (
       await expect.poll(() => server.replicas.readyReplicas(), { timeout: 10_000, interval: 50 }).toBe(2);
     }
   }, 60_000);
+
+  it("a static list that names this server by --advertise-url (as the load test starts replicas): it starts, is itself once, and times the other's readiness", async () => {
+    const sim = await seededSim();
+    const ports = await freePorts(4);
+    const peers = formatStaticPeers(
+      [0, 1].map((i) => ({ port: ports[2 * i]!, statusPort: ports[2 * i + 1]! })),
+    );
+    const servers = await Promise.all(
+      [0, 1].map((i) =>
+        start(sim, {
+          port: String(ports[2 * i]),
+          healthPort: String(ports[2 * i + 1]),
+          metricsPort: String(ports[2 * i + 1]),
+          peers,
+          advertiseUrl: `ws://127.0.0.1:${ports[2 * i]}`,
+        }),
+      ),
+    );
+    for (const server of servers) {
+      await expect.poll(() => server.replicas.readyReplicas(), { timeout: 20_000, interval: 50 }).toBe(2);
+      const listed = server.replicas.peers();
+      expect(listed.filter((p) => p.self).map((p) => p.url)).toEqual([`ws://127.0.0.1:${server.port}`]);
+      const other = listed.find((p) => !p.self);
+      // Since when it has been ready, for the balancer's warm-up; never for this server itself.
+      expect(other?.readySinceMs).toBeLessThanOrEqual(Date.now());
+      expect(listed.find((p) => p.self)?.readySinceMs).toBeUndefined();
+    }
+  }, 60_000);
 });
 
 describe("client discovery from EndpointSlices served by the simulator (real sockets)", () => {
