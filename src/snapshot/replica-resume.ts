@@ -11,6 +11,7 @@ import type { DigestHistory } from "./digest-history.js";
 import { kindOfKey } from "./keys.js";
 import { VIEWS } from "./kinds.js";
 import { domainOf, parseDigestHex } from "./state-digest.js";
+import type { Hash64 } from "./state-digest.js";
 
 /** What a client says of its mirror (the `state` of its resume token; digests as in state-digest.ts). */
 export type ReplicaState = ResumeState;
@@ -90,27 +91,39 @@ export function decideReplicaResume(input: ReplicaResumeInput): ReplicaResumeDec
   /** Per kind whose state differs from the current one: the revision at which this server held it. */
   const cuts = new Map<string, number>();
   let lowest = Number.POSITIVE_INFINITY;
+  /** Every kind whose state this server never held (all are named: one kind, or all of them behind). */
+  const unknown: string[] = [];
   for (const kind of kinds) {
-    const digest = state.kinds[kind];
-    if (digest === undefined) return refuse("kinds", `no digest for ${kind}`);
-    const [count, hex] = digest;
-    const hash = parseDigestHex(hex);
-    if (!Number.isSafeInteger(count) || count < 0 || count > MAX_COUNT || hash === undefined) {
-      return refuse("kinds", `malformed digest for ${kind}`);
+    const problem = checkDigest(kind, state.kinds[kind], node);
+    if ("ok" in problem) {
+      // The first failing check decides; after an unknown kind, only further unknown kinds are named.
+      if (unknown.length === 0) return problem;
+      continue;
     }
-    const domain = domainOf(kind, node);
-    if (domain === undefined) return refuse("view", `${kind} is node-scoped: the state needs a node`);
+    const { domain, count, hash } = problem;
     const current = digests.current(domain);
     if (current.count === count && current.hi === hash.hi && current.lo === hash.lo) continue;
     // Every domain was empty at revision 0, before anything was recorded.
     const isEmpty = count === 0 && hash.hi === 0 && hash.lo === 0;
     const revision = digests.revisionOf(domain, count, hash) ?? (isEmpty ? 0 : undefined);
-    if (revision === undefined) return refuse("unknown-state", neverHeld(input, kind));
+    if (revision === undefined) {
+      unknown.push(kind);
+      continue;
+    }
+    // Once a kind is unknown the answer is unknown-state: the rest only names the other unknown kinds.
+    if (unknown.length > 0) continue;
     if (!log.canResume(revision)) {
       return refuse("compacted", `${kind}: held at revision ${revision}, below the log's floor ${log.floor}`);
     }
     cuts.set(kind, revision);
     lowest = Math.min(lowest, revision);
+  }
+  if (unknown.length > 0) {
+    const more = unknown.length > 6 ? ` and ${unknown.length - 6} more` : "";
+    return refuse(
+      "unknown-state",
+      `states this server never held: ${unknown.slice(0, 6).join(", ")}${more} (of ${kinds.size} kinds)`,
+    );
   }
   const base = Math.min(input.base, input.head);
   if (cuts.size === 0) return { ok: true, frames: [new DeltaFrames(base, input.head, [])], changes: 0 };
@@ -130,27 +143,21 @@ export function decideReplicaResume(input: ReplicaResumeInput): ReplicaResumeDec
   return { ok: true, frames, changes: changes.length };
 }
 
-/**
- * The detail of an unknown-state refusal: every kind of the state this server never held (not only the
- * first found), so that an operator can tell one diverging kind from a replica that is behind in all.
- */
-function neverHeld(input: ReplicaResumeInput, first: string): string {
-  const unknown: string[] = [];
-  for (const kind of VIEWS[input.view].kinds) {
-    const digest = input.state.kinds[kind];
-    const hash = digest === undefined ? undefined : parseDigestHex(digest[1]);
-    const domain = domainOf(kind, input.node);
-    if (digest === undefined || hash === undefined || domain === undefined) continue;
-    const current = input.digests.current(domain);
-    const isCurrent = current.count === digest[0] && current.hi === hash.hi && current.lo === hash.lo;
-    const isEmpty = digest[0] === 0 && hash.hi === 0 && hash.lo === 0;
-    if (!isCurrent && !isEmpty && input.digests.revisionOf(domain, digest[0], hash) === undefined) {
-      unknown.push(kind);
-    }
+/** A kind's digest, checked: its domain and parsed digest, or the refusal it calls for. */
+function checkDigest(
+  kind: string,
+  digest: readonly [number, string] | undefined,
+  node: string | undefined,
+): ReplicaResumeDecision | { domain: string; count: number; hash: Hash64 } {
+  if (digest === undefined) return refuse("kinds", `no digest for ${kind}`);
+  const [count, hex] = digest;
+  const hash = parseDigestHex(hex);
+  if (!Number.isSafeInteger(count) || count < 0 || count > MAX_COUNT || hash === undefined) {
+    return refuse("kinds", `malformed digest for ${kind}`);
   }
-  const shown = unknown.length > 0 ? unknown : [first];
-  const more = shown.length > 6 ? ` and ${shown.length - 6} more` : "";
-  return `states this server never held: ${shown.slice(0, 6).join(", ")}${more} (of ${VIEWS[input.view].kinds.size} kinds)`;
+  const domain = domainOf(kind, node);
+  if (domain === undefined) return refuse("view", `${kind} is node-scoped: the state needs a node`);
+  return { domain, count, hash };
 }
 
 function refuse(reason: ReplicaRefusal, detail: string): ReplicaResumeDecision {

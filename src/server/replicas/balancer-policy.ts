@@ -115,16 +115,28 @@ export function pickHint(
   loadMaxAgeMs: number,
 ): string | undefined {
   let best: { url: string; load: number } | undefined;
-  for (const p of peers) {
-    if (p.self || !p.ready) continue;
-    const sessions = freshSessions(p, nowMs, loadMaxAgeMs);
-    if (sessions === undefined) continue;
-    const load = sessions + (hinted.get(p.url) ?? 0);
-    if (best === undefined || load < best.load || (load === best.load && p.url < best.url)) {
-      best = { url: p.url, load };
+  for (const { url, sessions } of knownLoads(peers, nowMs, loadMaxAgeMs)) {
+    const load = sessions + (hinted.get(url) ?? 0);
+    if (best === undefined || load < best.load || (load === best.load && url < best.url)) {
+      best = { url, load };
     }
   }
   return best?.url;
+}
+
+/** The ready peers (not this server) whose session count is known and fresh, with that count. */
+function knownLoads(
+  peers: readonly ReplicaPeer[],
+  nowMs: number,
+  loadMaxAgeMs: number,
+): { url: string; sessions: number }[] {
+  const out: { url: string; sessions: number }[] = [];
+  for (const p of peers) {
+    if (p.self || !p.ready) continue;
+    const sessions = freshSessions(p, nowMs, loadMaxAgeMs);
+    if (sessions !== undefined) out.push({ url: p.url, sessions });
+  }
+  return out;
 }
 
 /**
@@ -144,15 +156,8 @@ export function hintAllowances(
   nowMs: number,
   loadMaxAgeMs: number,
 ): Map<string, number> {
-  const loads: { url: string; sessions: number }[] = [];
-  let othersExcess = 0;
-  for (const p of peers) {
-    if (p.self || !p.ready) continue;
-    const sessions = freshSessions(p, nowMs, loadMaxAgeMs);
-    if (sessions === undefined) continue;
-    othersExcess += Math.max(0, sessions - share);
-    loads.push({ url: p.url, sessions });
-  }
+  const loads = knownLoads(peers, nowMs, loadMaxAgeMs);
+  const othersExcess = loads.reduce((a, l) => a + Math.max(0, l.sessions - share), 0);
   const ownExcess = Math.max(0, ownSessions - share);
   const fraction = ownExcess + othersExcess > 0 ? ownExcess / (ownExcess + othersExcess) : 1;
   const out = new Map<string, number>();

@@ -3,8 +3,9 @@
  * holds with its fair share of all sessions across the ready replicas and, above the share plus slack,
  * asks its earliest-arrived sessions that understand `move` to go to ready peers below the share (each
  * shedder filling its part of their room, in proportion to its excess), a few per round, with a jittered
- * delay; it closes them with 4007 if they have not left after the delay plus a grace. On shutdown it gives the drain a mover that hints the other ready replicas. Sessions without the
- * `move` feature are never moved (only closed at shutdown). See docs/OPERATIONS.md ("Balancing").
+ * delay; it closes them with 4007 if they have not left after the delay plus a grace. On shutdown it gives
+ * the drain a mover that hints the other ready replicas. Sessions without the `move` feature are never
+ * moved (only closed at shutdown). See docs/OPERATIONS.md ("Balancing").
  */
 import type { Logger } from "pino";
 import type { DrainMover } from "../fanout/drain.js";
@@ -216,6 +217,7 @@ export class Balancer {
     );
     let sent = 0;
     this.#pruneHints(nowMs);
+    const warm = others.filter((p) => this.#isWarm(p, nowMs));
     // With every peer's load known, move only within the room this server may fill at a peer below the
     // share (hintAllowances; none left: nowhere to go yet). Otherwise the least loaded peer known, if any.
     const allowances =
@@ -230,7 +232,7 @@ export class Balancer {
           )
         : undefined;
     if (allowances !== undefined) {
-      for (const p of others) if (!this.#isWarm(p, nowMs)) allowances.delete(p.url);
+      for (const p of others) if (!warm.includes(p)) allowances.delete(p.url);
     }
     for (const c of candidates) {
       let hint: string | undefined;
@@ -238,7 +240,6 @@ export class Balancer {
         hint = pickByAllowance(allowances, this.#random);
         if (hint === undefined) break;
       } else {
-        const warm = others.filter((p) => this.#isWarm(p, nowMs));
         hint = pickHint(warm, this.#hintCounts(warm, nowMs), nowMs, this.#o.loadMaxAgeMs);
       }
       const delayMs = Math.floor(this.#random() * (this.#o.moveDelayMaxMs + 1));
