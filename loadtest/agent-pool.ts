@@ -76,6 +76,8 @@ export class AgentPool {
   #windowStartMs = Date.now();
   #updates = 0;
   #felixUpdates = 0;
+  /** Updates of the felix agents that keep a mirror (mode full): the default client, patches and all. */
+  #mirrorFelixUpdates = 0;
   #errorCodes: Record<string, number> = {};
   #latencyCount = 0;
   /** In the window: updates of full agents that change nothing, and resumes on another replica. */
@@ -85,6 +87,7 @@ export class AgentPool {
   #base: Counters = zeroCounters();
   /** Wire bytes of the decoding felix agents at the start of the window. */
   #felixWireBase = 0;
+  #mirrorFelixWireBase = 0;
   /** The agent whose frames are recorded in this window, its records, and its stats at the last one. */
   #recorder: Agent | undefined;
   #frames: FrameRecord[] = [];
@@ -188,6 +191,7 @@ export class AgentPool {
     this.#windowStartMs = Date.now();
     this.#updates = 0;
     this.#felixUpdates = 0;
+    this.#mirrorFelixUpdates = 0;
     this.#errorCodes = {};
     this.#latencyCount = 0;
     this.#spuriousUpdates = 0;
@@ -196,10 +200,12 @@ export class AgentPool {
     for (const a of this.#agents) a.movesAtWindow = a.client.stats.moves;
     this.#base = this.#counters();
     this.#felixWireBase = this.#decodingFelixWireBytes();
+    this.#mirrorFelixWireBase = this.#decodingFelixWireBytes("full");
     this.#frames = [];
+    // The frames a mirror receives are the ones most agents get (skimmers take the same patch encoding).
     this.#recorder = isRecordingFrames
-      ? (this.#agents.find((a) => a.spec.mode === "decode" && a.spec.view === "felix") ??
-        this.#agents.find((a) => a.spec.mode === "full" && a.spec.view === "felix"))
+      ? (this.#agents.find((a) => a.spec.mode === "full" && a.spec.view === "felix") ??
+        this.#agents.find((a) => a.spec.mode === "decode" && a.spec.view === "felix"))
       : undefined;
     this.#recorderBytes = this.#recorder?.client.stats.bytes ?? 0;
     return this.#windowStartMs;
@@ -219,6 +225,9 @@ export class AgentPool {
         .length,
       decodingFelixUpdates: this.#felixUpdates,
       decodingFelixWireBytes: this.#decodingFelixWireBytes() - this.#felixWireBase,
+      mirrorFelixAgents: this.#agents.filter((a) => a.spec.mode === "full" && a.spec.view === "felix").length,
+      mirrorFelixUpdates: this.#mirrorFelixUpdates,
+      mirrorFelixWireBytes: this.#decodingFelixWireBytes("full") - this.#mirrorFelixWireBase,
       ...(this.#recorder !== undefined && { frameLog: this.#frames }),
       spuriousUpdates: this.#spuriousUpdates,
       spuriousSamples: this.#spuriousSamples,
@@ -352,7 +361,10 @@ export class AgentPool {
       this.#frames.push({ atMs: Date.now(), bytes: bytes - this.#recorderBytes, changes: batch.length });
       this.#recorderBytes = bytes;
     }
-    if (agent.spec.view === "felix") this.#felixUpdates += batch.length;
+    if (agent.spec.view === "felix") {
+      this.#felixUpdates += batch.length;
+      if (agent.spec.mode === "full") this.#mirrorFelixUpdates += batch.length;
+    }
     // Only deltas received in sync measure propagation; a resync's snapshot carries old stamps.
     if (!this.#isRecording || agent.state !== "in-sync") return;
     const now = Date.now();
@@ -382,10 +394,12 @@ export class AgentPool {
     return c;
   }
 
-  #decodingFelixWireBytes(): number {
+  /** Wire bytes of the felix agents that decode changes (of one mode only, when given). */
+  #decodingFelixWireBytes(mode?: "full"): number {
     let n = 0;
     for (const a of this.#agents) {
-      if (a.spec.mode !== "skim" && a.spec.view === "felix") n += a.client.stats.wireBytes;
+      if (a.spec.mode === "skim" || a.spec.view !== "felix") continue;
+      if (mode === undefined || a.spec.mode === mode) n += a.client.stats.wireBytes;
     }
     return n;
   }

@@ -37,9 +37,16 @@ export interface WindowResult {
    * Wire bytes per update received by the felix agents that decode changes (every felix agent receives
    * the same frames); null when they received no update.
    */
+  /**
+   * Wire bytes per update of the felix agents that keep a mirror (the default client: patches applied),
+   * or of every decoding felix agent when none keeps one.
+   */
   readonly wireBytesPerUpdate: number | null;
+  /** The same for the felix agents that decode without a mirror (full values, no patches). */
+  readonly wireBytesPerUpdateFullValues: number | null;
   /** Updates and wire bytes of the felix agents that decode changes, summed. */
   readonly decodingFelix: { readonly agents: number; readonly updates: number; readonly wireBytes: number };
+  readonly mirrorFelix: { readonly agents: number; readonly updates: number; readonly wireBytes: number };
   /** The frames one decoding felix agent received, when recorded (startWindow's `recordFramesOn`). */
   readonly frameLog: readonly FrameRecord[] | undefined;
   /** Client errors by code. */
@@ -65,6 +72,7 @@ export async function collectWindow(workers: Workers): Promise<WindowResult> {
   let decodingFelixAgents = 0;
   let decodingFelixUpdates = 0;
   let decodingFelixWireBytes = 0;
+  const mirror = { agents: 0, updates: 0, wireBytes: 0 };
   let frameLog: readonly FrameRecord[] | undefined;
   const errorCodes: Record<string, number> = {};
   for (const p of parts) {
@@ -72,6 +80,9 @@ export async function collectWindow(workers: Workers): Promise<WindowResult> {
     decodingFelixAgents += p.decodingFelixAgents;
     decodingFelixUpdates += p.decodingFelixUpdates;
     decodingFelixWireBytes += p.decodingFelixWireBytes;
+    mirror.agents += p.mirrorFelixAgents;
+    mirror.updates += p.mirrorFelixUpdates;
+    mirror.wireBytes += p.mirrorFelixWireBytes;
     frameLog ??= p.frameLog;
   }
   const counters: Record<keyof AgentCounters, number> = {
@@ -97,7 +108,17 @@ export async function collectWindow(workers: Workers): Promise<WindowResult> {
       latency: summarize(h),
       curve: percentileCurve(h),
       updatesPerFelixAgent: decodingFelixAgents > 0 ? decodingFelixUpdates / decodingFelixAgents : null,
-      wireBytesPerUpdate: decodingFelixUpdates > 0 ? decodingFelixWireBytes / decodingFelixUpdates : null,
+      wireBytesPerUpdate:
+        mirror.updates > 0
+          ? mirror.wireBytes / mirror.updates
+          : decodingFelixUpdates > 0
+            ? decodingFelixWireBytes / decodingFelixUpdates
+            : null,
+      wireBytesPerUpdateFullValues:
+        decodingFelixUpdates > mirror.updates
+          ? (decodingFelixWireBytes - mirror.wireBytes) / (decodingFelixUpdates - mirror.updates)
+          : null,
+      mirrorFelix: mirror,
       decodingFelix: {
         agents: decodingFelixAgents,
         updates: decodingFelixUpdates,

@@ -112,6 +112,10 @@ export interface WindowStats extends AgentCounters {
   readonly decodingFelixUpdates: number;
   /** Wire bytes those agents received (frame headers, control frames and payloads). */
   readonly decodingFelixWireBytes: number;
+  /** Of those, the ones that keep a mirror (mode full, the default client): they take patches. */
+  readonly mirrorFelixAgents: number;
+  readonly mirrorFelixUpdates: number;
+  readonly mirrorFelixWireBytes: number;
   /** The frames one decoding felix agent received, when the window was asked to record them. */
   readonly frameLog?: readonly FrameRecord[];
   /** Updates of full agents that changed nothing (a delete of a key not held, a value at a version held or older). */

@@ -1,6 +1,7 @@
 import { Packr } from "msgpackr";
 import type { Options } from "msgpackr";
 import { ProtoError, ProtoErrorCode } from "./errors.js";
+import { MAX_JSON_PATCH_OPS, MAX_JSON_PATCH_PATH } from "./json-patch.js";
 import { MAX_RESUME_STATE_KINDS, VIEW_NAMES } from "./messages.js";
 import type {
   ClientMessage,
@@ -129,7 +130,12 @@ function deltaEntries(m: Obj, type: string, field: string): DeltaEntry[] {
   if (!Array.isArray(v)) bad(type, field, "an array of entries");
   for (const e of v as unknown[]) {
     if (!isPlainObject(e) || typeof e.k !== "string") bad(type, field, "an array of entries");
-    if (e.p !== undefined && e.p !== null) {
+    if (e.j !== undefined && e.j !== null) {
+      if (typeof e.b !== "string" || e.b.length > 256 || (e.p !== undefined && e.p !== null)) {
+        bad(type, field, "a JSON Patch entry {k: string, j: [op], b: string} (no p)");
+      }
+      jsonPatchOps(e.j, type, field);
+    } else if (e.p !== undefined && e.p !== null) {
       if (!isPlainObject(e.p) || typeof e.b !== "string" || e.b.length > 256) {
         bad(type, field, "an array of {k: string, v: map | null} or {k: string, p: map, b: string}");
       }
@@ -138,6 +144,28 @@ function deltaEntries(m: Obj, type: string, field: string): DeltaEntry[] {
     }
   }
   return v as DeltaEntry[];
+}
+
+const JSON_PATCH_OPS = new Set(["add", "remove", "replace"]);
+
+/** The `j` of a JSON Patch entry (PROTOCOL.md §6.7): only add, remove and replace, paths below the root. */
+function jsonPatchOps(v: unknown, type: string, field: string): void {
+  if (!Array.isArray(v) || v.length > MAX_JSON_PATCH_OPS) {
+    bad(type, field, `a JSON Patch of at most ${MAX_JSON_PATCH_OPS} operations`);
+  }
+  for (const op of v as unknown[]) {
+    if (
+      !isPlainObject(op) ||
+      typeof op.op !== "string" ||
+      !JSON_PATCH_OPS.has(op.op) ||
+      typeof op.path !== "string" ||
+      op.path.length > MAX_JSON_PATCH_PATH ||
+      !op.path.startsWith("/") ||
+      (op.op !== "remove" && !Object.hasOwn(op, "value"))
+    ) {
+      bad(type, field, "JSON Patch operations {op: add | remove | replace, path: /..., value}");
+    }
+  }
 }
 
 /** The `state` of a resume token (§5.2), validated; undefined when absent. */

@@ -2,6 +2,7 @@
  * Every message on the wire. One msgpack map per WebSocket binary frame; `t` names the type.
  * PROTOCOL.md is the spec; this file is its type-level mirror. Unknown fields are ignored by both sides.
  */
+import type { JsonPatchOp } from "./json-patch.js";
 
 /** A view: the set of kinds a client subscribes to (Typha's "syncer type"). */
 export type ViewName = "felix" | "bgp" | "tunnel-ip-allocation" | "node-status";
@@ -21,19 +22,40 @@ export interface Entry {
  * A change that patches the value the client holds (feature "patch-deltas"): `p` is an RFC 7386 JSON merge
  * patch, `b` the `metadata.resourceVersion` of the value it applies to.
  */
-export interface PatchEntry {
+export interface MergePatchEntry {
   readonly k: string;
   readonly p: ResourceValue;
   readonly b: string;
   /** Absent: a patch entry has no full value. */
   readonly v?: undefined;
+  readonly j?: undefined;
 }
+
+/**
+ * A change that patches the value the client holds with an RFC 6902 JSON Patch `j` (feature
+ * "json-patch-deltas"; only `add`, `remove`, `replace`), `b` as in a merge patch entry.
+ */
+export interface JsonPatchEntry {
+  readonly k: string;
+  readonly j: readonly JsonPatchOp[];
+  readonly b: string;
+  readonly v?: undefined;
+  readonly p?: undefined;
+}
+
+/** A patch entry, of either form. */
+export type PatchEntry = MergePatchEntry | JsonPatchEntry;
 
 /** One change in a `deltas` frame: a full value, a delete, or (with "patch-deltas") a patch. */
 export type DeltaEntry = Entry | PatchEntry;
 
 export function isPatchEntry(entry: DeltaEntry): entry is PatchEntry {
-  return (entry as Partial<PatchEntry>).p !== undefined;
+  const e = entry as { p?: unknown; j?: unknown };
+  return e.p !== undefined || e.j !== undefined;
+}
+
+export function isJsonPatchEntry(entry: DeltaEntry): entry is JsonPatchEntry {
+  return (entry as { j?: unknown }).j !== undefined;
 }
 
 export type SyncState = "syncing" | "in-sync" | "stale";

@@ -19,6 +19,11 @@ export const FEATURES = {
    */
   patchDeltas: "patch-deltas",
   /**
+   * With "patch-deltas": a patch entry may also be `{k, j, b}`, an RFC 6902 JSON Patch `j` (add, remove,
+   * replace) that reaches into arrays (PROTOCOL.md §6.7).
+   */
+  jsonPatchDeltas: "json-patch-deltas",
+  /**
    * The hello's `resume` may carry `state` (digests of the mirror) and any replica may answer it with
    * `mode: "resume"` (PROTOCOL.md §5.2); the welcome carries `conversion`.
    */

@@ -155,7 +155,14 @@ export async function toResult(ctx: ScenarioContext, m: Measured): Promise<Scena
       totalKeys: ctx.totalKeys,
       agentErrorCodes: m.final.errorCodes,
       ...(h.hasServer && { flushWindowMsSource: hasFlushMax ? "status" : "configured" }),
-      ...(STEADY.has(m.scenario) && { decodingFelixAgents: m.final.decodingFelix }),
+      ...(STEADY.has(m.scenario) && {
+        decodingFelixAgents: m.final.decodingFelix,
+        mirrorFelixAgents: m.final.mirrorFelix,
+        wireBytesPerChangeFullValues:
+          m.final.wireBytesPerUpdateFullValues === null
+            ? null
+            : round(m.final.wireBytesPerUpdateFullValues, 1),
+      }),
       ...(status?.counters !== undefined && { serverCounters: status.counters }),
       ...m.details,
     },

@@ -18,7 +18,9 @@ export function clientFeatures(
   options: Pick<ResolvedClientOptions, "isMirror" | "isDecodingDeltas">,
 ): string[] {
   const canPatch = options.isMirror || !options.isDecodingDeltas;
-  const features = canPatch ? [...CLIENT_FEATURES, FEATURES.patchDeltas] : [...CLIENT_FEATURES];
+  const features = canPatch
+    ? [...CLIENT_FEATURES, FEATURES.patchDeltas, FEATURES.jsonPatchDeltas]
+    : [...CLIENT_FEATURES];
   // A resume on another replica presents the view's digests (§5.2): a mirror computes them; a client
   // without one asks the server it leaves after a move for them (§5.5).
   features.push(FEATURES.replicaResume);

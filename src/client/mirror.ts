@@ -1,4 +1,5 @@
-import { applyMergePatch, resourceVersionOf } from "../../proto/merge-patch.js";
+import { applyPatchEntry, JsonPatchError } from "../../proto/json-patch.js";
+import { resourceVersionOf } from "../../proto/merge-patch.js";
 import { isPatchEntry } from "../../proto/messages.js";
 import type { DeltaEntry, ResourceValue } from "../../proto/messages.js";
 import { deepEqual } from "../snapshot/deep-equal.js";
@@ -60,10 +61,12 @@ export class Mirror {
 
   /**
    * Applies one frame's deltas in order; returns the real changes. All or nothing: a patch for a value the
-   * mirror does not hold at the patch's base resourceVersion throws MirrorPatchError before anything is
-   * changed (a frame holds at most one entry per key, so each patch applies to the value held now).
+   * mirror does not hold at the patch's base resourceVersion, or one that does not apply to it (a JSON
+   * Patch path that is not there), throws MirrorPatchError before anything is changed (a frame holds at
+   * most one entry per key, so each patch applies to the value held now).
    */
   apply(changes: readonly DeltaEntry[]): Update[] {
+    let patched: Map<DeltaEntry, ResourceValue> | undefined;
     for (const change of changes) {
       if (!isPatchEntry(change)) continue;
       const held = this.#values.get(change.k);
@@ -75,16 +78,24 @@ export class Mirror {
             : `a patch for ${change.k} at resourceVersion ${change.b}, the mirror holds ${rv ?? "none"}`,
         );
       }
+      let next: ResourceValue;
+      try {
+        next = applyPatchEntry(held, change);
+      } catch (err) {
+        if (!(err instanceof JsonPatchError)) throw err;
+        throw new MirrorPatchError(`a patch for ${change.k} that does not apply: ${err.message}`);
+      }
+      (patched ??= new Map()).set(change, next);
     }
     const updates: Update[] = [];
     for (const change of changes) {
-      let update: Update | undefined;
-      if (isPatchEntry(change)) {
-        const next = applyMergePatch(this.#values.get(change.k), change.p) as ResourceValue;
-        update = this.#set(change.k, next);
-      } else {
-        update = change.v === null ? this.#delete(change.k) : this.#set(change.k, change.v);
-      }
+      const next = patched?.get(change);
+      const update =
+        next !== undefined
+          ? this.#set(change.k, next)
+          : change.v === null || change.v === undefined
+            ? this.#delete(change.k)
+            : this.#set(change.k, change.v);
       if (update !== undefined) updates.push(update);
     }
     return updates;

@@ -12,19 +12,26 @@ export const DeltaEncoding = {
   patch: 1,
   /** "deflate-deltas": the changes travel as `z`. */
   deflate: 2,
+  /** "json-patch-deltas" (with "patch-deltas"): a patch may also be a JSON Patch, whichever is smaller. */
+  jsonPatch: 4,
 } as const;
 export type DeltaEncodingBits = number;
 
 /** The encoding a session negotiated, from its features. */
 export function deltaEncodingOf(features: ReadonlySet<string>): DeltaEncodingBits {
+  const isPatch = features.has(FEATURES.patchDeltas);
   return (
-    (features.has(FEATURES.patchDeltas) ? DeltaEncoding.patch : 0) |
+    (isPatch ? DeltaEncoding.patch : 0) |
+    (isPatch && features.has(FEATURES.jsonPatchDeltas) ? DeltaEncoding.jsonPatch : 0) |
     (features.has(FEATURES.deflateDeltas) ? DeltaEncoding.deflate : 0)
   );
 }
 
+/** A frame's changes with patches where smaller; `isJsonAllowed`: JSON Patches may be among them. */
+export type PatchedChanges = (isJsonAllowed: boolean) => readonly Uint8Array[];
+
 /** Number of distinct encodings (bit combinations). */
-const ENCODINGS = 4;
+const ENCODINGS = 8;
 
 /**
  * One `deltas` frame's content — its revisions and its pre-encoded changes — and the frame in every
@@ -36,12 +43,15 @@ export class DeltaFrames {
   readonly to: number;
   /** Full-value changes (`{k, v}` encoded). */
   readonly #full: readonly Uint8Array[];
-  /** The same changes with patches where a patch is smaller (made on first use); undefined: none has one. */
-  readonly #patched: (() => readonly Uint8Array[]) | undefined;
+  /**
+   * The same changes with patches where a patch is smaller (made on first use; JSON Patches allowed or not);
+   * undefined: none has one.
+   */
+  readonly #patched: PatchedChanges | undefined;
   readonly #frames: (Buffer | undefined)[] = new Array<Buffer | undefined>(ENCODINGS);
   #built = 0;
 
-  constructor(from: number, to: number, full: readonly Uint8Array[], patched?: () => readonly Uint8Array[]) {
+  constructor(from: number, to: number, full: readonly Uint8Array[], patched?: PatchedChanges) {
     this.from = from;
     this.to = to;
     this.#full = full;
@@ -60,12 +70,17 @@ export class DeltaFrames {
 
   /** The frame in `encoding` (DeltaEncoding bits), assembled on first use. */
   frame(encoding: DeltaEncodingBits): Buffer {
-    // Without patches, the patch encoding is the plain one: share the Buffer.
-    const e = this.#patched === undefined ? encoding & ~DeltaEncoding.patch : encoding & (ENCODINGS - 1);
+    // Without patches, the patch encodings are the plain one: share the Buffer. JSON Patches only go with
+    // patches.
+    const bits = encoding & (ENCODINGS - 1);
+    const e =
+      this.#patched === undefined || (bits & DeltaEncoding.patch) === 0 ? bits & DeltaEncoding.deflate : bits;
     let frame = this.#frames[e];
     if (frame === undefined) {
       const changes =
-        (e & DeltaEncoding.patch) !== 0 && this.#patched !== undefined ? this.#patched() : this.#full;
+        (e & DeltaEncoding.patch) !== 0 && this.#patched !== undefined
+          ? this.#patched((e & DeltaEncoding.jsonPatch) !== 0)
+          : this.#full;
       frame =
         (e & DeltaEncoding.deflate) !== 0
           ? assembleCompressedDeltas(

@@ -5,6 +5,7 @@ import { VIEW_NAMES } from "../../proto/messages.js";
 import type { ResourceValue, ResumeState, ViewName } from "../../proto/messages.js";
 import { ChangeLog } from "./change-log.js";
 import { DeltaFrames } from "./delta-frames.js";
+import type { PatchedChanges } from "./delta-frames.js";
 import { DigestHistory } from "./digest-history.js";
 import { decideReplicaResume } from "./replica-resume.js";
 import type { ReplicaResumeDecision, ReplicaState } from "./replica-resume.js";
@@ -76,28 +77,30 @@ interface PatchBase {
  */
 class PatchMemo {
   readonly #bases: ReadonlyMap<string, PatchBase | undefined>;
-  readonly #memo = new Map<string, Buffer>();
+  /** Per key: the entry with merge patches only, and the one with JSON Patches allowed too. */
+  readonly #memo = [new Map<string, Buffer>(), new Map<string, Buffer>()] as const;
 
   constructor(bases: ReadonlyMap<string, PatchBase | undefined>) {
     this.#bases = bases;
   }
 
   /** The changes with patches where smaller, or undefined when none of them can have one. */
-  of(changes: readonly Change[]): (() => readonly Uint8Array[]) | undefined {
+  of(changes: readonly Change[]): PatchedChanges | undefined {
     if (!changes.some((c) => c.value !== null && this.#bases.get(c.key) !== undefined)) return undefined;
-    return () => changes.map((c) => this.#entry(c));
+    return (isJsonAllowed) => changes.map((c) => this.#entry(c, isJsonAllowed));
   }
 
-  #entry(c: Change): Buffer {
+  #entry(c: Change, isJsonAllowed: boolean): Buffer {
     const base = this.#bases.get(c.key);
     if (c.value === null || base === undefined) return c.encoded;
-    let encoded = this.#memo.get(c.key);
+    const memo = this.#memo[isJsonAllowed ? 1 : 0];
+    let encoded = memo.get(c.key);
     if (encoded === undefined) {
       // The base was decoded already when the store compared against it (its first change in the batch).
       const baseValue = base.value ?? decodeStored(base.encoded);
       const next = c.value ?? decodeStored(c.encoded);
-      encoded = encodePatchEntry(c.key, baseValue, next, c.encoded.byteLength) ?? c.encoded;
-      this.#memo.set(c.key, encoded);
+      encoded = encodePatchEntry(c.key, baseValue, next, c.encoded.byteLength, isJsonAllowed) ?? c.encoded;
+      memo.set(c.key, encoded);
     }
     return encoded;
   }
@@ -357,7 +360,7 @@ export class Hub {
             from,
             to,
             [...full, ...ownFull],
-            patched === undefined ? undefined : () => [...patched(), ...ownFull],
+            patched === undefined ? undefined : (isJson) => [...patched(isJson), ...ownFull],
           ),
         );
       }

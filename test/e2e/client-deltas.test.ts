@@ -38,7 +38,9 @@ describe("client: compressed and patched deltas", () => {
   it("negotiates both features and applies compressed patches to its mirror", async () => {
     const server = await makeServer({ hub: hubWith(STATE) });
     const { client, rec } = await syncedClient(server);
-    expect(server.hellos[0]?.features).toEqual(expect.arrayContaining(["deflate-deltas", "patch-deltas"]));
+    expect(server.hellos[0]?.features).toEqual(
+      expect.arrayContaining(["deflate-deltas", "patch-deltas", "json-patch-deltas"]),
+    );
     const applied = nextEvent(client, "updates");
     server.apply({ "WorkloadEndpoint/ns/a": pod("12", "v2") });
     expect(await applied).toEqual([
@@ -49,6 +51,22 @@ describe("client: compressed and patched deltas", () => {
     expect(rec.updates.flat()).toHaveLength(3);
   });
 
+  it("applies a JSON Patch the server sends for a change inside an array", async () => {
+    const withList = (rv: string, profiles: string[]): ResourceValue => ({
+      ...pod(rv, "v1"),
+      spec: { node: "n1", ipNetworks: ["10.0.0.1/32"], profiles },
+    });
+    const many = Array.from({ length: 40 }, (_, i) => `ksa.ns.account-${i}`);
+    const server = await makeServer({ hub: hubWith({ "WorkloadEndpoint/ns/a": withList("10", many) }) });
+    const { client } = await syncedClient(server);
+    const next = withList("12", [...many.slice(0, 20), "kns.inserted", ...many.slice(20)]);
+    const applied = nextEvent(client, "updates");
+    server.apply({ "WorkloadEndpoint/ns/a": next });
+    expect(await applied).toEqual([{ key: "WorkloadEndpoint/ns/a", kind: "WorkloadEndpoint", value: next }]);
+    expect(client.get("WorkloadEndpoint/ns/a")).toEqual(next);
+    expect(client.stats).toMatchObject({ rejectedFrames: 0, snapshots: 1 });
+  });
+
   it("a lite client (no mirror) does not ask for patches and still gets compressed full values", async () => {
     const server = await makeServer({ hub: hubWith(STATE) });
     const client = makeClient({ servers: [server.url], view: "felix", mirror: false });
@@ -56,6 +74,7 @@ describe("client: compressed and patched deltas", () => {
     await client.synced();
     expect(server.hellos[0]?.features).toContain("deflate-deltas");
     expect(server.hellos[0]?.features).not.toContain("patch-deltas");
+    expect(server.hellos[0]?.features).not.toContain("json-patch-deltas");
     const applied = nextEvent(client, "updates");
     server.apply({ "WorkloadEndpoint/ns/a": pod("12", "v2") });
     expect(await applied).toEqual([
@@ -71,6 +90,18 @@ describe("client: compressed and patched deltas", () => {
     [
       "a patch for a key it does not hold",
       { k: "WorkloadEndpoint/ns/zz", p: { spec: { node: "n2" } }, b: "10" },
+    ],
+    [
+      "a JSON Patch whose path is not in the value",
+      { k: "WorkloadEndpoint/ns/a", j: [{ op: "replace", path: "/spec/nope/x", value: 1 }], b: "10" },
+    ],
+    [
+      "a JSON Patch with an index past the end of an array",
+      { k: "WorkloadEndpoint/ns/a", j: [{ op: "remove", path: "/spec/profiles/2" }], b: "10" },
+    ],
+    [
+      "a JSON Patch on another resourceVersion",
+      { k: "WorkloadEndpoint/ns/a", j: [{ op: "remove", path: "/spec/profiles/1" }], b: "9" },
     ],
   ])(
     "rejects a frame with %s: nothing of it applied, counted, resynced by snapshot",

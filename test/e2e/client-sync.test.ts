@@ -33,6 +33,7 @@ describe("client: snapshot then deltas", () => {
       "deflate-deltas",
       "move",
       "patch-deltas",
+      "json-patch-deltas",
       "replica-resume",
     ]);
     expect(hello.resume).toBeUndefined();

@@ -57,6 +57,8 @@ describe("tabby loadtest, small", () => {
       durationSeconds: 10,
       workers: 2,
       fullAgents: 4,
+      // Lite agents that decode full values (the latency samples), beside the full ones' mirrors.
+      sampleAgents: 3,
       scenarios: ["connect-storm", "churn", "ceiling"],
       outDir: out,
       hasProgressBar: false,
@@ -94,6 +96,13 @@ describe("tabby loadtest, small", () => {
     expect(churn?.wireBytesPerChange).toBeGreaterThan(20);
     // Uncompressed msgpack frames cost ~1100 B a change; deflate-deltas and patch-deltas bring it under 400 B.
     expect(churn?.wireBytesPerChange).toBeLessThan(400);
+    // It is measured on the felix agents that keep a mirror (they take patches); the lite decoding agents,
+    // which get full values, are reported beside it and cost more.
+    expect(churn?.details.mirrorFelixAgents).toMatchObject({ agents: expect.any(Number) as number });
+    expect((churn?.details.mirrorFelixAgents as { agents: number }).agents).toBeGreaterThan(0);
+    expect(churn?.details.wireBytesPerChangeFullValues).toBeGreaterThan(
+      churn?.wireBytesPerChange ?? Infinity,
+    );
     expect(churn?.flushWindowMsMax).toBeGreaterThan(0);
     expect(connect?.wireBytesPerChange).toBeNull();
 

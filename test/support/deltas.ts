@@ -1,7 +1,8 @@
 /** Test helpers that read `deltas` frames in any encoding (plain, `z`, patches) the way a client must. */
 import { decodeDeltaEntries, decodeServerMessage } from "../../proto/codec.js";
 import { inflateDeltas } from "../../proto/delta-compression.js";
-import { applyMergePatch, resourceVersionOf } from "../../proto/merge-patch.js";
+import { applyPatchEntry } from "../../proto/json-patch.js";
+import { resourceVersionOf } from "../../proto/merge-patch.js";
 import { isPatchEntry } from "../../proto/messages.js";
 import type { DeltaEntry, DeltasMessage, ResourceValue } from "../../proto/messages.js";
 
@@ -29,7 +30,7 @@ export function applyChanges(state: Map<string, ResourceValue>, changes: readonl
       if (held === undefined || rv !== c.b) {
         throw new Error(`patch for ${c.k} at ${c.b} but the state holds ${String(rv)}`);
       }
-      state.set(c.k, applyMergePatch(held, c.p) as ResourceValue);
+      state.set(c.k, applyPatchEntry(held, c));
     } else if (c.v === null) {
       state.delete(c.k);
     } else {

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { ResourceValue } from "../../proto/messages.js";
-import { Mirror } from "../../src/client/mirror.js";
+import { Mirror, MirrorPatchError } from "../../src/client/mirror.js";
 
 const key = fc
   .tuple(fc.constantFrom("IPPool", "Node", "NetworkPolicy"), fc.constantFrom("a", "b", "c", "d", "e", "f"))
@@ -64,6 +64,36 @@ describe("Mirror", () => {
     expect(mirror.list("NetworkPolicy")).toEqual([]);
     expect(mirror.kinds()).toEqual(["IPPool"]);
     expect(mirror.size).toBe(1);
+  });
+
+  it("apply() is all or nothing: a JSON Patch that does not apply throws MirrorPatchError, nothing changed", () => {
+    const held = { metadata: { resourceVersion: "3" }, spec: { l: ["a", "b"] } };
+    const mirror = load({ "IPPool/a": held, "IPPool/b": { spec: { n: 1 } } });
+    expect(() =>
+      mirror.apply([
+        { k: "IPPool/b", v: null },
+        {
+          k: "IPPool/a",
+          j: [
+            { op: "remove", path: "/spec/l/0" },
+            { op: "remove", path: "/spec/l/5" },
+          ],
+          b: "3",
+        },
+      ]),
+    ).toThrow(MirrorPatchError);
+    expect(mirror.get("IPPool/a")).toBe(held);
+    expect(mirror.get("IPPool/b")).toEqual({ spec: { n: 1 } });
+    expect(
+      mirror.apply([{ k: "IPPool/a", j: [{ op: "add", path: "/spec/l/1", value: "z" }], b: "3" }]),
+    ).toEqual([
+      {
+        key: "IPPool/a",
+        kind: "IPPool",
+        value: { metadata: { resourceVersion: "3" }, spec: { l: ["a", "z", "b"] } },
+      },
+    ]);
+    expect(held.spec.l).toEqual(["a", "b"]);
   });
 
   it("hold() then settle() yields the net diff from before the hold to now, whatever happened between", () => {

@@ -99,6 +99,34 @@ describe("deflate-deltas", () => {
     expect(bad({ k: "X/a", v: 3 })).toThrow(expect.objectContaining({ code: ProtoErrorCode.badMessage }));
   });
 
+  it("reads JSON Patch entries and refuses malformed ones", () => {
+    const ok = {
+      k: "X/a",
+      j: [
+        { op: "remove", path: "/spec/l/0" },
+        { op: "add", path: "/a~1b", value: null },
+      ],
+      b: "1",
+    };
+    expect(decodeDeltaEntries(encodeValue([ok]))).toEqual([ok]);
+    const refused = [
+      { k: "X/a", j: [{ op: "remove", path: "/a" }] }, // no b
+      { k: "X/a", j: { op: "remove", path: "/a" }, b: "1" }, // not an array
+      { k: "X/a", j: [{ op: "move", from: "/a", path: "/b" }], b: "1" }, // move is not accepted
+      { k: "X/a", j: [{ op: "test", path: "/a", value: 1 }], b: "1" },
+      { k: "X/a", j: [{ op: "add", path: "/a" }], b: "1" }, // add without value
+      { k: "X/a", j: [{ op: "replace", path: "", value: {} }], b: "1" }, // the root
+      { k: "X/a", j: [{ op: "remove", path: `/${"x".repeat(5000)}` }], b: "1" }, // path too long
+      { k: "X/a", j: Array.from({ length: 10_001 }, () => ({ op: "remove", path: "/a" })), b: "1" },
+      { k: "X/a", j: [], p: { a: 1 }, b: "1" }, // both forms
+    ];
+    for (const e of refused) {
+      expect(() => decodeDeltaEntries(encodeValue([e])), JSON.stringify(e).slice(0, 80)).toThrow(
+        expect.objectContaining({ code: ProtoErrorCode.badMessage }),
+      );
+    }
+  });
+
   it("compresses a realistic single change well below its msgpack size", () => {
     const v = {
       kind: "WorkloadEndpoint",

@@ -16,7 +16,15 @@ describe("fan-out options", () => {
       pingIntervalMs: 10_000,
       pongTimeoutMs: 60_000,
       fanoutSliceSessions: 500,
-      features: ["deflate-snapshot", "move", "deflate-deltas", "patch-deltas", "replica-resume", "leave"],
+      features: [
+        "deflate-snapshot",
+        "move",
+        "deflate-deltas",
+        "patch-deltas",
+        "json-patch-deltas",
+        "replica-resume",
+        "leave",
+      ],
     });
     expect(o.serverId).toMatch(/^[0-9a-f]{16}$/);
     expect(resolveFanoutOptions().serverId).not.toBe(o.serverId);

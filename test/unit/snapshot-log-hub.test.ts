@@ -236,6 +236,59 @@ describe("Hub patches", () => {
       { k: "WorkloadEndpoint/ns/a", v: pod("2", "v1", { tag: null }) },
     ]);
   });
+
+  it("with json-patch-deltas, sends a change inside an array as a JSON Patch; without, as a merge patch", () => {
+    const hub = new Hub();
+    const profiles = Array.from({ length: 30 }, (_, i) => `ksa.ns.account-${i}`);
+    hub.upsert("WorkloadEndpoint/ns/a", pod("1", "v1", { profiles }));
+    hub.flush();
+    const next = pod("2", "v1", { profiles: profiles.map((p, i) => (i === 17 ? "kns.other" : p)) });
+    hub.upsert("WorkloadEndpoint/ns/a", next);
+    const [felix] = hub.flush().filter((b) => b.view === "felix");
+    const json = DeltaEncoding.patch | DeltaEncoding.jsonPatch | DeltaEncoding.deflate;
+    expect(decodeDeltasFrame(felix!.shared!.frame(json)).changes).toEqual([
+      {
+        k: "WorkloadEndpoint/ns/a",
+        j: [
+          { op: "replace", path: "/metadata/resourceVersion", value: "2" },
+          { op: "replace", path: "/spec/profiles/17", value: "kns.other" },
+        ],
+        b: "1",
+      },
+    ]);
+    const merge = decodeDeltasFrame(felix!.shared!.frame(DeltaEncoding.patch | DeltaEncoding.deflate));
+    expect(merge.changes).toEqual([
+      {
+        k: "WorkloadEndpoint/ns/a",
+        p: { metadata: { resourceVersion: "2" }, spec: { profiles: next.spec.profiles } },
+        b: "1",
+      },
+    ]);
+    // The JSON Patch is the smaller; a JSON Patch bit without patches is the plain frame.
+    expect(felix!.shared!.frame(json).byteLength).toBeLessThan(
+      felix!.shared!.frame(DeltaEncoding.patch | DeltaEncoding.deflate).byteLength,
+    );
+    expect(felix!.shared!.frame(DeltaEncoding.jsonPatch)).toBe(felix!.shared!.frame(DeltaEncoding.plain));
+    const state = new Map([["WorkloadEndpoint/ns/a", pod("1", "v1", { profiles })]]);
+    applyChanges(state, decodeDeltasFrame(felix!.shared!.frame(json)).changes);
+    expect(state.get("WorkloadEndpoint/ns/a")).toEqual(next);
+  });
+
+  it("keeps the merge patch when it is the smaller (a label change)", () => {
+    const hub = new Hub();
+    hub.upsert("WorkloadEndpoint/ns/a", pod("1", "v1"));
+    hub.flush();
+    hub.upsert("WorkloadEndpoint/ns/a", pod("2", "v2"));
+    const [felix] = hub.flush().filter((b) => b.view === "felix");
+    const json = DeltaEncoding.patch | DeltaEncoding.jsonPatch;
+    expect(decodeDeltasFrame(felix!.shared!.frame(json)).changes).toEqual([
+      {
+        k: "WorkloadEndpoint/ns/a",
+        p: { metadata: { resourceVersion: "2", labels: { version: "v2" } } },
+        b: "1",
+      },
+    ]);
+  });
 });
 
 describe("Hub catch-up limit", () => {

@@ -1,10 +1,9 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { decodeServerMessage } from "../../proto/codec.js";
-import { DeltaEncoding } from "../../src/snapshot/delta-frames.js";
 import type { DeltaEncodingBits, DeltaFrames } from "../../src/snapshot/delta-frames.js";
 import { applyChanges, decodeDeltasFrame } from "../support/deltas.js";
-import { isPatchEntry, VIEW_NAMES } from "../../proto/messages.js";
+import { isJsonPatchEntry, isPatchEntry, VIEW_NAMES } from "../../proto/messages.js";
 import type { ResourceValue, ViewName } from "../../proto/messages.js";
 import { sameResource } from "../../src/snapshot/deep-equal.js";
 import { framesFor, Hub } from "../../src/snapshot/hub.js";
@@ -25,9 +24,22 @@ const KINDS = [
   "KubernetesService",
 ] as const;
 const NAMESPACED = new Set<string>(["WorkloadEndpoint", "KubernetesService"]);
+const endpoint = (ip: string, ready: boolean) => ({ addresses: [ip], conditions: { ready, serving: ready } });
+const ITEMS = [
+  [endpoint("10.0.0.1", true), endpoint("10.0.0.2", true), endpoint("10.0.0.3", true)],
+  [endpoint("10.0.0.1", true), endpoint("10.0.0.2", false), endpoint("10.0.0.3", true)],
+  [endpoint("10.0.0.1", true), endpoint("10.0.0.3", true)],
+  [
+    endpoint("10.0.0.1", true),
+    endpoint("10.0.0.2", true),
+    endpoint("10.0.0.9", true),
+    endpoint("10.0.0.3", true),
+  ],
+  [],
+] as const;
 
 type Op =
-  | { op: "upsert"; key: string; node: string | undefined; x: number; tag: string | null }
+  | { op: "upsert"; key: string; node: string | undefined; x: number; tag: string | null; items: number }
   | { op: "delete"; key: string }
   | { op: "flush" }
   | { op: "observe" };
@@ -46,6 +58,8 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
       x: fc.integer({ min: 0, max: 3 }),
       // null exercises values a merge patch cannot express (null where base and next differ).
       tag: fc.constantFrom("red", "blue", null),
+      // Arrays that differ by one element, an insert or a removal: what JSON Patches reach into.
+      items: fc.integer({ min: 0, max: ITEMS.length - 1 }),
     }),
   },
   { weight: 2, arbitrary: fc.record({ op: fc.constant("delete" as const), key: keyArb }) },
@@ -53,12 +67,9 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 2, arbitrary: fc.constant({ op: "observe" as const }) },
 );
 
-const ENCODINGS: readonly DeltaEncodingBits[] = [
-  DeltaEncoding.plain,
-  DeltaEncoding.patch,
-  DeltaEncoding.deflate,
-  DeltaEncoding.patch | DeltaEncoding.deflate,
-];
+/** Every combination of the delta encoding bits (JSON Patches without patches read as plain). */
+
+const ENCODINGS: readonly DeltaEncodingBits[] = Array.from({ length: 8 }, (_, bits) => bits);
 
 function value(
   key: string,
@@ -66,6 +77,7 @@ function value(
   x: number,
   tag: string | null,
   rv: number,
+  items = 0,
 ): ResourceValue {
   return {
     metadata: { name: key, resourceVersion: String(rv), labels: { app: "web", tier: "front", team: "net" } },
@@ -74,6 +86,7 @@ function value(
       x,
       ...(tag !== null ? { tag } : x % 2 === 0 ? { tag: null } : {}),
       ports: [80, 443],
+      endpoints: ITEMS[items],
     },
   };
 }
@@ -97,6 +110,7 @@ function expectedView(
 
 /** Patch entries applied over a whole property run (the encodings must really be exercised). */
 let patchesApplied = 0;
+let jsonPatchesApplied = 0;
 
 /** Applies snapshot chunks (Buffers) and deltas (in `encoding`) as a client of that encoding would. */
 function applyFrames(
@@ -108,6 +122,7 @@ function applyFrames(
     if (!Buffer.isBuffer(frame)) {
       const changes = decodeDeltasFrame(frame.frame(encoding)).changes;
       patchesApplied += changes.filter(isPatchEntry).length;
+      jsonPatchesApplied += changes.filter(isJsonPatchEntry).length;
       applyChanges(state, changes);
       continue;
     }
@@ -159,7 +174,7 @@ function runHistory(
   for (const op of ops) {
     now += 10;
     if (op.op === "upsert") {
-      const v = value(op.key, op.node, op.x, op.tag, ++rv);
+      const v = value(op.key, op.node, op.x, op.tag, ++rv, op.items);
       const prev = model.get(op.key);
       const isChange = hub.upsert(op.key, v);
       // The store skips an upsert that only moves resourceVersion; the model follows the same rule.
@@ -178,7 +193,8 @@ function runHistory(
         for (const node of NODES) {
           const state = new Map<string, ResourceValue>();
           const frames = hub.sessionFrames(snap, node);
-          const encoding = ENCODINGS[(encodingSeed[observations.length % encodingSeed.length] ?? 0) % 4]!;
+          const encoding =
+            ENCODINGS[(encodingSeed[observations.length % encodingSeed.length] ?? 0) % ENCODINGS.length]!;
           applyFrames(
             state,
             [...snap.chunks, ...(frames.nodeChunk === null ? [] : [frames.nodeChunk])],
@@ -220,15 +236,17 @@ function runHistory(
 describe("snapshot at R + deltas after R = view at head", () => {
   it("holds for random histories with a log that keeps everything", () => {
     patchesApplied = 0;
+    jsonPatchesApplied = 0;
     fc.assert(
       fc.property(
         fc.array(opArb, { minLength: 20, maxLength: 120 }),
-        fc.array(fc.nat(3), { minLength: 1, maxLength: 8 }),
+        fc.array(fc.nat(7), { minLength: 1, maxLength: 8 }),
         (ops, encodings) => runHistory(ops, { maxLogEntries: 100_000 }, encodings),
       ),
       { numRuns: 150 },
     );
     expect(patchesApplied).toBeGreaterThan(200);
+    expect(jsonPatchesApplied).toBeGreaterThan(50);
     // ~13 s of CPU on a quiet 2-core machine: allow for a loaded one.
   }, 120_000);
 
@@ -237,7 +255,7 @@ describe("snapshot at R + deltas after R = view at head", () => {
       fc.property(
         fc.array(opArb, { maxLength: 120 }),
         fc.integer({ min: 1, max: 8 }),
-        fc.array(fc.nat(3), { minLength: 1, maxLength: 8 }),
+        fc.array(fc.nat(7), { minLength: 1, maxLength: 8 }),
         (ops, maxLogEntries, encodings) => runHistory(ops, { maxLogEntries }, encodings),
       ),
       { numRuns: 300 },
