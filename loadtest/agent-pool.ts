@@ -228,7 +228,10 @@ export class AgentPool {
       mirrorFelixAgents: this.#agents.filter((a) => a.spec.mode === "full" && a.spec.view === "felix").length,
       mirrorFelixUpdates: this.#mirrorFelixUpdates,
       mirrorFelixWireBytes: this.#decodingFelixWireBytes("full") - this.#mirrorFelixWireBase,
-      ...(this.#recorder !== undefined && { frameLog: this.#frames }),
+      ...(this.#recorder !== undefined && {
+        frameLog: this.#frames,
+        frameLogOfMirror: this.#recorder.spec.mode === "full",
+      }),
       spuriousUpdates: this.#spuriousUpdates,
       spuriousSamples: this.#spuriousSamples,
       resumesAcrossReplicas: this.#resumesAcrossReplicas,

@@ -74,6 +74,7 @@ export async function collectWindow(workers: Workers): Promise<WindowResult> {
   let decodingFelixWireBytes = 0;
   const mirror = { agents: 0, updates: 0, wireBytes: 0 };
   let frameLog: readonly FrameRecord[] | undefined;
+  let isMirrorLog = false;
   const errorCodes: Record<string, number> = {};
   for (const p of parts) {
     for (const [code, n] of Object.entries(p.errorCodes)) errorCodes[code] = (errorCodes[code] ?? 0) + n;
@@ -83,7 +84,14 @@ export async function collectWindow(workers: Workers): Promise<WindowResult> {
     mirror.agents += p.mirrorFelixAgents;
     mirror.updates += p.mirrorFelixUpdates;
     mirror.wireBytes += p.mirrorFelixWireBytes;
-    frameLog ??= p.frameLog;
+    // A mirror's log over a lite decoding agent's: the ceiling replays the frames most agents got.
+    if (
+      p.frameLog !== undefined &&
+      (frameLog === undefined || (p.frameLogOfMirror === true && !isMirrorLog))
+    ) {
+      frameLog = p.frameLog;
+      isMirrorLog = p.frameLogOfMirror === true;
+    }
   }
   const counters: Record<keyof AgentCounters, number> = {
     updates: 0,

@@ -118,6 +118,8 @@ export interface WindowStats extends AgentCounters {
   readonly mirrorFelixWireBytes: number;
   /** The frames one decoding felix agent received, when the window was asked to record them. */
   readonly frameLog?: readonly FrameRecord[];
+  /** True when the frame log is a mirror's (the patched frames most agents get), false: full values. */
+  readonly frameLogOfMirror?: boolean;
   /** Updates of full agents that changed nothing (a delete of a key not held, a value at a version held or older). */
   readonly spuriousUpdates: number;
   readonly spuriousSamples: readonly string[];

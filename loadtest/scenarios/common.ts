@@ -181,7 +181,7 @@ export interface ChurnWindowOptions {
   readonly agents: number;
   readonly ratePerSecond: number;
   readonly durationSeconds: number;
-  /** One decoding felix agent records the frames it receives (in `final.frameLog`). */
+  /** One felix agent with a mirror (else a lite decoding one) records the frames it receives (`final.frameLog`). */
   readonly isRecordingFrames?: boolean;
   readonly details?: Record<string, unknown>;
 }

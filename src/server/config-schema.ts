@@ -170,6 +170,15 @@ export const SERVE_SETTINGS = [
       "a resume from another replica naming a state this server has not reached yet waits up to this long for it (then a snapshot)",
   },
   {
+    field: "initialSyncWaitMs",
+    type: "int",
+    default: 60_000,
+    min: 0,
+    max: 600_000,
+    description:
+      "a session that arrives before its view was listed once since the server started waits up to this long for the list (pings keep it), then starts with the syncing status; 0: no wait",
+  },
+  {
     field: "maxLogEntries",
     type: "int",
     default: 100_000,

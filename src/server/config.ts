@@ -27,6 +27,7 @@ export interface ServeConfig {
   readonly snapshotReuseMs: number;
   readonly snapshotReuseMaxMs: number;
   readonly resumeStateWaitMs: number;
+  readonly initialSyncWaitMs: number;
   readonly maxLogEntries: number;
   readonly maxLogBytes: number;
   readonly snapshotCacheBytes: number;

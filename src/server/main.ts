@@ -191,6 +191,7 @@ export async function runServer(config: ServeConfig, deps: ServerDeps): Promise<
       snapshotReuseMs: config.snapshotReuseMs,
       snapshotReuseMaxMs: config.snapshotReuseMaxMs,
       resumeStateWaitMs: config.resumeStateWaitMs,
+      initialSyncWaitMs: config.initialSyncWaitMs,
     },
   });
   const datastore = new Datastore({

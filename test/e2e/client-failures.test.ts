@@ -164,6 +164,28 @@ describe("client: watchdog and timeouts", () => {
     expect(client.stats.reconnects).toBe(1);
   });
 
+  it("waits for a welcome held past readTimeoutMs by a server that pings (one still listing)", async () => {
+    const server = await makeServer({
+      hub: hubWith(STATE),
+      onHello: (session, hello) => {
+        // A just-started server holds the session until its view is listed, pinging it meanwhile.
+        let ts = 0;
+        const pinger = setInterval(() => session.send({ t: "ping", ts: ++ts }), 50);
+        setTimeout(() => {
+          clearInterval(pinger);
+          server.startSession(session, hello);
+        }, 700);
+      },
+    });
+    const client = makeClient({ servers: [server.url], view: "felix", readTimeoutMs: 250 });
+    const rec = record(client);
+    client.start();
+    await client.synced();
+    expect(rec.errors).toEqual([]);
+    expect(client.stats.reconnects).toBe(0);
+    expect([...server.sessions][0]?.pongs.length).toBeGreaterThanOrEqual(5);
+  });
+
   it("gives up a TCP connection whose WebSocket upgrade never completes", async () => {
     const sockets = new Set<Socket>();
     const tcp = createServer((s) => sockets.add(s)); // never answers the HTTP upgrade

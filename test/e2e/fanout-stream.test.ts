@@ -90,8 +90,46 @@ describe("fan-out streaming", () => {
     expect(keysSeen(clients.tunnel)).not.toContain("WorkloadEndpoint/ns/pod-b");
   });
 
+  it("holds a session that arrives before its view was ever listed, pinging it, and starts it once listed", async () => {
+    const h = await startFanout({ isInSync: false, options: { pingIntervalMs: 50 } });
+    h.server.upsert("IPPool/p", resource("IPPool", "p"));
+    const felix = await RawClient.connect(h.url, hello({ view: "felix" }));
+    const early = await RawClient.connect(h.url, hello({ view: "node-status", node: "n1" }));
+    await felix.until(() => felix.count("ping") >= 3);
+    // Held: pinged (the client's read watchdog stays quiet), but no welcome, no snapshot, no status yet.
+    expect(felix.messages().every((m) => m.t === "ping")).toBe(true);
+    expect(h.server.sessionsAwaitingInitialSync).toBe(2);
+    // Half the kinds listed: node-status (CalicoNodeStatus only) is listed, felix is not.
+    h.server.setKindState("CalicoNodeStatus", { state: "in-sync", since: 5 });
+    await early.until(() => early.count("status") > 0);
+    expect(early.messages("status")).toMatchObject([{ state: "in-sync" }]);
+    expect(felix.count("welcome")).toBe(0);
+    h.server.upsert("IPPool/q", resource("IPPool", "q"));
+    markInSync(h.server, 1000);
+    await felix.until(() => felix.count("status") > 0);
+    expect(h.server.sessionsAwaitingInitialSync).toBe(0);
+    // One snapshot of the listed view, and the first status the session sees is in-sync.
+    expect(felix.messages("status")).toMatchObject([{ state: "in-sync" }]);
+    expect(felix.count("snap-begin")).toBe(1);
+    expect(felix.mirror.has("IPPool/p") && felix.mirror.has("IPPool/q")).toBe(true);
+    expect(felix.violations).toEqual([]);
+    // A view listed once stays listed: a later stale or syncing kind does not hold new sessions.
+    h.server.setKindState("IPPool", { state: "stale", since: 2000, reason: "watch failing" });
+    const later = await RawClient.live(h.url, hello({ view: "felix" }));
+    expect(later.messages("status")).toMatchObject([{ state: "stale" }]);
+  });
+
+  it("starts a held session with the syncing status after initialSyncWaitMs", async () => {
+    const h = await startFanout({ isInSync: false, options: { initialSyncWaitMs: 300 } });
+    const startedAt = Date.now();
+    const felix = await RawClient.live(h.url, hello({ view: "felix" }));
+    expect(Date.now() - startedAt).toBeGreaterThanOrEqual(250);
+    expect(felix.messages("status")).toMatchObject([{ state: "syncing" }]);
+    expect(h.server.sessionsAwaitingInitialSync).toBe(0);
+  });
+
   it("sends the view status at session start and on every change, after the deltas it depends on", async () => {
-    const h = await startFanout({ isInSync: false });
+    const h = await startFanout({ isInSync: false, options: { initialSyncWaitMs: 0 } });
     const felix = await RawClient.live(h.url, hello({ view: "felix" }));
     const status = await RawClient.live(h.url, hello({ view: "node-status", node: "n1" }));
     expect(felix.messages("status")).toMatchObject([{ state: "syncing" }]);

@@ -39,6 +39,7 @@ export class Ingest implements UpstreamSink {
   #flushTimer: NodeJS.Timeout | undefined;
   #isClosed = false;
   readonly #flushListeners: (() => void)[] = [];
+  readonly #statusListeners: ((views: readonly ViewName[]) => void)[] = [];
 
   constructor(deps: IngestDeps) {
     this.#deps = deps;
@@ -77,6 +78,12 @@ export class Ingest implements UpstreamSink {
     if (changed.length === 0) return;
     this.flushNow();
     for (const view of changed) this.#deps.live.broadcastStatus(view);
+    for (const listener of this.#statusListeners) listener(changed);
+  }
+
+  /** Calls `listener` with the views whose status changed, after their sessions were sent it. */
+  onStatusChanged(listener: (views: readonly ViewName[]) => void): void {
+    this.#statusListeners.push(listener);
   }
 
   /** Flushes pending changes now: one frame per view, queued to every in-step session. */

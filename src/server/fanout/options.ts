@@ -57,6 +57,12 @@ export interface FanoutOptions {
    */
   readonly resumeStateWaitMs?: number;
   /**
+   * A session that arrives before its view has been listed once since the server started is held (before
+   * the welcome; pings keep it) until the view is listed, for up to this many ms, then started with the
+   * `syncing` status. 0: no hold. Default 60,000.
+   */
+  readonly initialSyncWaitMs?: number;
+  /**
    * A session whose socket holds this many unsent bytes (in user space) stops receiving live frames until
    * it drains, then is caught up with coalesced changes. Default 1 MiB.
    */
@@ -104,6 +110,7 @@ export function resolveFanoutOptions(options: FanoutOptions = {}): ResolvedFanou
     snapshotReuseMs: integer(options, "snapshotReuseMs", 1000, 0),
     snapshotReuseMaxMs: integer(options, "snapshotReuseMaxMs", 30_000, 0),
     resumeStateWaitMs: integer(options, "resumeStateWaitMs", RESUME_STATE_WAIT_MS, 0),
+    initialSyncWaitMs: integer(options, "initialSyncWaitMs", 60_000, 0),
     softBufferedBytes: integer(options, "softBufferedBytes", 1024 * 1024, 1),
     snapshotHighWaterBytes: integer(options, "snapshotHighWaterBytes", 1024 * 1024, 1),
     maxLagMs: integer(options, "maxLagMs", 30_000, 1),

@@ -219,6 +219,8 @@ export class FanoutServer implements UpstreamSink {
       snapshotReuseMs: this.#options.snapshotReuseMs,
       snapshotReuseMaxMs: this.#options.snapshotReuseMaxMs,
       resumeStateWaitMs: this.#options.resumeStateWaitMs,
+      initialSyncWaitMs: this.#options.initialSyncWaitMs,
+      viewState: (view) => this.#board.current(view).status.state,
       ingest: this.#ingest,
       sessions: this.#sessions,
     });
@@ -370,6 +372,11 @@ export class FanoutServer implements UpstreamSink {
   /** Sessions past the hello, every view: the load the balancer compares with the fair share. */
   get establishedSessions(): number {
     return this.#sessions.establishedCount;
+  }
+
+  /** Sessions held until their view is listed for the first time since this server started. */
+  get sessionsAwaitingInitialSync(): number {
+    return this.#starter.heldCount;
   }
 
   /** Resumes waiting for this server to reach the state their digests name (PROTOCOL.md §5.2.1). */

@@ -1,7 +1,7 @@
 import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
 import { encodeMessage } from "../../../proto/codec.js";
-import type { ResumeState, ViewName } from "../../../proto/messages.js";
+import type { ResumeState, SyncState, ViewName } from "../../../proto/messages.js";
 import { FEATURES } from "../../../proto/version.js";
 import type { Hub } from "../../snapshot/hub.js";
 import type { ReplicaResumeDecision } from "../../snapshot/replica-resume.js";
@@ -13,6 +13,11 @@ import type { FanoutMetrics } from "./metrics.js";
 import type { Session } from "./session.js";
 import type { SessionRegistry } from "./session-registry.js";
 import type { SnapshotSender } from "./snapshot-sender.js";
+
+interface SyncHold {
+  readonly verdict: HelloAccepted;
+  readonly timer: NodeJS.Timeout;
+}
 
 interface StateWait {
   readonly verdict: HelloAccepted;
@@ -33,6 +38,10 @@ export interface SessionStarterDeps {
   readonly snapshotReuseMaxMs: number;
   /** FanoutOptions.resumeStateWaitMs. */
   readonly resumeStateWaitMs: number;
+  /** FanoutOptions.initialSyncWaitMs. */
+  readonly initialSyncWaitMs: number;
+  /** The view's status now (its upstream state: syncing until every kind of it was listed once). */
+  readonly viewState: (view: ViewName) => SyncState;
   readonly ingest: Ingest;
   readonly sessions: SessionRegistry;
 }
@@ -46,12 +55,17 @@ export interface SessionStarterDeps {
 export class SessionStarter {
   readonly #deps: SessionStarterDeps;
   readonly #waiting = new Map<Session, StateWait>();
+  /** Sessions that arrived before their view was listed for the first time, held until it is. */
+  readonly #held = new Map<Session, SyncHold>();
+  /** Views whose every kind has been listed since this server started. */
+  readonly #listed = new Set<ViewName>();
   /** The head at the last retry of the waiting sessions. */
   #retriedAt = -1;
 
   constructor(deps: SessionStarterDeps) {
     this.#deps = deps;
     deps.ingest.onFlushed(() => this.#retryWaiting());
+    deps.ingest.onStatusChanged((views) => this.#releaseListed(views));
   }
 
   /** Sessions waiting for this server to reach their digests' state. */
@@ -59,13 +73,65 @@ export class SessionStarter {
     return this.#waiting.size;
   }
 
+  /** Sessions held until their view is listed for the first time (a server that just started). */
+  get heldCount(): number {
+    return this.#held.size;
+  }
+
   /** Stops every wait (the server is closing; the sessions are closed by the caller). */
   close(): void {
     for (const wait of this.#waiting.values()) clearTimeout(wait.timer);
     this.#waiting.clear();
+    for (const hold of this.#held.values()) clearTimeout(hold.timer);
+    this.#held.clear();
   }
 
+  /**
+   * Starts the session, or holds it (before the welcome) while its view has not been listed since this
+   * server started: every session of a just-started server would otherwise get a snapshot of a partial
+   * view and then the rest of the initial list as live deltas, fanned out while the list is still being
+   * read. Held sessions get pings, which keep the client's read watchdog quiet; they start together, on
+   * one shared snapshot, once the view is listed, or after initialSyncWaitMs (then with a snapshot of what
+   * is listed and the `syncing` status, as without the hold).
+   */
   start(s: Session, verdict: HelloAccepted): void {
+    if (this.#deps.initialSyncWaitMs > 0 && !this.#isListed(verdict.view)) {
+      const timer = setTimeout(() => this.#release(s), this.#deps.initialSyncWaitMs);
+      this.#held.set(s, { verdict, timer });
+      return;
+    }
+    this.#begin(s, verdict);
+  }
+
+  #isListed(view: ViewName): boolean {
+    if (this.#listed.has(view)) return true;
+    if (this.#deps.viewState(view) === "syncing") return false;
+    this.#listed.add(view);
+    return true;
+  }
+
+  #releaseListed(views: readonly ViewName[]): void {
+    if (this.#held.size === 0 || !views.some((v) => this.#isListed(v))) return;
+    for (const [s, hold] of [...this.#held]) {
+      if (this.#isListed(hold.verdict.view)) this.#release(s);
+    }
+  }
+
+  #release(s: Session): void {
+    const hold = this.#held.get(s);
+    if (hold === undefined) return;
+    clearTimeout(hold.timer);
+    this.#held.delete(s);
+    if (!this.#isStarting(s)) return;
+    try {
+      this.#begin(s, hold.verdict);
+    } catch (err) {
+      this.#deps.logger.error({ err, session: s.id }, "session start failed");
+      this.#deps.sessions.close(s, INTERNAL_ERROR_CLOSE_CODE, "internalError", "internal error");
+    }
+  }
+
+  #begin(s: Session, verdict: HelloAccepted): void {
     const { hub, serverId, metrics } = this.#deps;
     const resume = verdict.resume;
     if (resume === undefined) {
