@@ -22,6 +22,8 @@ RUN npm ci --omit=dev --no-audit --no-fund
 
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production
+# src/cli/node-flags.ts (SERVE_NODE_OPTIONS): a 2 MB young-generation semi-space saves ~90 MB of RSS.
+ENV NODE_OPTIONS=--max-semi-space-size=2
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist

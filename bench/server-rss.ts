@@ -4,7 +4,8 @@
  * (Buffer) bytes it reports on /metrics at that point. Separates what the data costs from what the
  * process keeps after the initial list.
  *   npm run build && npx tsx bench/server-rss.ts [--nodes 1000] [--pods-per-node 30] [--runs 3] [--settle 40]
- * The simulator runs in this process on 127.0.0.1; the server is `node dist/src/cli/main.js serve`.
+ * The simulator runs in this process on 127.0.0.1; the server is `node dist/src/cli/main.js serve`, each run
+ * once with the Node options it is deployed with (src/cli/node-flags.ts) and once with Node's defaults.
  */
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -12,6 +13,7 @@ import { readFile, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { SERVE_NODE_OPTIONS } from "../src/cli/node-flags.js";
 import { kubeconfigYamlFor, seedCluster, startSimulator, writeKubeconfig } from "../src/sim/index.js";
 
 const MAIN = fileURLToPath(new URL("../dist/src/cli/main.js", import.meta.url));
@@ -64,12 +66,13 @@ interface Sample {
   external: number;
 }
 
-async function once(kubeconfig: string): Promise<Sample> {
+async function once(kubeconfig: string, nodeOptions: readonly string[]): Promise<Sample> {
   const port = await freePort();
   const httpPort = await freePort();
   const child = spawn(
     process.execPath,
     [
+      ...nodeOptions,
       MAIN,
       "serve",
       "--kubeconfig",
@@ -132,13 +135,17 @@ try {
   console.log(
     `cluster: ${nodes} nodes × ${podsPerNode} pods, ${Object.values(seeded.counts).reduce((a, b) => a + b, 0)} simulator objects`,
   );
-  console.log("| run | ready s | RSS at ready MB | RSS after settle MB | heap used MB | external MB |");
-  console.log("|---|---|---|---|---|---|");
+  console.log(
+    "| run | Node options | ready s | RSS at ready MB | RSS after settle MB | heap used MB | external MB |",
+  );
+  console.log("|---|---|---|---|---|---|---|");
   for (let i = 1; i <= runs; i++) {
-    const s = await once(kubeconfig);
-    console.log(
-      `| ${i} | ${s.readySeconds.toFixed(1)} | ${mb(s.rssAtReady)} | ${mb(s.rssSettled)} | ${mb(s.heapUsed)} | ${mb(s.external)} |`,
-    );
+    for (const nodeOptions of [SERVE_NODE_OPTIONS, []]) {
+      const s = await once(kubeconfig, nodeOptions);
+      console.log(
+        `| ${i} | ${nodeOptions.length === 0 ? "Node's defaults" : nodeOptions.join(" ")} | ${s.readySeconds.toFixed(1)} | ${mb(s.rssAtReady)} | ${mb(s.rssSettled)} | ${mb(s.heapUsed)} | ${mb(s.external)} |`,
+      );
+    }
   }
 } finally {
   await sim.close();

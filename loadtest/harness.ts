@@ -334,10 +334,11 @@ export class Harness {
         : []),
     ];
     const args = loopbackServeArgs(this.#kubeconfigPath, { port: fixed?.port ?? port, extra });
-    let execArgv: string[] = [];
+    // By default the server runs with the Node options it is deployed with (the image's NODE_OPTIONS).
+    const execArgv: string[] = [...this.options.serverNodeOptions];
     if (this.options.isCpuProfiled) {
       await mkdir(this.#profileDir, { recursive: true });
-      execArgv = ["--cpu-prof", "--cpu-prof-dir", this.#profileDir];
+      execArgv.push("--cpu-prof", "--cpu-prof-dir", this.#profileDir);
     }
     let logFile: string | undefined;
     if (this.options.isServerLogged) {

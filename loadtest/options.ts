@@ -1,4 +1,5 @@
 /** The load test's options: what the flags of `tabby loadtest` map to, validated, with their defaults. */
+import { SERVE_NODE_OPTIONS } from "../src/cli/node-flags.js";
 
 export const SCENARIOS = [
   "connect-storm",
@@ -71,6 +72,11 @@ export interface LoadtestOptions {
    * `--name=value` (e.g. `ingest-worker=false`). Default none.
    */
   readonly serverSettings: readonly string[];
+  /**
+   * Node options of the server processes (--server-node-option, repeatable; `none`: Node's defaults).
+   * Default: the options the image runs `tabby serve` with (src/cli/node-flags.ts).
+   */
+  readonly serverNodeOptions: readonly string[];
   /**
    * tabby replicas (--replicas): each a `tabby serve` with fixed ports and the others in `--peers`; the
    * agents get every replica's address and spread over them. Default 1.
@@ -199,7 +205,22 @@ export function resolveLoadtestOptions(raw: RawLoadtestOptions, now = new Date()
     replicas,
     replicaDrainMs,
     serverSettings: (raw.serverSettings ?? []).map(checkServerSetting),
+    serverNodeOptions: checkNodeOptions(raw.serverNodeOptions ?? SERVE_NODE_OPTIONS),
   };
+}
+
+/** Node options: each a `--flag` or `--flag=value`; a lone `none` stands for no options. */
+function checkNodeOptions(options: readonly string[]): readonly string[] {
+  if (options.length === 1 && options[0] === "none") return [];
+  for (const o of options) {
+    if (!/^--[a-z][a-z0-9-]*(=\S+)?$/.test(o)) {
+      throw new LoadtestOptionsError(
+        "serverNodeOptions",
+        `want --flag or --flag=value (or none), got "${o}"`,
+      );
+    }
+  }
+  return options;
 }
 
 /** `name=value` of a `tabby serve` flag (kebab-case name, without the dashes). */

@@ -32,12 +32,13 @@ export interface FrameRecording {
 }
 
 /**
- * The index of the worker (in `Harness.allWorkers` order) holding the agent that records frames: a lite
- * felix agent that decodes changes, else a full felix one; undefined when there is none.
+ * The index of the worker (in `Harness.allWorkers` order) holding the agent that records frames: a full
+ * felix agent (a mirror), else a lite felix one that decodes changes; undefined when there is none.
  */
 export function recorderWorker(h: Harness): number | undefined {
   const regular = h.agentSpecs.regular;
-  for (const mode of ["decode", "full"] as const) {
+  // A mirror's frames first: most agents (the mirrors and the skimmers) get that patched encoding.
+  for (const mode of ["full", "decode"] as const) {
     const i = regular.findIndex((specs) => specs.some((s) => s.mode === mode && s.view === "felix"));
     if (i >= 0) return i;
   }

@@ -45,6 +45,7 @@ interface LoadtestFlags {
   replicas?: number;
   replicaDrainMs?: number;
   serverSetting?: string[];
+  serverNodeOption?: string[];
 }
 
 /** `tabby loadtest`: the load test of loadtest/ (docs/LOADTEST.md). Exits 1 when verification fails. */
@@ -111,6 +112,11 @@ export function loadtestCommand(): Command {
       "a tabby serve flag for the server, repeatable (e.g. --server-setting ingest-worker=false)",
       (v: string, all: string[] = []) => [...all, v],
     )
+    .option(
+      "--server-node-option <flag>",
+      "a Node option for the servers, repeatable (default: the image's, --max-semi-space-size=2; none: Node's defaults)",
+      (v: string, all: string[] = []) => [...all, v],
+    )
     .option("--no-progress", "no progress bar")
     .action(async (flags: LoadtestFlags) => {
       const raw: RawLoadtestOptions = {
@@ -135,6 +141,7 @@ export function loadtestCommand(): Command {
         ...(flags.replicas !== undefined && { replicas: flags.replicas }),
         ...(flags.replicaDrainMs !== undefined && { replicaDrainMs: flags.replicaDrainMs }),
         ...(flags.serverSetting !== undefined && { serverSettings: flags.serverSetting }),
+        ...(flags.serverNodeOption !== undefined && { serverNodeOptions: flags.serverNodeOption }),
         hasProgressBar: flags.progress !== false,
       };
       let options;

@@ -24,6 +24,7 @@ import { seedCluster, startSimulator } from "../../src/sim/index.js";
 import { FatalWaitError, waitFor } from "../integration/harness/wait.js";
 import { linkDir, parseDockerfile, playDockerfile } from "../support/dockerfile.js";
 import type { PlayedStage } from "../support/dockerfile.js";
+import { SERVE_NODE_OPTIONS } from "../../src/cli/node-flags.js";
 
 const run = promisify(execFile);
 const REPO = path.resolve(import.meta.dirname, "../..");
@@ -117,6 +118,8 @@ describe("the image (Dockerfile)", () => {
     expect(new Set(stages.map((s) => s.stage.image)).size).toBe(1);
     expect(image.user).toBe(`${IMAGE_UID}:${IMAGE_UID}`);
     expect(image.env.NODE_ENV).toBe("production");
+    // The Node options the load test runs its servers with (src/cli/node-flags.ts).
+    expect(image.env.NODE_OPTIONS).toBe(SERVE_NODE_OPTIONS.join(" "));
     expect([...image.entrypoint, ...image.cmd]).toEqual(["node", "bin/tabby.js", "serve"]);
     const defaultPort = (field: string): unknown => SERVE_SETTINGS.find((s) => s.field === field)?.default;
     expect([...image.exposed].sort()).toEqual(

@@ -25,6 +25,7 @@ import type { ScenarioResult } from "../../loadtest/report.js";
 import { isP99Close } from "../../loadtest/scenarios/slow-agents.js";
 import { seedCluster, startSimulator } from "../../src/sim/index.js";
 import { workloadEndpointKey } from "../../src/server/datastore/index.js";
+import { SERVE_NODE_OPTIONS } from "../../src/cli/node-flags.js";
 
 function caught(f: () => unknown): unknown {
   try {
@@ -111,6 +112,17 @@ describe("load test options", () => {
     expect((err as LoadtestOptionsError).field).toBe("agents");
     expect((caught(() => parseScenarios("churn,nope")) as LoadtestOptionsError).field).toBe("scenario");
     expect((caught(() => parseChurnRates("100,x")) as LoadtestOptionsError).field).toBe("churn");
+  });
+
+  it("runs the servers with the image's Node options unless told otherwise", () => {
+    expect(resolveLoadtestOptions({}).serverNodeOptions).toEqual(SERVE_NODE_OPTIONS);
+    expect(resolveLoadtestOptions({ serverNodeOptions: ["none"] }).serverNodeOptions).toEqual([]);
+    expect(
+      resolveLoadtestOptions({ serverNodeOptions: ["--max-semi-space-size=4", "--trace-gc"] })
+        .serverNodeOptions,
+    ).toEqual(["--max-semi-space-size=4", "--trace-gc"]);
+    const err = caught(() => resolveLoadtestOptions({ serverNodeOptions: ["-e", "process.exit()"] }));
+    expect((err as LoadtestOptionsError).field).toBe("serverNodeOptions");
   });
 
   it("parses scenario lists in run order and picks the reference rate closest to 1000/s", () => {
