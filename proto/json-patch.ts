@@ -164,10 +164,19 @@ function setMember(obj: Obj, key: string, value: unknown): void {
   Object.defineProperty(obj, key, { value, writable: true, enumerable: true, configurable: true });
 }
 
-function applyOp(root: Obj, op: JsonPatchOp): Obj {
+/** `container` itself when this patch application made it, else a shallow copy that it now owns. */
+function owned(container: unknown, copies: WeakSet<object>): Obj | unknown[] {
+  if (copies.has(container as object)) return container as Obj | unknown[];
+  const copy = shallowCopy(container);
+  copies.add(copy);
+  return copy;
+}
+
+function applyOp(root: Obj, op: JsonPatchOp, copies: WeakSet<object>): Obj {
   const tokens = parsePath(op.path);
-  const copy = shallowCopy(root) as Obj;
-  // Walk to the parent, copying each container on the way (the input is never modified).
+  const copy = owned(root, copies) as Obj;
+  // Walk to the parent, copying each container on the way (the input is never modified); a container
+  // an earlier operation of this patch copied is modified in place (a long patch copies each one once).
   let parent: Obj | unknown[] = copy;
   for (let i = 0; i < tokens.length - 1; i++) {
     const token = tokens[i] as string;
@@ -187,7 +196,7 @@ function applyOp(root: Obj, op: JsonPatchOp): Obj {
         `path ${JSON.stringify(op.path)}: ${JSON.stringify(token)} is not an object or array`,
       );
     }
-    const childCopy = shallowCopy(child);
+    const childCopy = owned(child, copies);
     if (Array.isArray(parent)) parent[Number(token)] = childCopy;
     else setMember(parent, token, childCopy);
     parent = childCopy;
@@ -223,8 +232,9 @@ function applyOp(root: Obj, op: JsonPatchOp): Obj {
  * operation does not apply; `target` is unchanged then too.
  */
 export function applyJsonPatch(target: Obj, ops: readonly JsonPatchOp[]): Obj {
+  const copies = new WeakSet<object>();
   let result = target;
-  for (const op of ops) result = applyOp(result, op);
+  for (const op of ops) result = applyOp(result, op, copies);
   return result;
 }
 

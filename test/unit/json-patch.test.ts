@@ -133,6 +133,18 @@ describe("JSON Patch (RFC 6902)", () => {
     ).toEqual({ l: [1, 2], a: 3 });
   });
 
+  it("never modifies an operation's value when a later operation patches inside it", () => {
+    const value = { x: 1, l: [1, 2] };
+    const out = applyJsonPatch({ a: 0 }, [
+      { op: "add", path: "/b", value },
+      { op: "replace", path: "/b/x", value: 2 },
+      { op: "remove", path: "/b/l/0" },
+      { op: "add", path: "/b/l/-", value: 3 },
+    ]);
+    expect(out).toEqual({ a: 0, b: { x: 2, l: [2, 3] } });
+    expect(value).toEqual({ x: 1, l: [1, 2] });
+  });
+
   it("applyPatchEntry applies either form", () => {
     const held = { metadata: { resourceVersion: "1" }, spec: { l: [1, 2] } };
     expect(applyPatchEntry(held, { k: "K/a", b: "1", j: [{ op: "remove", path: "/spec/l/0" }] })).toEqual({
