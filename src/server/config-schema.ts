@@ -176,7 +176,7 @@ export const SERVE_SETTINGS = [
     min: 0,
     max: 600_000,
     description:
-      "a session that arrives before its view was listed once since the server started waits up to this long for the list (pings keep it), then starts with the syncing status; 0: no wait",
+      "a session that arrives before its view was listed once since the server started waits up to this long for the list (pings keep it), then starts with the syncing status; 0: no wait. With another replica ready, such a session is closed with 4007 (go there) instead",
   },
   {
     field: "maxLogEntries",

@@ -2,6 +2,7 @@
  * Test harness for the fan-out server: a real FanoutServer on 127.0.0.1:0 and raw `ws` clients that speak
  * the protocol with proto's codec (not the client library) and keep a mirror of what they were sent.
  */
+import type { PeerDirectory } from "../../src/server/replicas/peers.js";
 import { performance } from "node:perf_hooks";
 import { inflateRawSync } from "node:zlib";
 import { pino } from "pino";
@@ -51,6 +52,8 @@ export interface HarnessOptions {
   /** Listen with TLS (the url is then wss://). */
   readonly tls?: FanoutTls;
   readonly authenticator?: Authenticator;
+  /** The replica directory (default: alone). */
+  readonly peers?: PeerDirectory;
 }
 
 /** Starts a fan-out server on an ephemeral loopback port; it is closed when the test finishes. */
@@ -65,6 +68,7 @@ export async function startFanout(opts: HarnessOptions = {}): Promise<Harness> {
     ...(opts.clock !== undefined && { clock: opts.clock }),
     ...(opts.tls !== undefined && { tls: opts.tls }),
     ...(opts.authenticator !== undefined && { authenticator: opts.authenticator }),
+    ...(opts.peers !== undefined && { peers: opts.peers }),
   });
   onTestFinished(() => server.destroy());
   if (opts.isInSync ?? true) markInSync(server);

@@ -1,3 +1,5 @@
+import type { PeerDirectory } from "../../src/server/replicas/peers.js";
+import { CloseCode } from "../../proto/close-codes.js";
 import { isDeepStrictEqual } from "node:util";
 import { describe, expect, it } from "vitest";
 import { ALL_KINDS } from "../../src/snapshot/kinds.js";
@@ -117,6 +119,30 @@ describe("fan-out streaming", () => {
     h.server.setKindState("IPPool", { state: "stale", since: 2000, reason: "watch failing" });
     const later = await RawClient.live(h.url, hello({ view: "felix" }));
     expect(later.messages("status")).toMatchObject([{ state: "stale" }]);
+  });
+
+  it("sends a session to the ready replicas (4007) instead of holding it, when there are some", async () => {
+    let isPeerReady = false;
+    const peers: PeerDirectory = {
+      readyReplicas: () => (isPeerReady ? 2 : 1),
+      peers: () => [
+        { url: "ws://127.0.0.1:1/", ready: true, self: true },
+        { url: "ws://127.0.0.2:1/", ready: isPeerReady, self: false },
+      ],
+      onChange: () => () => undefined,
+    };
+    const h = await startFanout({ isInSync: false, peers });
+    const held = await RawClient.connect(h.url, hello({ view: "felix" }));
+    await waitFor(() => h.server.sessionsAwaitingInitialSync === 1);
+    isPeerReady = true;
+    const sent = await RawClient.connect(h.url, hello({ view: "felix" }));
+    expect(await sent.closed).toBe(CloseCode.rebalance);
+    expect(sent.count("welcome")).toBe(0);
+    expect(h.server.status().counters.dropped).toEqual({ notListed: 1 });
+    // The one already held stays held until the list.
+    markInSync(h.server, 1000);
+    await held.until(() => held.count("status") > 0);
+    expect(held.closeCode).toBeUndefined();
   });
 
   it("starts a held session with the syncing status after initialSyncWaitMs", async () => {

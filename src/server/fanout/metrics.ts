@@ -15,6 +15,11 @@ export type DropReason =
   | "shuttingDown"
   /** A session sent a `move` (rebalance) that had not left after the delay (close 4007). */
   | "rebalance"
+  /**
+   * A session arrived before its view was listed since this replica started, while another replica was
+   * ready (close 4007: reconnect there).
+   */
+  | "notListed"
   | "nodeRequired"
   | "tooManyConnections"
   | "keepaliveTimeout"

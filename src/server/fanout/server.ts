@@ -221,6 +221,7 @@ export class FanoutServer implements UpstreamSink {
       resumeStateWaitMs: this.#options.resumeStateWaitMs,
       initialSyncWaitMs: this.#options.initialSyncWaitMs,
       viewState: (view) => this.#board.current(view).status.state,
+      hasReadyPeer: () => (deps.peers ?? ALONE).peers().some((p) => !p.self && p.ready),
       ingest: this.#ingest,
       sessions: this.#sessions,
     });

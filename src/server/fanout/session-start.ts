@@ -1,5 +1,6 @@
 import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
+import { CloseCode } from "../../../proto/close-codes.js";
 import { encodeMessage } from "../../../proto/codec.js";
 import type { ResumeState, SyncState, ViewName } from "../../../proto/messages.js";
 import { FEATURES } from "../../../proto/version.js";
@@ -42,6 +43,8 @@ export interface SessionStarterDeps {
   readonly initialSyncWaitMs: number;
   /** The view's status now (its upstream state: syncing until every kind of it was listed once). */
   readonly viewState: (view: ViewName) => SyncState;
+  /** True when another replica of this server's Service is ready (the replica directory says so). */
+  readonly hasReadyPeer: () => boolean;
   readonly ingest: Ingest;
   readonly sessions: SessionRegistry;
 }
@@ -92,10 +95,21 @@ export class SessionStarter {
    * view and then the rest of the initial list as live deltas, fanned out while the list is still being
    * read. Held sessions get pings, which keep the client's read watchdog quiet; they start together, on
    * one shared snapshot, once the view is listed, or after initialSyncWaitMs (then with a snapshot of what
-   * is listed and the `syncing` status, as without the hold).
+   * is listed and the `syncing` status, as without the hold). When another replica is ready, the session is
+   * closed with 4007 instead: the client reconnects there at once rather than wait for this one's list.
    */
   start(s: Session, verdict: HelloAccepted): void {
     if (this.#deps.initialSyncWaitMs > 0 && !this.#isListed(verdict.view)) {
+      if (this.#deps.hasReadyPeer()) {
+        // Another replica can serve it now (with a resume, most likely): send the client there.
+        this.#deps.sessions.close(
+          s,
+          CloseCode.rebalance,
+          "notListed",
+          `view ${verdict.view} not listed yet since this replica started; another replica is ready`,
+        );
+        return;
+      }
       const timer = setTimeout(() => this.#release(s), this.#deps.initialSyncWaitMs);
       this.#held.set(s, { verdict, timer });
       return;
