@@ -4,7 +4,7 @@
  * Unlike a merge patch, a JSON Patch reaches into arrays: an EndpointSlice whose one endpoint turns ready
  * is one `replace` of that endpoint's conditions, not the whole endpoints array again.
  */
-import { applyMergePatch } from "./merge-patch.js";
+import { applyMergePatch, sameValue } from "./merge-patch.js";
 import type { PatchEntry, ResourceValue } from "./messages.js";
 
 export type JsonPatchOp =
@@ -26,33 +26,6 @@ function isPlainObject(value: unknown): value is Obj {
 /** A JSON Pointer (RFC 6901) reference token: `~` as `~0`, `/` as `~1`. */
 function escapeToken(key: string): string {
   return key.includes("~") || key.includes("/") ? key.replace(/~/g, "~0").replace(/\//g, "~1") : key;
-}
-
-function sameValue(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
-  if (Array.isArray(a)) {
-    if (!Array.isArray(b) || a.length !== b.length) return false;
-    for (let i = 0; i < a.length; i++) if (!sameValue(a[i], b[i])) return false;
-    return true;
-  }
-  if (Array.isArray(b)) return false;
-  if (ArrayBuffer.isView(a) || ArrayBuffer.isView(b)) {
-    if (!ArrayBuffer.isView(a) || !ArrayBuffer.isView(b) || a.byteLength !== b.byteLength) return false;
-    return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(
-      Buffer.from(b.buffer, b.byteOffset, b.byteLength),
-    );
-  }
-  const ao = a as Obj;
-  const bo = b as Obj;
-  let count = 0;
-  for (const k in ao) {
-    if (!Object.hasOwn(ao, k)) continue;
-    count++;
-    if (!Object.hasOwn(bo, k) || !sameValue(ao[k], bo[k])) return false;
-  }
-  for (const k in bo) if (Object.hasOwn(bo, k)) count--;
-  return count === 0;
 }
 
 /** True when the value holds no `undefined` anywhere (it would not survive the wire as itself). */

@@ -19,7 +19,8 @@ function isPatchSafe(value: unknown): boolean {
   return true;
 }
 
-function sameValue(a: unknown, b: unknown): boolean {
+/** Deep equality of JSON-like values (a Buffer or other non-plain object equals only itself). */
+export function sameValue(a: unknown, b: unknown): boolean {
   if (a === b) return true;
   if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
   if (Array.isArray(a)) {
