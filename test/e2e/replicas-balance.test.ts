@@ -195,7 +195,9 @@ describe("replicas: fair share and move hints", () => {
           counts.every((n) => n >= 3 && n <= 5) &&
           agents.every((g) => g.client.isInSync) &&
           balance?.isShedding === false &&
-          balance.leaving === 0
+          balance.leaving === 0 &&
+          // A reads the peers' loads by polling them: wait until it has read the converged ones.
+          balance.connected === 12
         );
       },
       15_000,
