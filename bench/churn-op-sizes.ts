@@ -90,13 +90,16 @@ try {
     "| op | changes | merge: msgpack B | merge: deflated B | share | JSON: msgpack B | JSON: deflated B | share |",
   );
   console.log("|---|---|---|---|---|---|---|---|");
-  const rows = [...ops].sort(
-    (a, b) => compressed(b[1].map((m) => m.merge)) - compressed(a[1].map((m) => m.merge)),
-  );
-  for (const [op, list] of rows) {
+  const rows = [...ops]
+    .map(([op, list]) => ({
+      op,
+      list,
+      mz: compressed(list.map((m) => m.merge)),
+      jz: compressed(list.map((m) => m.json)),
+    }))
+    .sort((a, b) => b.mz - a.mz);
+  for (const { op, list, mz, jz } of rows) {
     const n = list.length;
-    const mz = compressed(list.map((m) => m.merge));
-    const jz = compressed(list.map((m) => m.json));
     const raw = (pick: (m: (typeof made)[number]) => Buffer) =>
       list.reduce((s, m) => s + pick(m).byteLength, 0) / n;
     console.log(

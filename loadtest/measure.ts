@@ -34,12 +34,8 @@ export interface WindowResult {
   /** Updates a felix agent received, on average over those that decode changes (null: none does). */
   readonly updatesPerFelixAgent: number | null;
   /**
-   * Wire bytes per update received by the felix agents that decode changes (every felix agent receives
-   * the same frames); null when they received no update.
-   */
-  /**
    * Wire bytes per update of the felix agents that keep a mirror (the default client: patches applied),
-   * or of every decoding felix agent when none keeps one.
+   * or of every decoding felix agent when none keeps one; null when they received no update.
    */
   readonly wireBytesPerUpdate: number | null;
   /** The same for the felix agents that decode without a mirror (full values, no patches). */
@@ -47,7 +43,7 @@ export interface WindowResult {
   /** Updates and wire bytes of the felix agents that decode changes, summed. */
   readonly decodingFelix: { readonly agents: number; readonly updates: number; readonly wireBytes: number };
   readonly mirrorFelix: { readonly agents: number; readonly updates: number; readonly wireBytes: number };
-  /** The frames one decoding felix agent received, when recorded (startWindow's `recordFramesOn`). */
+  /** The frames one felix agent received (a mirror's, else a lite decoding one's), when recorded. */
   readonly frameLog: readonly FrameRecord[] | undefined;
   /** Client errors by code. */
   readonly errorCodes: Readonly<Record<string, number>>;

@@ -116,7 +116,7 @@ export interface WindowStats extends AgentCounters {
   readonly mirrorFelixAgents: number;
   readonly mirrorFelixUpdates: number;
   readonly mirrorFelixWireBytes: number;
-  /** The frames one decoding felix agent received, when the window was asked to record them. */
+  /** The frames one felix agent received (a mirror, else a lite decoding one), when asked to record them. */
   readonly frameLog?: readonly FrameRecord[];
   /** True when the frame log is a mirror's (the patched frames most agents get), false: full values. */
   readonly frameLogOfMirror?: boolean;

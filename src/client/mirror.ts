@@ -89,13 +89,11 @@ export class Mirror {
     }
     const updates: Update[] = [];
     for (const change of changes) {
-      const next = patched?.get(change);
-      const update =
-        next !== undefined
-          ? this.#set(change.k, next)
-          : change.v === null || change.v === undefined
-            ? this.#delete(change.k)
-            : this.#set(change.k, change.v);
+      const update = isPatchEntry(change)
+        ? this.#set(change.k, patched?.get(change) as ResourceValue)
+        : change.v === null
+          ? this.#delete(change.k)
+          : this.#set(change.k, change.v);
       if (update !== undefined) updates.push(update);
     }
     return updates;

@@ -9,7 +9,7 @@ import type { PatchedChanges } from "./delta-frames.js";
 import { DigestHistory } from "./digest-history.js";
 import { decideReplicaResume } from "./replica-resume.js";
 import type { ReplicaResumeDecision, ReplicaState } from "./replica-resume.js";
-import { encodePatchEntry } from "./patch-entry.js";
+import { encodeJsonPatchEntry, encodePatchEntry } from "./patch-entry.js";
 import { isNodeScoped, VIEWS, viewsOfKind } from "./kinds.js";
 import type { PreparedValue } from "./prepared.js";
 import { digestHex, domainOf } from "./state-digest.js";
@@ -79,6 +79,8 @@ class PatchMemo {
   readonly #bases: ReadonlyMap<string, PatchBase | undefined>;
   /** Per key: the entry with merge patches only, and the one with JSON Patches allowed too. */
   readonly #memo = [new Map<string, Buffer>(), new Map<string, Buffer>()] as const;
+  /** Per key: its value before the batch and its new value, decoded once for both encodings. */
+  readonly #decoded = new Map<string, { readonly base: ResourceValue; readonly next: ResourceValue }>();
 
   constructor(bases: ReadonlyMap<string, PatchBase | undefined>) {
     this.#bases = bases;
@@ -96,13 +98,28 @@ class PatchMemo {
     const memo = this.#memo[isJsonAllowed ? 1 : 0];
     let encoded = memo.get(c.key);
     if (encoded === undefined) {
-      // The base was decoded already when the store compared against it (its first change in the batch).
-      const baseValue = base.value ?? decodeStored(base.encoded);
-      const next = c.value ?? decodeStored(c.encoded);
-      encoded = encodePatchEntry(c.key, baseValue, next, c.encoded.byteLength, isJsonAllowed) ?? c.encoded;
+      const values = this.#values(c, base);
+      if (isJsonAllowed) {
+        // The merge-only entry (full value or merge patch) is the one to beat: it is computed once.
+        const merged = this.#entry(c, false);
+        const json = encodeJsonPatchEntry(c.key, values.base, values.next);
+        encoded = json !== undefined && json.byteLength < merged.byteLength ? json : merged;
+      } else {
+        encoded = encodePatchEntry(c.key, values.base, values.next, c.encoded.byteLength) ?? c.encoded;
+      }
       memo.set(c.key, encoded);
     }
     return encoded;
+  }
+
+  #values(c: Change, base: PatchBase): { readonly base: ResourceValue; readonly next: ResourceValue } {
+    let values = this.#decoded.get(c.key);
+    if (values === undefined) {
+      // The base was decoded already when the store compared against it (its first change in the batch).
+      values = { base: base.value ?? decodeStored(base.encoded), next: c.value ?? decodeStored(c.encoded) };
+      this.#decoded.set(c.key, values);
+    }
+    return values;
   }
 }
 

@@ -145,6 +145,21 @@ describe("fan-out streaming", () => {
     expect(held.closeCode).toBeUndefined();
   });
 
+  it("starts nothing for a held client that went away, and still starts the others", async () => {
+    const h = await startFanout({ isInSync: false });
+    const gone = await RawClient.connect(h.url, hello({ view: "felix" }));
+    const stays = await RawClient.connect(h.url, hello({ view: "felix" }));
+    await waitFor(() => h.server.sessionsAwaitingInitialSync === 2);
+    gone.ws.terminate();
+    await waitFor(() => h.server.establishedSessions === 1);
+    markInSync(h.server, 1000);
+    await stays.until(() => stays.count("status") > 0);
+    expect(h.server.sessionsAwaitingInitialSync).toBe(0);
+    expect(h.server.establishedSessions).toBe(1);
+    expect(h.server.status().counters.dropped).toEqual({});
+    expect(gone.count("welcome")).toBe(0);
+  });
+
   it("starts a held session with the syncing status after initialSyncWaitMs", async () => {
     const h = await startFanout({ isInSync: false, options: { initialSyncWaitMs: 300 } });
     const startedAt = Date.now();
