@@ -44,6 +44,7 @@ import type { StatusReport } from "./status-report.js";
 import { ViewStatusBoard } from "./view-status.js";
 import type { PeerDirectory } from "../replicas/peers.js";
 import { ALONE, Balancer } from "../replicas/balancer.js";
+import { readyOthers } from "../replicas/balancer-policy.js";
 import type { BalancerOptions } from "../replicas/balancer.js";
 import { BalancerMetrics } from "../replicas/balancer-metrics.js";
 
@@ -221,7 +222,7 @@ export class FanoutServer implements UpstreamSink {
       resumeStateWaitMs: this.#options.resumeStateWaitMs,
       initialSyncWaitMs: this.#options.initialSyncWaitMs,
       viewState: (view) => this.#board.current(view).status.state,
-      hasReadyPeer: () => (deps.peers ?? ALONE).peers().some((p) => !p.self && p.ready),
+      hasReadyPeer: () => readyOthers((deps.peers ?? ALONE).peers()).length > 0,
       ingest: this.#ingest,
       sessions: this.#sessions,
     });
