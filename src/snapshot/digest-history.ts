@@ -2,29 +2,38 @@ import type { Change } from "./store.js";
 import { DigestAccumulator, domainOf, EMPTY_DIGEST } from "./state-digest.js";
 import type { DomainDigest, Hash64 } from "./state-digest.js";
 
-interface Recorded {
-  readonly key: string;
-  readonly revision: number;
+/** When a domain held one state: from the change that made it (`enter`) until the change that ended it. */
+export interface HeldSpan {
+  /** The revision of the change that entered the state (0: the domain was empty from the start). */
+  readonly enter: number;
+  /** The revision of the change that left it; +Infinity while it is the current state. */
+  leave: number;
 }
 
-/** One kind's records, oldest first (a ring that compacts itself). */
-class RecordQueue {
-  items: (Recorded | undefined)[] = [];
+/** A state a domain left: kept until no view's log can start inside its span any more. */
+interface Left {
+  readonly key: string;
+  readonly span: HeldSpan;
+}
+
+/** One kind's left states, in the order they were left (a ring that compacts itself). */
+class LeftQueue {
+  items: (Left | undefined)[] = [];
   start = 0;
 
   get size(): number {
     return this.items.length - this.start;
   }
 
-  get oldest(): Recorded | undefined {
+  get oldest(): Left | undefined {
     return this.items[this.start];
   }
 
-  push(r: Recorded): void {
+  push(r: Left): void {
     this.items.push(r);
   }
 
-  shift(): Recorded | undefined {
+  shift(): Left | undefined {
     const r = this.items[this.start];
     if (r === undefined) return undefined;
     this.items[this.start] = undefined;
@@ -38,34 +47,37 @@ class RecordQueue {
 }
 
 /**
- * The state digest of every domain (state-digest.ts), now and at every revision the views' logs still
- * cover: "at which revision did this domain hold exactly this state?" is what a resume on another replica
- * asks. One history record per domain change, kept per kind: a kind's records are dropped once their
- * revision is below the floor of every view of the kind (no catch-up could start there; the views' logs
- * bound them), or past `maxRecordsPerKind`. Pure.
+ * The state digest of every domain (state-digest.ts), now and during every span of revisions the views'
+ * logs still reach: "during which revisions did this domain hold exactly this state?" is what a resume on
+ * another replica asks. A state is kept while it is current and, once left, until the change that left it
+ * is at or below the floor of every view of the kind (no catch-up could start while it was held), or past
+ * `maxLeftPerKind`. A state entered long ago (a kind listed at the start that rarely changes) stays
+ * resumable for as long as it lasts: what matters is when it was left, not when it was entered. Pure.
  */
 export class DigestHistory {
   readonly #current = new Map<string, DigestAccumulator>();
-  /** `domain|count|hex` → the latest revision at which the domain entered that state. */
-  readonly #history = new Map<string, number>();
-  readonly #records = new Map<string, RecordQueue>();
-  readonly #maxRecordsPerKind: number;
+  /** `domain|count|hi|lo` → the latest span during which the domain held that state. */
+  readonly #history = new Map<string, HeldSpan>();
+  /** Per domain ever touched: its current state's key and span (kept for empty domains too, see #record). */
+  readonly #held = new Map<string, { key: string; span: HeldSpan }>();
+  readonly #left = new Map<string, LeftQueue>();
+  readonly #maxLeftPerKind: number;
 
-  constructor(maxRecordsPerKind: number) {
-    if (!(maxRecordsPerKind >= 1)) throw new RangeError("maxRecordsPerKind must be at least 1");
-    this.#maxRecordsPerKind = maxRecordsPerKind;
+  constructor(maxLeftPerKind: number) {
+    if (!(maxLeftPerKind >= 1)) throw new RangeError("maxLeftPerKind must be at least 1");
+    this.#maxLeftPerKind = maxLeftPerKind;
   }
 
-  /** History records held, all kinds (for tests and status). */
+  /** Left states held, all kinds (for tests and status). */
   get size(): number {
     let n = 0;
-    for (const q of this.#records.values()) n += q.size;
+    for (const q of this.#left.values()) n += q.size;
     return n;
   }
 
-  /** The kinds with records. */
+  /** The kinds with left states. */
   kinds(): IterableIterator<string> {
-    return this.#records.keys();
+    return this.#left.keys();
   }
 
   /** The current digest of a domain (empty when it never held anything). */
@@ -84,19 +96,22 @@ export class DigestHistory {
   }
 
   /**
-   * The latest revision at which `domain` entered the state `{count, digest}`, while it is still
-   * recorded; undefined when it is not (never held, or forgotten). A current state is found by `current`.
+   * The latest span during which `domain` held the state `{count, digest}` (the current state's span has
+   * `leave` +Infinity), while it is still kept; undefined when it is not (never held, or forgotten).
    */
-  revisionOf(domain: string, count: number, digest: Hash64): number | undefined {
+  spanOf(domain: string, count: number, digest: Hash64): Readonly<HeldSpan> | undefined {
     return this.#history.get(historyKey(domain, count, digest));
   }
 
-  /** Forgets the records of `kind` below `revision` (no log of a view of the kind reaches back there). */
+  /**
+   * Forgets the states of `kind` left at or below `revision`: no log of a view of the kind reaches back
+   * into their spans (a log with floor F can bring a client from any revision >= F).
+   */
   forgetBelow(kind: string, revision: number): void {
-    const q = this.#records.get(kind);
+    const q = this.#left.get(kind);
     if (q === undefined) return;
-    for (let r = q.oldest; r !== undefined && r.revision < revision; r = q.oldest) this.#forget(q);
-    if (q.size === 0) this.#records.delete(kind);
+    for (let r = q.oldest; r !== undefined && r.span.leave <= revision; r = q.oldest) this.#forget(q);
+    if (q.size === 0) this.#left.delete(kind);
   }
 
   #move(domain: string, sign: 1 | -1, hash: Hash64): void {
@@ -113,20 +128,31 @@ export class DigestHistory {
   #record(kind: string, domain: string, revision: number): void {
     const d = this.current(domain);
     const key = historyKey(domain, d.count, d);
-    this.#history.set(key, revision);
-    let q = this.#records.get(kind);
+    // A domain first touched now was empty since revision 0 (the store starts empty); that is why a
+    // domain's entry in #held is kept once it is empty again: its next change must not claim that.
+    const was = this.#held.get(domain) ?? {
+      key: historyKey(domain, 0, EMPTY_DIGEST),
+      span: { enter: 0, leave: Infinity },
+    };
+    if (was.key === key) return;
+    was.span.leave = revision;
+    this.#history.set(was.key, was.span);
+    let q = this.#left.get(kind);
     if (q === undefined) {
-      q = new RecordQueue();
-      this.#records.set(kind, q);
+      q = new LeftQueue();
+      this.#left.set(kind, q);
     }
-    q.push({ key, revision });
-    while (q.size > this.#maxRecordsPerKind) this.#forget(q);
+    q.push(was);
+    while (q.size > this.#maxLeftPerKind) this.#forget(q);
+    const now = { key, span: { enter: revision, leave: Infinity } };
+    this.#history.set(key, now.span);
+    this.#held.set(domain, now);
   }
 
-  #forget(q: RecordQueue): void {
+  #forget(q: LeftQueue): void {
     const r = q.shift();
-    // A later record of the same state keeps the key alive.
-    if (r !== undefined && this.#history.get(r.key) === r.revision) this.#history.delete(r.key);
+    // A later span of the same state (held again since) keeps the key alive.
+    if (r !== undefined && this.#history.get(r.key) === r.span) this.#history.delete(r.key);
   }
 }
 

@@ -235,7 +235,7 @@ export class Hub {
     const maxEntries = options.maxLogEntries ?? 100_000;
     const maxBytes = options.maxLogBytes ?? 64 * 1024 * 1024;
     this.#logs = perView(() => new ChangeLog({ maxEntries, maxBytes }));
-    // Two records per log entry at most (an owner move touches two domains), and the entry at the floor.
+    // Two left states per log entry at most (an owner move touches two domains), and the entry at the floor.
     this.#digests = new DigestHistory(2 * maxEntries + 2);
     this.conversionId = options.conversionId ?? DEFAULT_CONVERSION_ID;
     this.#snapshots = new LRUCache<string, EncodedSnapshot>({
@@ -383,7 +383,7 @@ export class Hub {
       }
       batches.push({ view, from, to, shared: sharedFrames, byNode, changes: sharedChanges.length });
     }
-    // A state recorded below the floor of every view of its kind can never be caught up from: forget it.
+    // A state left at or below the floor of every view of its kind can never be caught up from: forget it.
     for (const kind of [...this.#digests.kinds()]) {
       let floor = Number.POSITIVE_INFINITY;
       for (const view of viewsOfKind(kind)) floor = Math.min(floor, this.#logs[view].floor);

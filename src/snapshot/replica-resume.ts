@@ -103,17 +103,23 @@ export function decideReplicaResume(input: ReplicaResumeInput): ReplicaResumeDec
     const { domain, count, hash } = problem;
     const current = digests.current(domain);
     if (current.count === count && current.hi === hash.hi && current.lo === hash.lo) continue;
-    // Every domain was empty at revision 0, before anything was recorded.
+    // Every domain was empty at revision 0, before anything was recorded (a forgotten span: compacted).
     const isEmpty = count === 0 && hash.hi === 0 && hash.lo === 0;
-    const revision = digests.revisionOf(domain, count, hash) ?? (isEmpty ? 0 : undefined);
-    if (revision === undefined) {
+    const span = digests.spanOf(domain, count, hash) ?? (isEmpty ? { enter: 0, leave: 0 } : undefined);
+    if (span === undefined) {
       unknown.push(kind);
       continue;
     }
     // Once a kind is unknown the answer is unknown-state: the rest only names the other unknown kinds.
     if (unknown.length > 0) continue;
-    if (!log.canResume(revision)) {
-      return refuse("compacted", `${kind}: held at revision ${revision}, below the log's floor ${log.floor}`);
+    // The earliest revision the log can start from at which the kind held that state: every change of
+    // the kind after it is in the log, and the change that left the state is one of them.
+    const revision = Math.max(span.enter, log.floor);
+    if (revision >= span.leave || !log.canResume(revision)) {
+      return refuse(
+        "compacted",
+        `${kind}: held from revision ${span.enter} to ${span.leave}, the log's floor is ${log.floor}`,
+      );
     }
     cuts.set(kind, revision);
     lowest = Math.min(lowest, revision);
