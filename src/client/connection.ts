@@ -149,7 +149,13 @@ export class Connection {
     };
     this.#ws = new WebSocket(options.url, wsOptions); // may throw (bad TLS options): no timer yet
     this.#connectTimer = setTimeout(
-      () => this.#fail(new ClientTimeoutError("connect", options.connectTimeoutMs, options.url)),
+      // Timers run before I/O in an event-loop turn: after a stall (a busy node, a long GC) the timer can
+      // fire while the server's answer waits unread in the socket. Let that I/O run first.
+      () =>
+        setImmediate(() => {
+          if (this.#phase === "opening")
+            this.#fail(new ClientTimeoutError("connect", options.connectTimeoutMs, options.url));
+        }),
       options.connectTimeoutMs,
     );
     this.#ws.on("upgrade", (res: IncomingMessage) => (this.#socket = res.socket));
@@ -198,18 +204,21 @@ export class Connection {
   }
 
   #armWatchdog(delayMs: number): void {
-    this.#readTimer = setTimeout(() => {
-      this.#readTimer = undefined;
-      if (this.#phase === "ending") return;
-      const idleMs = this.#now() - this.#lastFrameAtMs;
-      if (idleMs >= this.#o.readTimeoutMs) {
-        // The connection is presumably dead: drop it rather than wait for a close handshake.
-        const error = new ClientTimeoutError("read", this.#o.readTimeoutMs, this.#o.url);
-        this.#end(error, CloseCode.keepaliveTimeout, error.message, true);
-      } else {
-        this.#armWatchdog(this.#o.readTimeoutMs - idleMs);
-      }
-    }, delayMs);
+    // Checked after the turn's I/O (see the connect timer): frames that arrived during a stall count.
+    this.#readTimer = setTimeout(() => setImmediate(() => this.#checkRead()), delayMs);
+  }
+
+  #checkRead(): void {
+    this.#readTimer = undefined;
+    if (this.#phase === "ending") return;
+    const idleMs = this.#now() - this.#lastFrameAtMs;
+    if (idleMs >= this.#o.readTimeoutMs) {
+      // The connection is presumably dead: drop it rather than wait for a close handshake.
+      const error = new ClientTimeoutError("read", this.#o.readTimeoutMs, this.#o.url);
+      this.#end(error, CloseCode.keepaliveTimeout, error.message, true);
+    } else {
+      this.#armWatchdog(this.#o.readTimeoutMs - idleMs);
+    }
   }
 
   /** Reports the socket's bytes read since the last report (it keeps its count once closed). */

@@ -68,6 +68,8 @@ export interface TabbyClientOptions {
    * From starting an attempt to the server accepting the WebSocket (TCP, TLS, upgrade; and the time
    * discovery may take). Default 10,000 ms. Once accepted, the wait for the welcome is bounded by
    * readTimeoutMs: a busy server (a reconnect storm) is waited for rather than abandoned and retried.
+   * Both timeouts look at the socket once more before they fire: an answer that arrived while the agent's
+   * own event loop was stalled (a busy node, a long GC) counts.
    */
   readonly connectTimeoutMs?: number;
   /** Watchdog: no frame at all (pings included) within this long => reconnect. Default 30,000 ms. */

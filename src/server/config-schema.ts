@@ -102,6 +102,15 @@ export const SERVE_SETTINGS = [
     description: "sessions beyond this are refused with close 4010",
   },
   {
+    field: "listenBacklog",
+    type: "int",
+    default: 4096,
+    min: 1,
+    max: 65_535,
+    description:
+      "the agent port's TCP accept queue (the kernel caps it at net.core.somaxconn); connections beyond it wait for SYN retransmits, seconds in a connect storm",
+  },
+  {
     field: "maxHandshakingConnections",
     type: "int",
     default: 1000,

@@ -19,6 +19,7 @@ export interface ServeConfig {
   readonly pongTimeoutMs: number;
   readonly maxInboundFrameBytes: number;
   readonly maxConnections: number;
+  readonly listenBacklog: number;
   readonly maxHandshakingConnections: number;
   readonly maxHandshakingPerSource: number;
   readonly softBufferedBytes: number;

@@ -185,6 +185,7 @@ export async function runServer(config: ServeConfig, deps: ServerDeps): Promise<
       maxInboundFrameBytes: config.maxInboundFrameBytes,
       maxConnections: config.maxConnections,
       maxHandshakingConnections: config.maxHandshakingConnections,
+      listenBacklog: config.listenBacklog,
       maxHandshakingPerSource: config.maxHandshakingPerSource,
       softBufferedBytes: config.softBufferedBytes,
       maxLagMs: config.maxLagMs,

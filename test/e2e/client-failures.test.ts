@@ -1,6 +1,7 @@
 import { createServer } from "node:net";
 import type { Socket } from "node:net";
 import { describe, expect, it, onTestFinished } from "vitest";
+import { WebSocketServer } from "ws";
 import { CloseCode, FATAL_CLOSE_CODES } from "../../proto/close-codes.js";
 import { encodeMessage, encodeValue } from "../../proto/codec.js";
 import { assembleDeltas, encodeEntry } from "../../proto/frame-builder.js";
@@ -16,6 +17,11 @@ import {
   refusingAddress,
   until,
 } from "./client-test-utils.js";
+
+/** Blocks this thread for `ms` (the whole process: server and client alike). */
+function stall(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
 
 const STATE = { "IPPool/a": pool("10.0.0.0/16"), "IPPool/b": pool("10.1.0.0/16") };
 
@@ -184,6 +190,58 @@ describe("client: watchdog and timeouts", () => {
     expect(rec.errors).toEqual([]);
     expect(client.stats.reconnects).toBe(0);
     expect([...server.sessions][0]?.pongs.length).toBeGreaterThanOrEqual(5);
+  });
+
+  it("takes an upgrade that arrived while its own event loop stalled past connectTimeoutMs", async () => {
+    // A plain WebSocket server in this process: right after it has written the upgrade's answer, the
+    // process stalls (a busy node, a long GC) past the client's connect timeout.
+    const wss = new WebSocketServer({ host: "127.0.0.1", port: 0 });
+    await new Promise<void>((resolve) => wss.once("listening", resolve));
+    onTestFinished(() => new Promise<void>((resolve) => wss.close(() => resolve())));
+    const messages: number[] = [];
+    wss.on("connection", (ws) => {
+      ws.on("message", (data: Buffer) => messages.push(data.byteLength));
+      stall(300);
+    });
+    const address = wss.address();
+    if (address === null || typeof address === "string") throw new Error("no port");
+    const client = makeClient({
+      servers: [`ws://127.0.0.1:${address.port}`],
+      view: "felix",
+      connectTimeoutMs: 100,
+      readTimeoutMs: 5000,
+    });
+    const rec = record(client);
+    client.start();
+    // The client opened and said hello, on its first connection: no connect timeout.
+    await until(() => messages.length > 0);
+    expect(rec.errors).toEqual([]);
+    expect(client.stats.reconnects).toBe(0);
+  });
+
+  it("counts a frame that arrived while its own event loop stalled past readTimeoutMs", async () => {
+    let pinged = false;
+    const server = await makeServer({
+      hub: hubWith(STATE),
+      onHello: (session, hello) => {
+        server.startSession(session, hello);
+        setTimeout(() => {
+          session.send({ t: "ping", ts: 1 });
+          pinged = true;
+          stall(500);
+        }, 100);
+      },
+    });
+    const client = makeClient({ servers: [server.url], view: "felix", readTimeoutMs: 250 });
+    const rec = record(client);
+    client.start();
+    await client.synced();
+    await until(() => pinged);
+    // Past the stall and the watchdog's next turn: the ping counted, the session stands.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(rec.errors).toEqual([]);
+    expect(client.stats.reconnects).toBe(0);
+    expect([...server.sessions][0]?.pongs.length).toBe(1);
   });
 
   it("gives up a TCP connection whose WebSocket upgrade never completes", async () => {

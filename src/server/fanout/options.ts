@@ -30,6 +30,13 @@ export interface FanoutOptions {
    * listener. Default 1000.
    */
   readonly maxHandshakingConnections?: number;
+  /**
+   * The listener's TCP accept queue: connections the kernel completes while the server has not accepted
+   * them yet (the kernel caps it at net.core.somaxconn). Node's default, 511, is below a replica's share of
+   * a 1000-node cluster: in a connect storm the rest are dropped and wait for SYN retransmits (1 s, 3 s,
+   * 7 s, ...), past the client's connect timeout. Default 4096.
+   */
+  readonly listenBacklog?: number;
   /** Connections not yet authenticated per source address; more are cut at accept. 0: no cap (behind a trusted proxy). Default 0. */
   readonly maxHandshakingPerSource?: number;
   /**
@@ -104,6 +111,7 @@ export function resolveFanoutOptions(options: FanoutOptions = {}): ResolvedFanou
     handshakeTimeoutMs: integer(options, "handshakeTimeoutMs", 10_000, 1),
     maxConnections: integer(options, "maxConnections", 10_000, 1),
     maxHandshakingConnections: integer(options, "maxHandshakingConnections", 1000, 1),
+    listenBacklog: integer(options, "listenBacklog", 4096, 1),
     maxHandshakingPerSource: integer(options, "maxHandshakingPerSource", 0, 0),
     flushWindowMs: integer(options, "flushWindowMs", 10, 0),
     flushWindowMaxMs: integer(options, "flushWindowMaxMs", 250, 0),

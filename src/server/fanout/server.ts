@@ -286,7 +286,7 @@ export class FanoutServer implements UpstreamSink {
     try {
       await new Promise<void>((resolve, reject) => {
         server.once("error", reject);
-        server.listen(port, host, () => {
+        server.listen({ port, host, backlog: this.#options.listenBacklog }, () => {
           server.off("error", reject);
           resolve();
         });
