@@ -69,6 +69,8 @@ export class CeilingBroadcaster {
       port: 0,
       perMessageDeflate: false,
       maxPayload: 65_536,
+      // The accept queue tabby's agent port has (--listen-backlog): the agents connect all at once.
+      backlog: 4096,
     });
     await new Promise<void>((resolve, reject) => {
       wss.once("listening", resolve);

@@ -201,15 +201,15 @@ describe("client: watchdog and timeouts", () => {
     const messages: number[] = [];
     wss.on("connection", (ws) => {
       ws.on("message", (data: Buffer) => messages.push(data.byteLength));
-      stall(300);
+      stall(1500);
     });
     const address = wss.address();
     if (address === null || typeof address === "string") throw new Error("no port");
     const client = makeClient({
       servers: [`ws://127.0.0.1:${address.port}`],
       view: "felix",
-      connectTimeoutMs: 100,
-      readTimeoutMs: 5000,
+      connectTimeoutMs: 1000,
+      readTimeoutMs: 10_000,
     });
     const rec = record(client);
     client.start();
@@ -225,14 +225,21 @@ describe("client: watchdog and timeouts", () => {
       hub: hubWith(STATE),
       onHello: (session, hello) => {
         server.startSession(session, hello);
-        setTimeout(() => {
-          session.send({ t: "ping", ts: 1 });
-          pinged = true;
-          stall(500);
-        }, 100);
+        // After this turn's I/O and timers (a stall inside a timer callback hides from the timers due in
+        // the same turn, the loop's clock being read once per turn): the ping waits unread in the
+        // client's socket while the process stalls past readTimeoutMs.
+        setTimeout(
+          () =>
+            setImmediate(() => {
+              session.send({ t: "ping", ts: 1 });
+              pinged = true;
+              stall(1500);
+            }),
+          100,
+        );
       },
     });
-    const client = makeClient({ servers: [server.url], view: "felix", readTimeoutMs: 250 });
+    const client = makeClient({ servers: [server.url], view: "felix", readTimeoutMs: 1000 });
     const rec = record(client);
     client.start();
     await client.synced();
