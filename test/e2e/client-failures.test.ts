@@ -1,5 +1,5 @@
 import { createServer } from "node:net";
-import type { Socket } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { WebSocketServer } from "ws";
 import { CloseCode, FATAL_CLOSE_CODES } from "../../proto/close-codes.js";
@@ -17,6 +17,11 @@ import {
   refusingAddress,
   until,
 } from "./client-test-utils.js";
+
+function portOf(address: AddressInfo | string | null): number {
+  if (address === null || typeof address === "string") throw new Error("no port");
+  return address.port;
+}
 
 /** Blocks this thread for `ms` (the whole process: server and client alike). */
 function stall(ms: number): void {
@@ -203,10 +208,8 @@ describe("client: watchdog and timeouts", () => {
       ws.on("message", (data: Buffer) => messages.push(data.byteLength));
       stall(1500);
     });
-    const address = wss.address();
-    if (address === null || typeof address === "string") throw new Error("no port");
     const client = makeClient({
-      servers: [`ws://127.0.0.1:${address.port}`],
+      servers: [`ws://127.0.0.1:${portOf(wss.address())}`],
       view: "felix",
       connectTimeoutMs: 1000,
       readTimeoutMs: 10_000,
@@ -259,10 +262,8 @@ describe("client: watchdog and timeouts", () => {
       for (const s of sockets) s.destroy();
       await new Promise((resolve) => tcp.close(resolve));
     });
-    const address = tcp.address();
-    if (address === null || typeof address === "string") throw new Error("no port");
     const client = makeClient({
-      servers: [`ws://127.0.0.1:${address.port}`],
+      servers: [`ws://127.0.0.1:${portOf(tcp.address())}`],
       view: "felix",
       connectTimeoutMs: 150,
     });
