@@ -53,3 +53,15 @@ export const FATAL_CLOSE_CODES: ReadonlySet<number> = new Set([
   CloseCode.nodeRequired,
   CloseCode.unauthorized,
 ]);
+
+/** The longest close reason either side sends, in UTF-8 bytes (WebSocket allows 123). */
+export const MAX_CLOSE_REASON_BYTES = 120;
+
+/** `reason` cut to MAX_CLOSE_REASON_BYTES without splitting a UTF-8 character. */
+export function truncateCloseReason(reason: string): string {
+  if (Buffer.byteLength(reason) <= MAX_CLOSE_REASON_BYTES) return reason;
+  return Buffer.from(reason)
+    .subarray(0, MAX_CLOSE_REASON_BYTES)
+    .toString("utf8")
+    .replace(/\uFFFD+$/, "");
+}

@@ -2,7 +2,7 @@ import type { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import WebSocket from "ws";
 import type { ClientOptions, RawData } from "ws";
-import { CloseCode, FATAL_CLOSE_CODES } from "../../proto/close-codes.js";
+import { CloseCode, FATAL_CLOSE_CODES, truncateCloseReason } from "../../proto/close-codes.js";
 import { decodeDeltaEntries, decodeServerMessage, encodeMessage } from "../../proto/codec.js";
 import { inflateDeltas } from "../../proto/delta-compression.js";
 import { ProtoError, ProtoErrorCode } from "../../proto/errors.js";
@@ -469,8 +469,7 @@ export class Connection {
       this.#ws.resume();
     }
     if (code !== undefined && !drop && this.#ws.readyState === WebSocket.OPEN) {
-      // A close reason is limited to 123 bytes.
-      this.#ws.close(code, Buffer.from(reason).subarray(0, 120).toString());
+      this.#ws.close(code, truncateCloseReason(reason));
     } else {
       this.#ws.terminate();
     }

@@ -1,4 +1,5 @@
 import { WebSocket } from "ws";
+import { truncateCloseReason } from "../../../proto/close-codes.js";
 import { encodeMessage } from "../../../proto/codec.js";
 import type { ViewName } from "../../../proto/messages.js";
 import type { DeltaEncodingBits } from "../../snapshot/delta-frames.js";
@@ -20,7 +21,6 @@ const NO_PEER: PeerCredentials = {
 export type SessionPhase = "handshake" | "syncing" | "live" | "closed";
 
 const SEND_OPTIONS = { binary: true } as const;
-const MAX_CLOSE_REASON_BYTES = 120;
 
 /**
  * One client connection: its socket, where it is in the protocol, and how far it has been sent the
@@ -145,7 +145,7 @@ export class Session {
     this.closeCode = code;
     if (this.isOpen) {
       this.send(encodeMessage({ t: "error", code, reason }));
-      this.ws.close(code, truncateReason(reason));
+      this.ws.close(code, truncateCloseReason(reason));
     }
     this.#closeTimer = setTimeout(() => this.ws.terminate(), graceMs);
   }
@@ -173,12 +173,4 @@ export class Session {
     this.#drainWaiters = [];
     for (const wake of waiters) wake();
   }
-}
-
-function truncateReason(reason: string): string {
-  if (Buffer.byteLength(reason) <= MAX_CLOSE_REASON_BYTES) return reason;
-  return Buffer.from(reason)
-    .subarray(0, MAX_CLOSE_REASON_BYTES)
-    .toString("utf8")
-    .replace(/\uFFFD+$/, "");
 }
