@@ -10,30 +10,30 @@ export interface HeldSpan {
   leave: number;
 }
 
-/** A state a domain left: kept until no view's log can start inside its span any more. */
-interface Left {
+/** A state of a domain and its span: the current one, or one it left (kept until no view's log can start inside its span any more). */
+interface HeldState {
   readonly key: string;
   readonly span: HeldSpan;
 }
 
 /** One kind's left states, in the order they were left (a ring that compacts itself). */
 class LeftQueue {
-  items: (Left | undefined)[] = [];
+  items: (HeldState | undefined)[] = [];
   start = 0;
 
   get size(): number {
     return this.items.length - this.start;
   }
 
-  get oldest(): Left | undefined {
+  get oldest(): HeldState | undefined {
     return this.items[this.start];
   }
 
-  push(r: Left): void {
+  push(r: HeldState): void {
     this.items.push(r);
   }
 
-  shift(): Left | undefined {
+  shift(): HeldState | undefined {
     const r = this.items[this.start];
     if (r === undefined) return undefined;
     this.items[this.start] = undefined;
@@ -59,7 +59,7 @@ export class DigestHistory {
   /** `domain|count|hi|lo` → the latest span during which the domain held that state. */
   readonly #history = new Map<string, HeldSpan>();
   /** Per domain ever touched: its current state's key and span (kept for empty domains too, see #record). */
-  readonly #held = new Map<string, { key: string; span: HeldSpan }>();
+  readonly #held = new Map<string, HeldState>();
   readonly #left = new Map<string, LeftQueue>();
   readonly #maxLeftPerKind: number;
 
@@ -130,13 +130,12 @@ export class DigestHistory {
     const key = historyKey(domain, d.count, d);
     // A domain first touched now was empty since revision 0 (the store starts empty); that is why a
     // domain's entry in #held is kept once it is empty again: its next change must not claim that.
-    const was = this.#held.get(domain) ?? {
-      key: historyKey(domain, 0, EMPTY_DIGEST),
-      span: { enter: 0, leave: Infinity },
-    };
+    const held = this.#held.get(domain);
+    const was = held ?? { key: historyKey(domain, 0, EMPTY_DIGEST), span: { enter: 0, leave: Infinity } };
     if (was.key === key) return;
     was.span.leave = revision;
-    this.#history.set(was.key, was.span);
+    // A held state's span is in #history since it was entered; the empty start's is not yet.
+    if (held === undefined) this.#history.set(was.key, was.span);
     let q = this.#left.get(kind);
     if (q === undefined) {
       q = new LeftQueue();

@@ -409,6 +409,13 @@ describe("resume of a state entered long ago", () => {
   /** A bgp mirror of `hub` as it is now. */
   const stateOf = (hub: Hub): ResumeState =>
     mirrorState(mirrorOf(viewOf(hub, "bgp", "node-a")), "bgp", "node-a", "tabby-1");
+  /** Churn in another kind, one change per flush: it moves the bgp log's floor (4 entries) past rv 2. */
+  const churnAffinity = (hub: Hub): void => {
+    for (let rv = 3; rv < 13; rv++) {
+      hub.upsert("BlockAffinity/a", value("BlockAffinity/a", rv, 0, rv));
+      hub.flush();
+    }
+  };
 
   it("resumes a kind listed below the log's floor and changed once since (a rarely changing kind)", () => {
     // B lists a pool and a peer, then churn in another kind moves its log's floor past the list.
@@ -416,10 +423,7 @@ describe("resume of a state entered long ago", () => {
     b.upsert("IPPool/p", value("IPPool/p", 1, 0, 1));
     b.upsert("BGPPeer/q", value("BGPPeer/q", 1, 0, 2));
     b.flush();
-    for (let rv = 3; rv < 13; rv++) {
-      b.upsert("BlockAffinity/a", value("BlockAffinity/a", rv, 0, rv));
-      b.flush();
-    }
+    churnAffinity(b);
     expect(b.log("bgp").floor).toBeGreaterThan(2);
     // A client of another replica holds this state; B then sees the pool change.
     const before = stateOf(b);
@@ -444,10 +448,7 @@ describe("resume of a state entered long ago", () => {
     const before = stateOf(b);
     b.upsert("IPPool/p", value("IPPool/p", 2, 0, 2));
     b.flush();
-    for (let rv = 3; rv < 13; rv++) {
-      b.upsert("BlockAffinity/a", value("BlockAffinity/a", rv, 0, rv));
-      b.flush();
-    }
+    churnAffinity(b);
     const d = b.resumeFromState("bgp", "node-a", before);
     expect(d.ok ? undefined : d.reason).toBe("compacted");
   });
