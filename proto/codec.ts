@@ -168,6 +168,13 @@ function jsonPatchOps(v: unknown, type: string, field: string): void {
   }
 }
 
+/**
+ * A kind's name in a resume state: letters and digits, as every Calico kind is. This also keeps keys such as
+ * `__proto__` out of the validated map (msgpackr reads that key as `__proto_`, and `out[name] = …` would set
+ * the prototype).
+ */
+const KIND_NAME = /^[A-Za-z][A-Za-z0-9]{0,63}$/;
+
 /** The `state` of a resume token (§5.2), validated; undefined when absent. */
 function resumeState(v: unknown, t = "hello", path = "resume.state"): ResumeState | undefined {
   if (v === undefined || v === null) return undefined;
@@ -185,7 +192,7 @@ function resumeState(v: unknown, t = "hello", path = "resume.state"): ResumeStat
   for (const name of names) {
     const d = kinds[name];
     if (
-      name.length > 64 ||
+      !KIND_NAME.test(name) ||
       !Array.isArray(d) ||
       d.length !== 2 ||
       typeof d[0] !== "number" ||
@@ -194,7 +201,7 @@ function resumeState(v: unknown, t = "hello", path = "resume.state"): ResumeStat
       typeof d[1] !== "string" ||
       !/^[0-9a-f]{16}$/.test(d[1])
     ) {
-      bad(t, `${path}.kinds`, "kind (≤ 64 chars) → [count: uint, digest: 16 hex digits]");
+      bad(t, `${path}.kinds`, "kind (a name of ≤ 64 letters and digits) → [count: uint, digest: 16 hex digits]");
     }
     out[name] = [d[0], d[1]];
   }

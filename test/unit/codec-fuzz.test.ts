@@ -10,10 +10,15 @@ const entryArb = fc.record({
   k: fc.string({ maxLength: 40 }),
   v: fc.oneof(
     fc.constant(null),
-    // JSON has no -0; resource values come from JSON.
+    // JSON has no -0; resource values come from JSON. msgpackr reads a `__proto__` key as `__proto_` (its
+    // guard against prototype pollution), so values with that key cannot round-trip; Kubernetes rejects
+    // such keys in labels and annotations, and the Calico CRDs' structural schemas prune unknown fields.
     fc.dictionary(
       fc.string({ maxLength: 8 }),
-      fc.jsonValue({ maxDepth: 2 }).map((j) => JSON.parse(JSON.stringify(j)) as unknown),
+      fc
+        .jsonValue({ maxDepth: 2 })
+        .map((j) => JSON.parse(JSON.stringify(j)) as unknown)
+        .filter((j) => !JSON.stringify(j).includes('"__proto__":')),
       { maxKeys: 4 },
     ),
   ),
@@ -62,7 +67,7 @@ const serverArb: fc.Arbitrary<ServerMessage> = fc.oneof(
       view: fc.constantFrom("felix", "bgp"),
       node: fc.string({ maxLength: 10 }),
       kinds: fc.dictionary(
-        fc.string({ minLength: 1, maxLength: 12 }),
+        fc.stringMatching(/^[A-Za-z][A-Za-z0-9]{0,11}$/),
         fc.tuple(fc.nat(), fc.stringMatching(/^[0-9a-f]{16}$/)),
         { maxKeys: 4 },
       ),

@@ -505,6 +505,12 @@ describe("resume.state on the wire", () => {
     ["a digest that is not 16 hex digits", { ...state, kinds: { IPPool: [1, "FF"] } }],
     ["a negative count", { ...state, kinds: { IPPool: [-1, "0000000000000000"] } }],
     [
+      "a __proto__ kind",
+      { ...state, kinds: JSON.parse('{"__proto__": [1, "0000000000000000"]}') as unknown },
+    ],
+    ["a kind name with a dot", { ...state, kinds: { "IP.Pool": [1, "0000000000000000"] } }],
+    ["a kind name of 65 letters", { ...state, kinds: { ["K".repeat(65)]: [1, "0000000000000000"] } }],
+    [
       "too many kinds",
       {
         ...state,
