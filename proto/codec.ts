@@ -201,7 +201,11 @@ function resumeState(v: unknown, t = "hello", path = "resume.state"): ResumeStat
       typeof d[1] !== "string" ||
       !/^[0-9a-f]{16}$/.test(d[1])
     ) {
-      bad(t, `${path}.kinds`, "kind (a name of ≤ 64 letters and digits) → [count: uint, digest: 16 hex digits]");
+      bad(
+        t,
+        `${path}.kinds`,
+        "kind (a name of ≤ 64 letters and digits) → [count: uint, digest: 16 hex digits]",
+      );
     }
     out[name] = [d[0], d[1]];
   }
