@@ -24,6 +24,8 @@ FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production
 # src/cli/node-flags.ts (SERVE_NODE_OPTIONS): a 2 MB young-generation semi-space saves ~90 MB of RSS.
 ENV NODE_OPTIONS=--max-semi-space-size=2
+# src/cli/node-flags.ts (SERVE_ENV): two malloc arenas instead of up to 8 per core save 40–75 MiB of RSS.
+ENV MALLOC_ARENA_MAX=2
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist

@@ -6,6 +6,7 @@
  *   npm run build && npx tsx bench/server-rss.ts [--nodes 1000] [--pods-per-node 30] [--runs 3] [--settle 40]
  * The simulator runs in this process on 127.0.0.1; the server is `node dist/src/cli/main.js serve`, each run
  * once with the Node options it is deployed with (src/cli/node-flags.ts) and once with Node's defaults.
+ * Both get this process's environment: run it with `MALLOC_ARENA_MAX=2` (SERVE_ENV) for the image's.
  */
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";

@@ -2,6 +2,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { loopbackServeArgs } from "../src/cli/args.js";
+import { SERVE_ENV } from "../src/cli/node-flags.js";
 import { formatStaticPeers } from "../src/server/replicas/index.js";
 import type { TabbyChild, spawnTabby } from "../src/cli/ipc.js";
 import { planAgents } from "./agent-plan.js";
@@ -350,6 +351,8 @@ export class Harness {
     const child = await this.#spawner.spawn(args, {
       timeoutMs: READY_TIMEOUT_MS,
       execArgv,
+      // The image's environment, unless this process's own sets the same variables.
+      env: { ...SERVE_ENV, ...process.env },
       ...(logFile !== undefined && { logFile }),
     });
     const listeningAtMs = Date.now();

@@ -24,7 +24,7 @@ import { seedCluster, startSimulator } from "../../src/sim/index.js";
 import { FatalWaitError, waitFor } from "../integration/harness/wait.js";
 import { linkDir, parseDockerfile, playDockerfile } from "../support/dockerfile.js";
 import type { PlayedStage } from "../support/dockerfile.js";
-import { SERVE_NODE_OPTIONS } from "../../src/cli/node-flags.js";
+import { SERVE_ENV, SERVE_NODE_OPTIONS } from "../../src/cli/node-flags.js";
 
 const run = promisify(execFile);
 const REPO = path.resolve(import.meta.dirname, "../..");
@@ -120,6 +120,7 @@ describe("the image (Dockerfile)", () => {
     expect(image.env.NODE_ENV).toBe("production");
     // The Node options the load test runs its servers with (src/cli/node-flags.ts).
     expect(image.env.NODE_OPTIONS).toBe(SERVE_NODE_OPTIONS.join(" "));
+    for (const [name, value] of Object.entries(SERVE_ENV)) expect(image.env[name], name).toBe(value);
     expect([...image.entrypoint, ...image.cmd]).toEqual(["node", "bin/tabby.js", "serve"]);
     const defaultPort = (field: string): unknown => SERVE_SETTINGS.find((s) => s.field === field)?.default;
     expect([...image.exposed].sort()).toEqual(
