@@ -140,6 +140,48 @@ export function stageTimes(profile: CpuProfile, fromMs = 0, toMs = Infinity): St
     }));
 }
 
+/**
+ * Total time (self and callees) of each function of tabby's own code (src/, proto/) in the window
+ * [fromMs, toMs): where the data path's time goes below the stages. A function that recurses, or appears
+ * twice on one stack, counts once per sample. Largest first.
+ */
+export function ownTotals(profile: CpuProfile, fromMs = 0, toMs = Infinity, count = 25): FunctionTime[] {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const us = new Map<string, { name: string; location: string; us: number }>();
+  let atUs = 0;
+  let totalUs = 0;
+  profile.samples.forEach((id, i) => {
+    const dt = profile.timeDeltas[i] ?? 0;
+    atUs += dt;
+    if (atUs < fromMs * 1000 || atUs >= toMs * 1000) return;
+    totalUs += dt;
+    const seen = new Set<string>();
+    for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
+      const node = byId.get(cur);
+      if (node === undefined) break;
+      const { name, location } = label(node);
+      if (!/^(src|proto)\//.test(location)) continue;
+      const key = `${name} ${location}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const entry = us.get(key) ?? { name, location, us: 0 };
+      entry.us += dt;
+      us.set(key, entry);
+    }
+  });
+  return [...us.values()]
+    .sort((a, b) => b.us - a.us)
+    .slice(0, count)
+    .map((e) => ({
+      name: e.name,
+      location: e.location,
+      selfMs: Math.round(e.us / 1000),
+      selfPercent: Math.round((e.us / Math.max(1, totalUs)) * 1000) / 10,
+    }));
+}
+
 function stageOf(
   id: number,
   byId: ReadonlyMap<number, ProfileNode>,
@@ -178,8 +220,13 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     console.log(`stages from ${fromS} s to ${toS} s:`);
     for (const s of stageTimes(profile, fromS * 1000, toS * 1000))
       console.log(`${String(s.percent).padStart(5)}%  ${String(s.ms).padStart(7)} ms  ${s.stage}`);
+    console.log(`tabby's functions by total time (self and callees), same window:`);
+    for (const f of ownTotals(profile, fromS * 1000, toS * 1000, count))
+      console.log(
+        `${String(f.selfPercent).padStart(5)}%  ${String(f.selfMs).padStart(7)} ms  ${f.name}  ${f.location}`,
+      );
     const { totalMs, top } = topFunctions(profile, count);
-    console.log(`${file}: ${totalMs} ms sampled`);
+    console.log(`${file}: ${totalMs} ms sampled; functions by self time, whole profile:`);
     for (const f of top)
       console.log(
         `${String(f.selfPercent).padStart(5)}%  ${String(f.selfMs).padStart(7)} ms  ${f.name}  ${f.location}`,

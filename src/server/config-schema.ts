@@ -209,7 +209,8 @@ export const SERVE_SETTINGS = [
     default: 64 * MiB,
     min: 1 * MiB,
     max: 64 * 1024 * MiB,
-    description: "bytes of encoded snapshots kept for reuse",
+    description:
+      "bytes of encoded snapshots kept for reuse, at most (one that no new session can be given is let go)",
   },
   {
     field: "pageSize",

@@ -503,6 +503,29 @@ export class Hub {
     return built;
   }
 
+  /**
+   * Drops the cached snapshots that `snapshot()` can no longer give to a session: every one but each
+   * view's latest, and the latest too once it is older than `maxAgeMs` and the view has changed since,
+   * unless `isInUse` says it is still being sent (a session arriving meanwhile may still reuse it). A
+   * cached snapshot pins the encoded values of its revision; under churn the store replaces them, and a
+   * kept snapshot would hold up to a whole view's worth of old values (tens of MB for felix) until the
+   * next build. Sessions still sending one keep their own reference. Returns how many it dropped.
+   */
+  pruneSnapshots(nowMs: number, maxAgeMs: number, isInUse: (s: EncodedSnapshot) => boolean): number {
+    let dropped = 0;
+    for (const [key, s] of [...this.#snapshots.entries()]) {
+      const isLatest = this.#latestSnapshot[s.view] === key;
+      const isReusable =
+        this.canResume(s.view, s.revision) &&
+        (nowMs - s.createdAtMs <= maxAgeMs || s.revision >= this.#logs[s.view].lastEntryRevision);
+      if (isLatest && (isReusable || isInUse(s))) continue;
+      this.#snapshots.delete(key);
+      if (isLatest) this.#latestSnapshot[s.view] = undefined;
+      dropped++;
+    }
+    return dropped;
+  }
+
   /** The snapshot last built for `view`, while the cache holds it. */
   latestSnapshot(view: ViewName): EncodedSnapshot | undefined {
     const key = this.#latestSnapshot[view];

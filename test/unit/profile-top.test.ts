@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { stageTimes } from "../../loadtest/profile-top.js";
+import { ownTotals, stageTimes } from "../../loadtest/profile-top.js";
 
 /** A profile node: `url` as V8 writes it for the compiled server. */
 function node(id: number, functionName: string, url: string, children: number[] = []) {
@@ -50,5 +50,22 @@ describe("profile-top stage times", () => {
       ["idle", "socket writes (ws send, writev)", "store upsert (encode, compare)"].sort(),
     );
     expect(stages.reduce((a, s) => a + s.percent, 0)).toBeCloseTo(100, 0);
+  });
+});
+
+describe("profile-top total time of tabby's functions", () => {
+  it("adds each sample to every tabby function on its stack, once, and to nothing else", () => {
+    const totals = Object.fromEntries(ownTotals(profile).map((f) => [f.name, f.selfMs]));
+    expect(totals).toEqual({ "#watch": 3, "#decode": 2, upsert: 1, send: 1 });
+    expect(ownTotals(profile)[0]).toMatchObject({
+      name: "#watch",
+      location: "src/server/datastore/resource-loop.js:1",
+      selfPercent: 42.9,
+    });
+  });
+
+  it("counts only the samples in the window", () => {
+    const totals = Object.fromEntries(ownTotals(profile, 1.5, 4.5).map((f) => [f.name, f.selfMs]));
+    expect(totals).toEqual({ "#watch": 1, upsert: 1, send: 1 });
   });
 });

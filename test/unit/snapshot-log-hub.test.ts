@@ -171,6 +171,48 @@ describe("Hub", () => {
     expect(decodeValue(s2.chunks[0]!)).toMatchObject({ t: "snap-chunk", index: 0 });
   });
 
+  it("prunes the cached snapshots no session can be given, and keeps the reusable and the in-use", () => {
+    const hub = new Hub();
+    for (let i = 0; i < 4; i++) hub.upsert(`IPPool/p${i}`, { metadata: { name: `p${i}` }, spec: { i } });
+    hub.flush();
+    const felix = hub.snapshot("felix", 1000, 500);
+    const tunnel = hub.snapshot("tunnel-ip-allocation", 1000, 500);
+    const never = () => false;
+    // Young, or old but still current: both could be reused, so both stay.
+    expect(hub.pruneSnapshots(1200, 500, never)).toBe(0);
+    expect(hub.pruneSnapshots(9000, 500, never)).toBe(0);
+    expect(hub.latestSnapshot("felix")).toBe(felix);
+    hub.upsert("IPPool/p0", { metadata: { name: "p0" }, spec: { i: 99 } });
+    hub.flush();
+    // The view changed: a young snapshot is still reusable (the catch-up covers the change)...
+    expect(hub.pruneSnapshots(1400, 500, never)).toBe(0);
+    // ...an old one is not, unless a session is still being sent it.
+    expect(hub.pruneSnapshots(9000, 500, (s) => s === felix)).toBe(1);
+    expect(hub.latestSnapshot("tunnel-ip-allocation")).toBeUndefined();
+    expect(hub.latestSnapshot("felix")).toBe(felix);
+    expect(hub.pruneSnapshots(9000, 500, never)).toBe(1);
+    expect(hub.latestSnapshot("felix")).toBeUndefined();
+    // The next session gets a snapshot built at the head, not the dropped one.
+    const rebuilt = hub.snapshot("felix", 9000, 500);
+    expect(rebuilt).not.toBe(felix);
+    expect(rebuilt.revision).toBe(5);
+    expect(hub.counters.snapshotsBuilt.felix).toBe(2);
+    expect(tunnel.revision).toBe(4);
+  });
+
+  it("prunes a snapshot the log can no longer carry to the head, however young", () => {
+    const hub = new Hub();
+    for (let i = 0; i < 3; i++) hub.upsert(`IPPool/p${i}`, { metadata: { name: `p${i}` }, spec: { i } });
+    hub.flush();
+    const s = hub.snapshot("felix", 1000, 500);
+    // More changes than the longest catch-up the log serves (1000 entries for so small a view).
+    for (let n = 1; n <= 1001; n++) hub.upsert("IPPool/p0", { metadata: { name: "p0" }, spec: { n } });
+    hub.flush();
+    expect(hub.canResume("felix", s.revision)).toBe(false);
+    expect(hub.pruneSnapshots(1000, 500, () => false)).toBe(1);
+    expect(hub.latestSnapshot("felix")).toBeUndefined();
+  });
+
   it("splits a catch-up into bounded frames and advances an idle client with an empty frame", () => {
     const hub = new Hub({ maxChangesPerFrame: 2 });
     for (let i = 0; i < 5; i++) hub.upsert(`IPPool/p${i}`, { metadata: { name: `p${i}` }, spec: {} });

@@ -67,7 +67,10 @@ export class SessionStarter {
 
   constructor(deps: SessionStarterDeps) {
     this.#deps = deps;
-    deps.ingest.onFlushed(() => this.#retryWaiting());
+    deps.ingest.onFlushed(() => {
+      this.#retryWaiting();
+      this.#pruneSnapshots();
+    });
     deps.ingest.onStatusChanged((views) => this.#releaseListed(views));
   }
 
@@ -281,6 +284,15 @@ export class SessionStarter {
         logger.error({ err, session: s.id, view }, "snapshot send or catch-up failed");
         this.#deps.sessions.close(s, INTERNAL_ERROR_CLOSE_CODE, "internalError", "internal error");
       });
+  }
+
+  /**
+   * Lets go of the cached snapshots no new session can be given (Hub.pruneSnapshots): after a connect
+   * storm under churn, a kept felix snapshot would pin the old values of every entry changed since.
+   */
+  #pruneSnapshots(): void {
+    const { hub, snapshots, snapshotReuseMs } = this.#deps;
+    hub.pruneSnapshots(this.#deps.clock(), snapshotReuseMs, (s) => snapshots.isSending(s));
   }
 
   /** How old a cached snapshot may be to serve a new session: longer while one is still being sent. */
