@@ -44,6 +44,23 @@ function label(n: ProfileNode): { name: string; location: string } {
   };
 }
 
+/** The `count` largest of `entries` by time, in ms and as a share of `totalUs`. */
+function largest(
+  entries: Iterable<{ name: string; location: string; us: number }>,
+  totalUs: number,
+  count: number,
+): FunctionTime[] {
+  return [...entries]
+    .sort((a, b) => b.us - a.us)
+    .slice(0, count)
+    .map((e) => ({
+      name: e.name,
+      location: e.location,
+      selfMs: Math.round(e.us / 1000),
+      selfPercent: Math.round((e.us / Math.max(1, totalUs)) * 1000) / 10,
+    }));
+}
+
 /** Self time per function (summed over call sites), largest first; idle and GC kept as V8 names them. */
 export function topFunctions(profile: CpuProfile, count = 25): { totalMs: number; top: FunctionTime[] } {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
@@ -60,16 +77,7 @@ export function topFunctions(profile: CpuProfile, count = 25): { totalMs: number
     entry.us += dt;
     selfUs.set(key, entry);
   });
-  const top = [...selfUs.values()]
-    .sort((a, b) => b.us - a.us)
-    .slice(0, count)
-    .map((e) => ({
-      name: e.name,
-      location: e.location,
-      selfMs: Math.round(e.us / 1000),
-      selfPercent: Math.round((e.us / Math.max(1, totalUs)) * 1000) / 10,
-    }));
-  return { totalMs: Math.round(totalUs / 1000), top };
+  return { totalMs: Math.round(totalUs / 1000), top: largest(selfUs.values(), totalUs, count) };
 }
 
 /** Self time grouped by file (which module the time goes to). */
@@ -112,15 +120,21 @@ export interface StageTime {
   readonly percent: number;
 }
 
-/**
- * Time by stage in the window [fromMs, toMs) of the profile (ms since its start): idle, GC, each of STAGES,
- * and "other". Largest first.
- */
-export function stageTimes(profile: CpuProfile, fromMs = 0, toMs = Infinity): StageTime[] {
+/** The profile's nodes by id, and each node's parent. */
+function tree(profile: CpuProfile): { byId: Map<number, ProfileNode>; parent: Map<number, number> } {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
-  const us = new Map<string, number>();
+  return { byId, parent };
+}
+
+/** Calls `visit` with each sample in the window [fromMs, toMs) and its duration (µs); returns their sum. */
+function forEachSample(
+  profile: CpuProfile,
+  fromMs: number,
+  toMs: number,
+  visit: (id: number, dtUs: number) => void,
+): number {
   let atUs = 0;
   let totalUs = 0;
   profile.samples.forEach((id, i) => {
@@ -128,6 +142,19 @@ export function stageTimes(profile: CpuProfile, fromMs = 0, toMs = Infinity): St
     atUs += dt;
     if (atUs < fromMs * 1000 || atUs >= toMs * 1000) return;
     totalUs += dt;
+    visit(id, dt);
+  });
+  return totalUs;
+}
+
+/**
+ * Time by stage in the window [fromMs, toMs) of the profile (ms since its start): idle, GC, each of STAGES,
+ * and "other". Largest first.
+ */
+export function stageTimes(profile: CpuProfile, fromMs = 0, toMs = Infinity): StageTime[] {
+  const { byId, parent } = tree(profile);
+  const us = new Map<string, number>();
+  const totalUs = forEachSample(profile, fromMs, toMs, (id, dt) => {
     const stage = stageOf(id, byId, parent);
     us.set(stage, (us.get(stage) ?? 0) + dt);
   });
@@ -146,17 +173,9 @@ export function stageTimes(profile: CpuProfile, fromMs = 0, toMs = Infinity): St
  * twice on one stack, counts once per sample. Largest first.
  */
 export function ownTotals(profile: CpuProfile, fromMs = 0, toMs = Infinity, count = 25): FunctionTime[] {
-  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
-  const parent = new Map<number, number>();
-  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const { byId, parent } = tree(profile);
   const us = new Map<string, { name: string; location: string; us: number }>();
-  let atUs = 0;
-  let totalUs = 0;
-  profile.samples.forEach((id, i) => {
-    const dt = profile.timeDeltas[i] ?? 0;
-    atUs += dt;
-    if (atUs < fromMs * 1000 || atUs >= toMs * 1000) return;
-    totalUs += dt;
+  const totalUs = forEachSample(profile, fromMs, toMs, (id, dt) => {
     const seen = new Set<string>();
     for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
       const node = byId.get(cur);
@@ -171,15 +190,7 @@ export function ownTotals(profile: CpuProfile, fromMs = 0, toMs = Infinity, coun
       us.set(key, entry);
     }
   });
-  return [...us.values()]
-    .sort((a, b) => b.us - a.us)
-    .slice(0, count)
-    .map((e) => ({
-      name: e.name,
-      location: e.location,
-      selfMs: Math.round(e.us / 1000),
-      selfPercent: Math.round((e.us / Math.max(1, totalUs)) * 1000) / 10,
-    }));
+  return largest(us.values(), totalUs, count);
 }
 
 function stageOf(

@@ -136,6 +136,12 @@ export class EncodedSnapshot {
   readonly count: number;
   /** The pre-encoded entries of each chunk. */
   readonly chunkEntries: readonly (readonly Buffer[])[];
+  /**
+   * The store revision of each entry of each chunk (the change that last set it). Revisions are unique
+   * per change, so two chunks with the same revisions in the same order hold the same bytes: the sender
+   * reuses a chunk's compressed form across builds by comparing these (SnapshotSender).
+   */
+  readonly chunkRevisions: readonly (readonly number[])[];
   /** Bytes of the uncompressed chunk frames (assembled or not). */
   readonly bytes: number;
   readonly createdAtMs: number;
@@ -146,12 +152,14 @@ export class EncodedSnapshot {
     revision: number;
     count: number;
     chunkEntries: readonly (readonly Buffer[])[];
+    chunkRevisions: readonly (readonly number[])[];
     createdAtMs: number;
   }) {
     this.view = init.view;
     this.revision = init.revision;
     this.count = init.count;
     this.chunkEntries = init.chunkEntries;
+    this.chunkRevisions = init.chunkRevisions;
     this.createdAtMs = init.createdAtMs;
     this.bytes = init.chunkEntries.reduce(
       (n, entries, index) => n + chunkFrameOverhead(index, entries.length) + byteLength(entries),
@@ -559,28 +567,77 @@ export class Hub {
     };
   }
 
+  /**
+   * The view's broadcast entries in chunks of about `snapshotChunkBytes`, cut where the content says
+   * (isChunkEnd), not at a byte count from the start: a change to one entry then changes only its own
+   * chunk, and the sender can keep the other chunks' compressed bytes from the previous build.
+   */
   #build(view: ViewName, nowMs: number): EncodedSnapshot {
     const def = VIEWS[view];
     const chunkEntries: Buffer[][] = [];
+    const chunkRevisions: number[][] = [];
     let current: Buffer[] = [];
+    let revisions: number[] = [];
     let currentBytes = 0;
     let count = 0;
     for (const kind of def.kinds) {
       if (def.nodeScopedKinds.has(kind)) continue;
       for (const e of this.store.entriesOfKind(kind)) {
         current.push(e.encoded);
+        revisions.push(e.revision);
         currentBytes += e.encoded.byteLength;
         count++;
-        if (currentBytes >= this.#chunkBytes) {
+        if (isChunkEnd(e.key, e.encoded.byteLength, currentBytes, this.#chunkBytes)) {
           chunkEntries.push(current);
+          chunkRevisions.push(revisions);
           current = [];
+          revisions = [];
           currentBytes = 0;
         }
       }
     }
-    if (current.length > 0) chunkEntries.push(current);
-    return new EncodedSnapshot({ view, revision: this.#flushed, count, chunkEntries, createdAtMs: nowMs });
+    if (current.length > 0) {
+      chunkEntries.push(current);
+      chunkRevisions.push(revisions);
+    }
+    return new EncodedSnapshot({
+      view,
+      revision: this.#flushed,
+      count,
+      chunkEntries,
+      chunkRevisions,
+      createdAtMs: nowMs,
+    });
   }
+}
+
+/**
+ * Whether a snapshot chunk ends after the entry `key` of `entryBytes`, with `filledBytes` in the chunk
+ * so far (that entry included): content-defined, so that chunk boundaries survive changes elsewhere. Past
+ * half the target size, each entry ends the chunk with a probability proportional to its size (decided by
+ * a hash of its key, not of its value), so that chunks average about `targetBytes`; at twice the target
+ * the chunk always ends.
+ */
+export function isChunkEnd(
+  key: string,
+  entryBytes: number,
+  filledBytes: number,
+  targetBytes: number,
+): boolean {
+  if (filledBytes >= 2 * targetBytes) return true;
+  const half = targetBytes / 2;
+  if (filledBytes < half) return false;
+  return (keyHash16(key) + 1) * half <= entryBytes * 65536;
+}
+
+/** 16 bits of FNV-1a (32-bit) over the key's UTF-16 code units. */
+function keyHash16(key: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) {
+    h ^= key.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h ^ (h >>> 16)) & 0xffff;
 }
 
 function getOrMake<K, V>(map: Map<K, V>, key: K, make: () => V): V {

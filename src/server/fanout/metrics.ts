@@ -1,5 +1,4 @@
-import { Counter, Gauge, Histogram } from "prom-client";
-import type { Registry } from "prom-client";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { VIEW_NAMES } from "../../../proto/messages.js";
 import type { ViewName } from "../../../proto/messages.js";
 import type { ReplicaRefusal } from "../../snapshot/replica-resume.js";
@@ -82,6 +81,8 @@ export interface FanoutCounts {
   readonly snapshotsReused: PerView;
   /** Snapshots compressed for "deflate-snapshot" (once per snapshot, however many sessions take it). */
   readonly snapshotsCompressed: PerView;
+  /** Chunks of compressed snapshots: compressed anew, or reused unchanged from the view's previous build. */
+  readonly snapshotChunks: Record<ViewName, { compressed: number; reused: number }>;
   readonly framesEncoded: PerView;
   readonly framesSent: PerView;
   readonly updates: PerView;
@@ -116,6 +117,10 @@ export class FanoutMetrics {
     snapshotsGenerated: perView(),
     snapshotsReused: perView(),
     snapshotsCompressed: perView(),
+    snapshotChunks: Object.fromEntries(VIEW_NAMES.map((v) => [v, { compressed: 0, reused: 0 }])) as Record<
+      ViewName,
+      { compressed: number; reused: number }
+    >,
     framesEncoded: perView(),
     framesSent: perView(),
     updates: perView(),
@@ -133,6 +138,7 @@ export class FanoutMetrics {
   readonly #snapshotsReused: Counter<"view">;
   readonly #snapshotBytes: Gauge<"view">;
   readonly #snapshotCompressedBytes: Gauge<"view">;
+  readonly #snapshotChunks: Counter<"view" | "outcome">;
   readonly #framesEncoded: Counter<"view">;
   readonly #framesSent: Counter<"view">;
   readonly #updates: Counter<"view">;
@@ -144,6 +150,17 @@ export class FanoutMetrics {
   readonly #resumeRefusals: Counter<"reason">;
   readonly #leaves: Counter<"state">;
   readonly #resumeWaits: Counter<"outcome">;
+
+  /** Metrics on a registry of their own with no sessions behind them (benchmarks and tests of one part). */
+  static standalone(): FanoutMetrics {
+    return new FanoutMetrics(new Registry(), {
+      activeConnections: () => 0,
+      streaming: () => 0,
+      lagging: () => 0,
+      cacheSize: () => 0,
+      revision: () => 0,
+    });
+  }
 
   constructor(registry: Registry, sources: MetricSources) {
     const registers = [registry];
@@ -202,6 +219,12 @@ export class FanoutMetrics {
       name: "tabby_snapshot_compressed_bytes",
       help: "Size of the latest deflate-compressed snapshot (chunk frames).",
       labelNames: ["view"] as const,
+      registers,
+    });
+    this.#snapshotChunks = new Counter({
+      name: "tabby_snapshot_chunks_total",
+      help: "Chunks of compressed snapshots: compressed, or reused from the view's previous build (unchanged).",
+      labelNames: ["view", "outcome"] as const,
       registers,
     });
     this.#framesEncoded = new Counter({
@@ -351,6 +374,14 @@ export class FanoutMetrics {
   snapshotCompressed(view: ViewName, bytes: number): void {
     this.counts.snapshotsCompressed[view]++;
     this.#snapshotCompressedBytes.set({ view }, bytes);
+  }
+
+  /** A snapshot's chunks were given their compressed form: `compressed` anew, `reused` from the last build. */
+  snapshotChunks(view: ViewName, compressed: number, reused: number): void {
+    this.counts.snapshotChunks[view].compressed += compressed;
+    this.counts.snapshotChunks[view].reused += reused;
+    if (compressed > 0) this.#snapshotChunks.inc({ view, outcome: "compressed" }, compressed);
+    if (reused > 0) this.#snapshotChunks.inc({ view, outcome: "reused" }, reused);
   }
 
   snapshotSent(view: ViewName, seconds: number): void {

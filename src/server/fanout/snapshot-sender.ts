@@ -3,11 +3,24 @@ import { deflateRaw } from "node:zlib";
 import type { Logger } from "pino";
 import { encodeMessage } from "../../../proto/codec.js";
 import { assembleEntryArray } from "../../../proto/frame-builder.js";
+import type { ViewName } from "../../../proto/messages.js";
 import type { EncodedSnapshot, SessionSnapshotFrames } from "../../snapshot/hub.js";
 import type { FanoutMetrics } from "./metrics.js";
 import type { Session } from "./session.js";
 
 const deflateRawAsync = promisify(deflateRaw);
+
+/** A chunk's compressed entry array, and the store revisions of its entries (which say what it holds). */
+interface CompressedChunk {
+  readonly revisions: readonly number[];
+  readonly z: Promise<Buffer>;
+}
+
+function sameRevisions(a: readonly number[], b: readonly number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
 
 export interface SnapshotSenderDeps {
   readonly logger: Logger;
@@ -27,6 +40,12 @@ export interface SnapshotSenderDeps {
 export class SnapshotSender {
   readonly #deps: SnapshotSenderDeps;
   readonly #compressed = new WeakMap<EncodedSnapshot, readonly Promise<Buffer>[]>();
+  /**
+   * Per view, the compressed chunks of its last compressed snapshot by the revision of their first entry:
+   * what the next build's unchanged chunks take. Holds only compressed bytes and revisions (about 6 MB for
+   * felix at 1000 nodes), never the entries, so that it pins no old values.
+   */
+  readonly #lastChunks = new Map<ViewName, Map<number, CompressedChunk>>();
   /** Sessions each snapshot is being sent to right now. */
   readonly #sending = new WeakMap<EncodedSnapshot, number>();
 
@@ -86,13 +105,33 @@ export class SnapshotSender {
     return !session.isClosed;
   }
 
-  /** The snapshot's chunk frames with `z`, compressed once (in the background) and cached with it. */
+  /**
+   * The snapshot's chunk frames with `z`, compressed once (in the background) and cached with it. A chunk
+   * with the same entries as one of the view's previous build (the same store revisions in the same
+   * order: the same bytes) takes that chunk's compressed bytes instead of being compressed again.
+   */
   compressedChunks(snapshot: EncodedSnapshot): readonly Promise<Buffer>[] {
     const cached = this.#compressed.get(snapshot);
     if (cached !== undefined) return cached;
-    const frames = snapshot.chunkEntries.map((entries, index) =>
-      deflateRawAsync(assembleEntryArray(entries)).then(
-        (z) => encodeMessage({ t: "snap-chunk", index, z }),
+    const previous = this.#lastChunks.get(snapshot.view);
+    const chunks = new Map<number, CompressedChunk>();
+    let reused = 0;
+    const frames = snapshot.chunkEntries.map((entries, index) => {
+      const revisions = snapshot.chunkRevisions[index] ?? [];
+      const first = revisions[0] ?? -1;
+      const before = previous?.get(first);
+      let z: Promise<Buffer>;
+      if (before !== undefined && sameRevisions(before.revisions, revisions)) {
+        z = before.z;
+        reused++;
+      } else {
+        z = deflateRawAsync(assembleEntryArray(entries));
+        // A chunk that failed to compress is sent uncompressed (below) and is compressed again next time.
+        z.catch(() => chunks.delete(first));
+      }
+      chunks.set(first, { revisions, z });
+      return z.then(
+        (bytes) => encodeMessage({ t: "snap-chunk", index, z: bytes }),
         (err: unknown) => {
           this.#deps.logger.warn(
             { err, view: snapshot.view, index },
@@ -100,8 +139,10 @@ export class SnapshotSender {
           );
           return snapshot.chunks[index] as Buffer;
         },
-      ),
-    );
+      );
+    });
+    this.#lastChunks.set(snapshot.view, chunks);
+    this.#deps.metrics.snapshotChunks(snapshot.view, frames.length - reused, reused);
     this.#compressed.set(snapshot, frames);
     void Promise.all(frames).then((done) =>
       this.#deps.metrics.snapshotCompressed(

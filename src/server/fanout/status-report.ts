@@ -31,6 +31,8 @@ export interface ViewReport {
   readonly snapshotsGenerated: number;
   readonly snapshotsReused: number;
   readonly snapshotsCompressed: number;
+  /** Chunks of compressed snapshots compressed anew, and reused unchanged from the view's previous build. */
+  readonly snapshotChunks: { readonly compressed: number; readonly reused: number };
   readonly updates: number;
 }
 
@@ -147,6 +149,7 @@ export function buildStatusReport(input: StatusInput): StatusReport {
       snapshotsGenerated: counts.snapshotsGenerated[view],
       snapshotsReused: counts.snapshotsReused[view],
       snapshotsCompressed: counts.snapshotsCompressed[view],
+      snapshotChunks: { ...counts.snapshotChunks[view] },
       updates: counts.updates[view],
     };
   }
