@@ -71,16 +71,22 @@ interface PatchBase {
   readonly value: ResourceValue | undefined;
 }
 
+/** A key's entry in a batch with merge patches only, and with JSON Patches allowed too. */
+interface PatchForms {
+  readonly merged: Buffer;
+  readonly withJson: Buffer;
+}
+
 /**
  * The patch forms of a batch's broadcast changes, computed once per key (a change may reach several
- * views) and only when some view's frame is first asked for its patch encoding.
+ * views) and only when some view's frame is first asked for a patch encoding. Both forms of a key are
+ * made at once from one decoding of its old and new values, which are then let go: kept until the other
+ * form is asked for, later in the fan-out, they outlived the young generation and were most of what the
+ * server promoted to the old space under churn (docs/BENCHMARKS.md, "Server memory under churn").
  */
 class PatchMemo {
   readonly #bases: ReadonlyMap<string, PatchBase | undefined>;
-  /** Per key: the entry with merge patches only, and the one with JSON Patches allowed too. */
-  readonly #memo = [new Map<string, Buffer>(), new Map<string, Buffer>()] as const;
-  /** Per key: its value before the batch and its new value, decoded once for both encodings. */
-  readonly #decoded = new Map<string, { readonly base: ResourceValue; readonly next: ResourceValue }>();
+  readonly #forms = new Map<string, PatchForms>();
 
   constructor(bases: ReadonlyMap<string, PatchBase | undefined>) {
     this.#bases = bases;
@@ -95,31 +101,18 @@ class PatchMemo {
   #entry(c: Change, isJsonAllowed: boolean): Buffer {
     const base = this.#bases.get(c.key);
     if (c.value === null || base === undefined) return c.encoded;
-    const memo = this.#memo[isJsonAllowed ? 1 : 0];
-    let encoded = memo.get(c.key);
-    if (encoded === undefined) {
-      const values = this.#values(c, base);
-      if (isJsonAllowed) {
-        // The merge-only entry (full value or merge patch) is the one to beat: it is computed once.
-        const merged = this.#entry(c, false);
-        const json = encodeJsonPatchEntry(c.key, values.base, values.next);
-        encoded = json !== undefined && json.byteLength < merged.byteLength ? json : merged;
-      } else {
-        encoded = encodePatchEntry(c.key, values.base, values.next, c.encoded.byteLength) ?? c.encoded;
-      }
-      memo.set(c.key, encoded);
-    }
-    return encoded;
-  }
-
-  #values(c: Change, base: PatchBase): { readonly base: ResourceValue; readonly next: ResourceValue } {
-    let values = this.#decoded.get(c.key);
-    if (values === undefined) {
+    let forms = this.#forms.get(c.key);
+    if (forms === undefined) {
       // The base was decoded already when the store compared against it (its first change in the batch).
-      values = { base: base.value ?? decodeStored(base.encoded), next: c.value ?? decodeStored(c.encoded) };
-      this.#decoded.set(c.key, values);
+      const before = base.value ?? decodeStored(base.encoded);
+      const next = c.value ?? decodeStored(c.encoded);
+      // The merge-only entry (full value or merge patch) is the one a JSON Patch must beat.
+      const merged = encodePatchEntry(c.key, before, next, c.encoded.byteLength) ?? c.encoded;
+      const json = encodeJsonPatchEntry(c.key, before, next);
+      forms = { merged, withJson: json !== undefined && json.byteLength < merged.byteLength ? json : merged };
+      this.#forms.set(c.key, forms);
     }
-    return values;
+    return isJsonAllowed ? forms.withJson : forms.merged;
   }
 }
 
