@@ -7,6 +7,7 @@
  */
 import { writeFile } from "node:fs/promises";
 import WebSocket from "ws";
+import { label } from "./profile-top.js";
 
 interface SamplingNode {
   readonly id: number;
@@ -59,20 +60,19 @@ const { profile } = (await call("HeapProfiler.stopSampling")) as { profile: { he
 ws.close();
 if (out !== undefined) await writeFile(out, JSON.stringify(profile));
 
-const label = (n: SamplingNode): string => {
-  const file = n.callFrame.url
-    .replace(/^file:\/\//, "")
-    .replace(/^.*\/(node_modules|src|proto|loadtest)\//, "$1/");
-  return `${n.callFrame.functionName || "(anonymous)"} ${file}:${n.callFrame.lineNumber + 1}`;
+const labelOf = (n: SamplingNode): string => {
+  const { name, location } = label(n);
+  return `${name} ${location}`;
 };
 const self = new Map<string, number>();
 const total = new Map<string, number>();
 let all = 0;
 function walk(n: SamplingNode, stack: readonly string[]): void {
-  const here = [...stack, label(n)];
+  const site = labelOf(n);
+  const here = [...stack, site];
   if (n.selfSize > 0) {
     all += n.selfSize;
-    self.set(label(n), (self.get(label(n)) ?? 0) + n.selfSize);
+    self.set(site, (self.get(site) ?? 0) + n.selfSize);
     for (const l of new Set(here)) total.set(l, (total.get(l) ?? 0) + n.selfSize);
   }
   for (const c of n.children) walk(c, here);

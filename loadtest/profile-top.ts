@@ -32,7 +32,8 @@ export interface FunctionTime {
   readonly selfPercent: number;
 }
 
-function label(n: ProfileNode): { name: string; location: string } {
+/** A profile node's function name and `file:line`, paths shortened to node_modules/, src/, proto/, loadtest/. */
+export function label(n: Pick<ProfileNode, "callFrame">): { name: string; location: string } {
   const f = n.callFrame;
   const file = f.url
     .replace(/^file:\/\//, "")

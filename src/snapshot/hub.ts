@@ -10,9 +10,10 @@ import { DigestHistory } from "./digest-history.js";
 import { decideReplicaResume } from "./replica-resume.js";
 import type { ReplicaResumeDecision, ReplicaState } from "./replica-resume.js";
 import { encodeJsonPatchEntry, encodePatchEntry } from "./patch-entry.js";
-import { isNodeScoped, VIEWS, viewsOfKind } from "./kinds.js";
+import { isNodeScoped, perView, VIEWS, viewsOfKind } from "./kinds.js";
+import type { PerView } from "./kinds.js";
 import type { PreparedValue } from "./prepared.js";
-import { digestHex, domainOf } from "./state-digest.js";
+import { digestHex, domainOf, fnv1a64Parts } from "./state-digest.js";
 import { decodeStored, Store } from "./store.js";
 import type { Change } from "./store.js";
 
@@ -201,11 +202,6 @@ export interface SessionSnapshotFrames {
 export interface HubCounters {
   readonly snapshotsBuilt: Readonly<Record<ViewName, number>>;
   readonly snapshotsReused: Readonly<Record<ViewName, number>>;
-}
-
-type PerView<T> = Record<ViewName, T>;
-function perView<T>(make: (view: ViewName) => T): PerView<T> {
-  return Object.fromEntries(VIEW_NAMES.map((v) => [v, make(v)])) as PerView<T>;
 }
 
 /**
@@ -487,12 +483,7 @@ export class Hub {
   snapshot(view: ViewName, nowMs: number, maxAgeMs: number): EncodedSnapshot {
     const latestKey = this.#latestSnapshot[view];
     const latest = latestKey === undefined ? undefined : this.#snapshots.get(latestKey);
-    const log = this.#logs[view];
-    if (
-      latest !== undefined &&
-      this.canResume(view, latest.revision) &&
-      (nowMs - latest.createdAtMs <= maxAgeMs || latest.revision >= log.lastEntryRevision)
-    ) {
+    if (latest !== undefined && this.#isReusable(latest, nowMs, maxAgeMs)) {
       this.#counters.snapshotsReused[view]++;
       return latest;
     }
@@ -516,15 +507,23 @@ export class Hub {
     let dropped = 0;
     for (const [key, s] of [...this.#snapshots.entries()]) {
       const isLatest = this.#latestSnapshot[s.view] === key;
-      const isReusable =
-        this.canResume(s.view, s.revision) &&
-        (nowMs - s.createdAtMs <= maxAgeMs || s.revision >= this.#logs[s.view].lastEntryRevision);
-      if (isLatest && (isReusable || isInUse(s))) continue;
+      if (isLatest && (this.#isReusable(s, nowMs, maxAgeMs) || isInUse(s))) continue;
       this.#snapshots.delete(key);
       if (isLatest) this.#latestSnapshot[s.view] = undefined;
       dropped++;
     }
     return dropped;
+  }
+
+  /**
+   * Whether a session may still be given `s`: the log can carry it from there to the head, and it is
+   * younger than `maxAgeMs` or still current (nothing of its view changed since).
+   */
+  #isReusable(s: EncodedSnapshot, nowMs: number, maxAgeMs: number): boolean {
+    return (
+      this.canResume(s.view, s.revision) &&
+      (nowMs - s.createdAtMs <= maxAgeMs || s.revision >= this.#logs[s.view].lastEntryRevision)
+    );
   }
 
   /** The snapshot last built for `view`, while the cache holds it. */
@@ -620,17 +619,7 @@ export function isChunkEnd(
   if (filledBytes >= 2 * targetBytes) return true;
   const half = targetBytes / 2;
   if (filledBytes < half) return false;
-  return (keyHash16(key) + 1) * half <= entryBytes * 65536;
-}
-
-/** 16 bits of FNV-1a (32-bit) over the key's UTF-16 code units. */
-function keyHash16(key: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < key.length; i++) {
-    h ^= key.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return (h ^ (h >>> 16)) & 0xffff;
+  return ((fnv1a64Parts(key).lo & 0xffff) + 1) * half <= entryBytes * 65536;
 }
 
 function getOrMake<K, V>(map: Map<K, V>, key: K, make: () => V): V {

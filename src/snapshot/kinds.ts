@@ -1,4 +1,5 @@
 import type { ResourceValue, ViewName } from "../../proto/messages.js";
+import { VIEW_NAMES } from "../../proto/messages.js";
 
 /** Calico kinds backed by crd.projectcalico.org/v1 CRDs. */
 export const CRD_KINDS = [
@@ -148,4 +149,12 @@ export function viewsOfKind(kind: string): readonly ViewName[] {
 
 export function isNodeScoped(view: ViewName, kind: string): boolean {
   return VIEWS[view].nodeScopedKinds.has(kind as CalicoKind);
+}
+
+/** One value per view. */
+export type PerView<T> = Record<ViewName, T>;
+
+/** A record with `make(view)` for every view. */
+export function perView<T>(make: (view: ViewName) => T): PerView<T> {
+  return Object.fromEntries(VIEW_NAMES.map((v) => [v, make(v)])) as PerView<T>;
 }

@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { VIEW_NAMES } from "../../../proto/messages.js";
 import type { ViewName } from "../../../proto/messages.js";
+import { perView } from "../../snapshot/kinds.js";
 import type { ReplicaRefusal } from "../../snapshot/replica-resume.js";
 
 /** Why the server closed a connection (the close code's name): a bounded label. */
@@ -65,7 +66,7 @@ export interface MetricSources {
 }
 
 type PerView = Record<ViewName, number>;
-const perView = (): PerView => Object.fromEntries(VIEW_NAMES.map((v) => [v, 0])) as PerView;
+const zeroPerView = (): PerView => perView(() => 0);
 
 /** Plain counts mirroring the Prometheus counters, for `status()` (which must be synchronous). */
 export interface FanoutCounts {
@@ -114,16 +115,13 @@ export class FanoutMetrics {
     laggingStarted: 0,
     catchUps: 0,
     pongs: 0,
-    snapshotsGenerated: perView(),
-    snapshotsReused: perView(),
-    snapshotsCompressed: perView(),
-    snapshotChunks: Object.fromEntries(VIEW_NAMES.map((v) => [v, { compressed: 0, reused: 0 }])) as Record<
-      ViewName,
-      { compressed: number; reused: number }
-    >,
-    framesEncoded: perView(),
-    framesSent: perView(),
-    updates: perView(),
+    snapshotsGenerated: zeroPerView(),
+    snapshotsReused: zeroPerView(),
+    snapshotsCompressed: zeroPerView(),
+    snapshotChunks: perView(() => ({ compressed: 0, reused: 0 })),
+    framesEncoded: zeroPerView(),
+    framesSent: zeroPerView(),
+    updates: zeroPerView(),
     updatesSkipped: 0,
     resumes: { "same-server": 0, "other-replica": 0 },
     resumeRefusals: {},
