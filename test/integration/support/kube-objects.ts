@@ -28,7 +28,9 @@ export class KubeObjects {
 
   /**
    * `retryWhileDown`: retry each request while the API server is down (connection refused or reset, 5xx,
-   * 429), for at most 60 s; a retried create answered 409 (or delete answered 404) was applied before
+   * 429) or coming up (a 404 that is not a Kubernetes Status: a restarted kube-apiserver serves before
+   * its CRD handlers are registered, and answers "404 page not found" for custom resources until then),
+   * for at most 60 s; a retried create answered 409 (or delete answered 404 NotFound) was applied before
    * the connection broke, and counts as done.
    */
   constructor(cluster: Cluster, options: { retryWhileDown?: boolean } = {}) {
@@ -92,8 +94,9 @@ export class KubeObjects {
       } catch (err) {
         if (!this.#isRetrying) throw err;
         const status = err instanceof KubeApiError ? err.status : undefined;
-        if (attempt > 1 && status !== undefined && status === doneStatus) return;
-        const isTransient = status === undefined || status >= 500 || status === 429;
+        const isNotServedYet = status === 404 && err instanceof KubeApiError && err.reason === undefined;
+        if (attempt > 1 && status === doneStatus && !isNotServedYet) return;
+        const isTransient = status === undefined || status >= 500 || status === 429 || isNotServedYet;
         if (!isTransient || Date.now() > deadline) throw err;
         await setTimeout(100);
       }
