@@ -58,9 +58,14 @@ export class DigestHistory {
   readonly #current = new Map<string, DigestAccumulator>();
   /** `domain|count|hi|lo` → the latest span during which the domain held that state. */
   readonly #history = new Map<string, HeldSpan>();
-  /** Per domain ever touched: its current state's key and span (kept for empty domains too, see #record). */
+  /**
+   * Per domain touched: its current state's key and span. An empty domain's entry is kept (see #record)
+   * until the change that emptied it is at or below the floor of every view of its kind (#releaseEmpty).
+   */
   readonly #held = new Map<string, HeldState>();
   readonly #left = new Map<string, LeftQueue>();
+  /** Per kind: the domains that became empty, and the empty state they entered, in that order. */
+  readonly #emptied = new Map<string, { readonly domain: string; readonly state: HeldState }[]>();
   readonly #maxLeftPerKind: number;
 
   constructor(maxLeftPerKind: number) {
@@ -75,9 +80,16 @@ export class DigestHistory {
     return n;
   }
 
-  /** The kinds with left states. */
-  kinds(): IterableIterator<string> {
-    return this.#left.keys();
+  /** Domains whose current state is tracked (for tests and status). */
+  get domains(): number {
+    return this.#held.size;
+  }
+
+  /** The kinds with left states or emptied domains (forgetBelow has something to do for them). */
+  kinds(): string[] {
+    const kinds = [...this.#left.keys()];
+    for (const kind of this.#emptied.keys()) if (!this.#left.has(kind)) kinds.push(kind);
+    return kinds;
   }
 
   /** The current digest of a domain (empty when it never held anything). */
@@ -109,9 +121,32 @@ export class DigestHistory {
    */
   forgetBelow(kind: string, revision: number): void {
     const q = this.#left.get(kind);
-    if (q === undefined) return;
-    for (let r = q.oldest; r !== undefined && r.span.leave <= revision; r = q.oldest) this.#forget(q);
-    if (q.size === 0) this.#left.delete(kind);
+    if (q !== undefined) {
+      for (let r = q.oldest; r !== undefined && r.span.leave <= revision; r = q.oldest) this.#forget(q);
+      if (q.size === 0) this.#left.delete(kind);
+    }
+    this.#releaseEmpty(kind, revision);
+  }
+
+  /**
+   * Drops the entries of the domains of `kind` that became empty at or below `revision` and stayed
+   * empty. Once no log reaches below the emptying change, "empty since then" and "empty since revision
+   * 0" (what an untracked domain means) resume from the same revision, the log's floor; without this,
+   * every node that ever held a node-scoped object would keep its entry for the life of the process.
+   */
+  #releaseEmpty(kind: string, revision: number): void {
+    const emptied = this.#emptied.get(kind);
+    if (emptied === undefined) return;
+    let n = 0;
+    for (; n < emptied.length && emptied[n]!.state.span.enter <= revision; n++) {
+      const { domain, state } = emptied[n]!;
+      // Touched again since: its later state is tracked as usual.
+      if (this.#held.get(domain) !== state) continue;
+      this.#held.delete(domain);
+      if (this.#history.get(state.key) === state.span) this.#history.delete(state.key);
+    }
+    if (n === emptied.length) this.#emptied.delete(kind);
+    else if (n > 0) emptied.splice(0, n);
   }
 
   #move(domain: string, sign: 1 | -1, hash: Hash64): void {
@@ -146,6 +181,14 @@ export class DigestHistory {
     const now = { key, span: { enter: revision, leave: Infinity } };
     this.#history.set(key, now.span);
     this.#held.set(domain, now);
+    if (d.count === 0) {
+      let emptied = this.#emptied.get(kind);
+      if (emptied === undefined) {
+        emptied = [];
+        this.#emptied.set(kind, emptied);
+      }
+      emptied.push({ domain, state: now });
+    }
   }
 
   #forget(q: LeftQueue): void {

@@ -381,7 +381,7 @@ export class Hub {
       batches.push({ view, from, to, shared: sharedFrames, byNode, changes: sharedChanges.length });
     }
     // A state left at or below the floor of every view of its kind can never be caught up from: forget it.
-    for (const kind of [...this.#digests.kinds()]) {
+    for (const kind of this.#digests.kinds()) {
       let floor = Number.POSITIVE_INFINITY;
       for (const view of viewsOfKind(kind)) floor = Math.min(floor, this.#logs[view].floor);
       this.#digests.forgetBelow(kind, floor);
