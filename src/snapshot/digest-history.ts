@@ -12,11 +12,12 @@ export interface HeldSpan {
 
 /** A state of a domain and its span: the current one, or one it left (kept until no view's log can start inside its span any more). */
 interface HeldState {
+  readonly domain: string;
   readonly key: string;
   readonly span: HeldSpan;
 }
 
-/** One kind's left states, in the order they were left (a ring that compacts itself). */
+/** One kind's left (or emptied) states, in the order they were left (or entered): a ring that compacts itself. */
 class LeftQueue {
   items: (HeldState | undefined)[] = [];
   start = 0;
@@ -65,7 +66,7 @@ export class DigestHistory {
   readonly #held = new Map<string, HeldState>();
   readonly #left = new Map<string, LeftQueue>();
   /** Per kind: the domains that became empty, and the empty state they entered, in that order. */
-  readonly #emptied = new Map<string, { readonly domain: string; readonly state: HeldState }[]>();
+  readonly #emptied = new Map<string, LeftQueue>();
   readonly #maxLeftPerKind: number;
 
   constructor(maxLeftPerKind: number) {
@@ -137,16 +138,14 @@ export class DigestHistory {
   #releaseEmpty(kind: string, revision: number): void {
     const emptied = this.#emptied.get(kind);
     if (emptied === undefined) return;
-    let n = 0;
-    for (; n < emptied.length && emptied[n]!.state.span.enter <= revision; n++) {
-      const { domain, state } = emptied[n]!;
+    for (let r = emptied.oldest; r !== undefined && r.span.enter <= revision; r = emptied.oldest) {
+      emptied.shift();
       // Touched again since: its later state is tracked as usual.
-      if (this.#held.get(domain) !== state) continue;
-      this.#held.delete(domain);
-      if (this.#history.get(state.key) === state.span) this.#history.delete(state.key);
+      if (this.#held.get(r.domain) !== r) continue;
+      this.#held.delete(r.domain);
+      if (this.#history.get(r.key) === r.span) this.#history.delete(r.key);
     }
-    if (n === emptied.length) this.#emptied.delete(kind);
-    else if (n > 0) emptied.splice(0, n);
+    if (emptied.size === 0) this.#emptied.delete(kind);
   }
 
   #move(domain: string, sign: 1 | -1, hash: Hash64): void {
@@ -166,7 +165,11 @@ export class DigestHistory {
     // A domain first touched now was empty since revision 0 (the store starts empty); that is why a
     // domain's entry in #held is kept once it is empty again: its next change must not claim that.
     const held = this.#held.get(domain);
-    const was = held ?? { key: historyKey(domain, 0, EMPTY_DIGEST), span: { enter: 0, leave: Infinity } };
+    const was = held ?? {
+      domain,
+      key: historyKey(domain, 0, EMPTY_DIGEST),
+      span: { enter: 0, leave: Infinity },
+    };
     if (was.key === key) return;
     was.span.leave = revision;
     // A held state's span is in #history since it was entered; the empty start's is not yet.
@@ -178,16 +181,16 @@ export class DigestHistory {
     }
     q.push(was);
     while (q.size > this.#maxLeftPerKind) this.#forget(q);
-    const now = { key, span: { enter: revision, leave: Infinity } };
+    const now = { domain, key, span: { enter: revision, leave: Infinity } };
     this.#history.set(key, now.span);
     this.#held.set(domain, now);
     if (d.count === 0) {
       let emptied = this.#emptied.get(kind);
       if (emptied === undefined) {
-        emptied = [];
+        emptied = new LeftQueue();
         this.#emptied.set(kind, emptied);
       }
-      emptied.push({ domain, state: now });
+      emptied.push(now);
     }
   }
 
