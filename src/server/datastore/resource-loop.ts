@@ -59,6 +59,13 @@ export interface LoopDeps {
   onWatch(delta: 1 | -1): void;
 }
 
+/**
+ * How many bytes of a watch's lines may wait while a batch of it is in the ingest worker: at 5000 pod
+ * changes/s (~12 MB/s of JSON) about 80 ms of them. 4 MiB gave the same overload latency and higher
+ * reconnect-storm peaks (docs/BENCHMARKS.md, "Watch lines in batches").
+ */
+const WATCH_QUEUE_BYTES = 1024 * 1024;
+
 type WatchEnd = { readonly sawEvents: boolean; readonly durationMs: number };
 
 /**
@@ -330,6 +337,7 @@ export class ResourceLoop {
     };
     let sawEvents = false;
     let isOpen = false;
+    let batches: LineBatches | undefined;
     arm();
     try {
       const res = await this.#d.http.watch(this.#path(this.#version), query, controller.signal, this.#id);
@@ -341,21 +349,32 @@ export class ResourceLoop {
         sawEvents = true;
         this.#event(event);
       };
+      batches = new LineBatches(
+        (lines) => this.#lines(lines, onEvent),
+        WATCH_QUEUE_BYTES,
+        // Ends the read at once (the catch below throws the failure), as the finally's destroy would.
+        () => res.destroy(),
+      );
       try {
         for await (const chunk of res as AsyncIterable<Buffer>) {
           arm();
           this.#activity();
           const { lines, error } = framer.push(chunk);
-          if (lines !== undefined) await this.#lines(lines, onEvent);
-          if (error !== undefined) throw error;
+          if (lines !== undefined) await batches.push(lines);
+          if (error !== undefined) {
+            await batches.drain();
+            throw error;
+          }
         }
         const last = framer.end();
-        if (last !== undefined) await this.#lines(last, onEvent);
+        if (last !== undefined) await batches.push(last);
+        await batches.drain();
       } finally {
         if (!res.complete) res.destroy();
       }
       return { sawEvents, durationMs: this.#d.clock() - startedMs };
     } catch (err) {
+      if (batches?.failure !== undefined) throw batches.failure.err;
       if (controller.signal.aborted && controller.signal.reason instanceof DatastoreError) {
         throw controller.signal.reason;
       }
@@ -389,5 +408,73 @@ export class ResourceLoop {
     this.#recovered();
     if (event.outcome !== undefined) this.#apply(event.outcome);
     if (event.rv !== undefined && event.rv !== "") this.#rv = event.rv;
+  }
+}
+
+/**
+ * A watch's complete lines on their way to the ingest worker, one batch in flight at a time. The stream
+ * keeps being read while a batch is converted: what arrives meanwhile goes out as the next batch, in
+ * order, so batches grow with the load instead of the stream waiting one thread round trip per chunk.
+ * Bounded: past `maxQueuedBytes` waiting (at least one event's worth) the reader waits for the batch in
+ * flight, and the socket pushes back upstream as before. The first failure (an ERROR event, a decode
+ * error) stops the batching, is kept in `failure`, and goes to `onFailure` at once, since the stream may
+ * stay quiet for long.
+ */
+export class LineBatches {
+  readonly #apply: (lines: Buffer) => Promise<void>;
+  readonly #maxQueuedBytes: number;
+  readonly #onFailure: (err: unknown) => void;
+  #queued: Buffer[] = [];
+  #queuedBytes = 0;
+  #inFlight: Promise<void> | undefined;
+  failure: { readonly err: unknown } | undefined;
+
+  constructor(
+    apply: (lines: Buffer) => Promise<void>,
+    maxQueuedBytes: number,
+    onFailure: (err: unknown) => void,
+  ) {
+    this.#apply = apply;
+    this.#maxQueuedBytes = maxQueuedBytes;
+    this.#onFailure = onFailure;
+  }
+
+  /** Queues whole lines; waits only while the queue is over its bound. Throws the batching's failure. */
+  async push(lines: Buffer): Promise<void> {
+    this.#throwIfFailed();
+    this.#queued.push(lines);
+    this.#queuedBytes += lines.length;
+    this.#inFlight ??= this.#pump();
+    if (this.#queuedBytes >= this.#maxQueuedBytes) await this.#inFlight;
+    this.#throwIfFailed();
+  }
+
+  /** Waits until every queued line is applied. Throws the batching's failure. */
+  async drain(): Promise<void> {
+    while (this.#inFlight !== undefined) await this.#inFlight;
+    this.#throwIfFailed();
+  }
+
+  async #pump(): Promise<void> {
+    try {
+      while (this.#queued.length > 0 && this.failure === undefined) {
+        const batch =
+          this.#queued.length === 1 ? this.#queued[0]! : Buffer.concat(this.#queued, this.#queuedBytes);
+        this.#queued = [];
+        this.#queuedBytes = 0;
+        await this.#apply(batch);
+      }
+    } catch (err) {
+      this.failure = { err };
+      this.#queued = [];
+      this.#queuedBytes = 0;
+      this.#onFailure(err);
+    } finally {
+      this.#inFlight = undefined;
+    }
+  }
+
+  #throwIfFailed(): void {
+    if (this.failure !== undefined) throw this.failure.err;
   }
 }

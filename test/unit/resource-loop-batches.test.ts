@@ -1,0 +1,206 @@
+/**
+ * A watch's lines reach the ingest worker in batches, one in flight at a time (LineBatches): what the
+ * stream delivers while a batch is converted goes out as the next batch, in order, and a failure stops
+ * the watch at once even when the stream then stays quiet.
+ */
+import { PassThrough } from "node:stream";
+import pino from "pino";
+import { Registry } from "prom-client";
+import { afterEach, describe, expect, it } from "vitest";
+import { findResource } from "../../src/server/datastore/index.js";
+import { eventOf } from "../../src/server/datastore/ingest-outcome.js";
+import type { IngestEvent } from "../../src/server/datastore/ingest-outcome.js";
+import type { IngestWorker } from "../../src/server/datastore/ingest-worker.js";
+import type { KubeHttp } from "../../src/server/datastore/kube-http.js";
+import { datastoreMetrics } from "../../src/server/datastore/metrics.js";
+import { LineBatches, ResourceLoop } from "../../src/server/datastore/resource-loop.js";
+import { SyncTracker } from "../../src/server/datastore/sync-tracker.js";
+import { sleep } from "../../src/server/datastore/timing.js";
+import { decodeWatchLines } from "../../src/server/datastore/watch-decoder.js";
+import type { UpstreamSink } from "../../src/snapshot/index.js";
+
+/** A promise and its resolver. */
+function gate(): { promise: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const promise = new Promise<void>((resolve) => (open = resolve));
+  return { promise, open };
+}
+
+/** Resolves once `check` holds, polling every few milliseconds (at most 2 s). */
+async function until(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 400 && !check(); i++) await new Promise((r) => setTimeout(r, 5));
+  expect(check()).toBe(true);
+}
+
+describe("LineBatches", () => {
+  it("sends what arrives during a batch as the next batch, in order", async () => {
+    const applied: string[] = [];
+    const first = gate();
+    let calls = 0;
+    const batches = new LineBatches(
+      async (lines) => {
+        applied.push(lines.toString());
+        if (calls++ === 0) await first.promise;
+      },
+      1 << 20,
+      () => undefined,
+    );
+    await batches.push(Buffer.from("a\n"));
+    await batches.push(Buffer.from("b\n"));
+    await batches.push(Buffer.from("c\n"));
+    expect(applied).toEqual(["a\n"]);
+    first.open();
+    await batches.drain();
+    expect(applied).toEqual(["a\n", "b\nc\n"]);
+  });
+
+  it("makes the reader wait only while more than its bound is queued", async () => {
+    const first = gate();
+    const batches = new LineBatches(
+      () => first.promise,
+      4,
+      () => undefined,
+    );
+    await batches.push(Buffer.from("aa\n")); // in flight
+    await batches.push(Buffer.from("b\n")); // queued: 2 bytes, under the bound
+    let isBack = false;
+    const third = batches.push(Buffer.from("cc\n")).then(() => (isBack = true)); // 5 bytes queued
+    await new Promise((r) => setTimeout(r, 20));
+    expect(isBack).toBe(false);
+    first.open();
+    await third;
+    expect(isBack).toBe(true);
+    await batches.drain();
+  });
+
+  it("reports the first failure at once and applies nothing after it", async () => {
+    const applied: string[] = [];
+    const failures: unknown[] = [];
+    const first = gate();
+    const boom = new Error("boom");
+    const batches = new LineBatches(
+      async (lines) => {
+        applied.push(lines.toString());
+        await first.promise;
+        if (applied.length === 1) throw boom;
+      },
+      1 << 20,
+      (err) => failures.push(err),
+    );
+    await batches.push(Buffer.from("a\n"));
+    await batches.push(Buffer.from("b\n"));
+    first.open();
+    await expect(batches.drain()).rejects.toBe(boom);
+    expect(failures).toEqual([boom]);
+    expect(applied).toEqual(["a\n"]);
+    await expect(batches.push(Buffer.from("c\n"))).rejects.toBe(boom);
+    expect(applied).toEqual(["a\n"]);
+  });
+});
+
+describe("ResourceLoop's watch batches", () => {
+  const ippools = findResource("ippools")!;
+  const abort = new AbortController();
+  let tracker: SyncTracker | undefined;
+  afterEach(() => {
+    abort.abort();
+    tracker?.close();
+  });
+
+  it("keeps reading while the ingest worker converts, applies in order, and stops at once on a 410", async () => {
+    const upserts: string[] = [];
+    const sink: UpstreamSink = {
+      upsert: (key) => void upserts.push(key),
+      upsertPrepared: (key) => void upserts.push(key),
+      delete: () => undefined,
+      keysOfKind: () => [],
+      setKindState: () => undefined,
+    };
+    tracker = new SyncTracker({ resources: [ippools], sink, clock: () => Date.now(), staleAfterMs: 60_000 });
+    tracker.start();
+    const watches: PassThrough[] = [];
+    let lists = 0;
+    const http = {
+      listBody: () => {
+        lists++;
+        return Promise.resolve(Buffer.from("{}"));
+      },
+      watch: (_path: string, _query: Record<string, string>, signal: AbortSignal) => {
+        const res = Object.assign(new PassThrough(), { complete: false });
+        signal.addEventListener("abort", () => res.destroy(signal.reason as Error), { once: true });
+        watches.push(res);
+        return Promise.resolve(res);
+      },
+    } as unknown as KubeHttp;
+    const batches: number[] = [];
+    const first = gate();
+    const ingest = {
+      isAvailable: true,
+      list: () => Promise.resolve({ items: [], resourceVersion: "10", continueToken: undefined }),
+      lines: async (_resource: unknown, lines: Buffer) => {
+        const events: IngestEvent[] = [];
+        decodeWatchLines(lines, "ippools", (e) => events.push(eventOf(ippools, e, false)));
+        batches.push(events.length);
+        if (batches.length === 1) await first.promise;
+        return { events, error: undefined };
+      },
+    } as unknown as IngestWorker;
+    const loop = new ResourceLoop({
+      resource: ippools,
+      http,
+      sink,
+      tracker,
+      metrics: datastoreMetrics(new Registry()),
+      logger: pino({ level: "silent" }),
+      clock: () => Date.now(),
+      random: () => 0,
+      delay: (_ms, signal) => sleep(1, signal),
+      options: {
+        pageSize: 500,
+        watchTimeoutSeconds: 300,
+        watchdogMs: 60_000,
+        backoffInitialMs: 1,
+        backoffMaxMs: 1,
+        missingCrdRecheckMs: 60_000,
+        maxEventBytes: 1 << 20,
+        minWatchMs: 0,
+      },
+      signal: abort.signal,
+      ingest,
+      onActivity: () => undefined,
+      onWatch: () => undefined,
+    });
+    const done = loop.run();
+    const pool = (name: string, rv: number): string =>
+      JSON.stringify({
+        type: "ADDED",
+        object: {
+          apiVersion: "crd.projectcalico.org/v1",
+          kind: "IPPool",
+          metadata: { name, resourceVersion: String(rv) },
+          spec: { cidr: `10.${rv}.0.0/16` },
+        },
+      }) + "\n";
+
+    await until(() => watches.length === 1);
+    watches[0]!.write(pool("p1", 11));
+    await until(() => batches.length === 1);
+    // 300 events while the first is in the worker, more than the stream buffers (16 KiB) before it stops
+    // reading: they are read meanwhile and go out as one batch, not one round trip per buffered chunk.
+    for (let i = 2; i <= 301; i++) watches[0]!.write(pool(`p${i}`, 10 + i));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(batches).toEqual([1]); // the first batch is still in the worker
+    first.open();
+    await until(() => upserts.length === 301);
+    expect(batches).toEqual([1, 300]);
+    expect(upserts).toEqual(Array.from({ length: 301 }, (_, i) => `IPPool/p${i + 1}`));
+
+    // An ERROR 410, then silence: the loop relists at once, not when the watchdog fires a minute later.
+    watches[0]!.write(
+      JSON.stringify({ type: "ERROR", object: { kind: "Status", code: 410, message: "gone" } }) + "\n",
+    );
+    await until(() => lists === 2);
+    abort.abort();
+    await done;
+  });
+});
