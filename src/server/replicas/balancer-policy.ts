@@ -145,8 +145,10 @@ function knownLoads(
  * excess (own − share here, the reported figure for the others), rounded up, less the hints this server
  * sent it since that figure was read (`hinted`). Every replica reads the same figures, so together they
  * fill a peer's room about once instead of each filling all of it while the figures are stale (which
- * pushed the new replica over its share and made it move the agents just moved there). Peers with no room
- * are left out.
+ * pushed the new replica over its share and made it move the agents just moved there). Sessions in
+ * transit (`inTransit`: the share's total less the sessions connected now, which includes this server's
+ * own hints still on their way) shrink every room in proportion, since the figures do not show them yet.
+ * Peers with no room are left out.
  */
 export function hintAllowances(
   peers: readonly ReplicaPeer[],
@@ -155,14 +157,21 @@ export function hintAllowances(
   share: number,
   nowMs: number,
   loadMaxAgeMs: number,
+  inTransit = 0,
 ): Map<string, number> {
   const loads = knownLoads(peers, nowMs, loadMaxAgeMs);
   const othersExcess = loads.reduce((a, l) => a + Math.max(0, l.sessions - share), 0);
   const ownExcess = Math.max(0, ownSessions - share);
   const fraction = ownExcess + othersExcess > 0 ? ownExcess / (ownExcess + othersExcess) : 1;
+  // Sessions on no replica (the total's recent largest less those connected), other than this server's
+  // own hints, are presumed on their way to the peers with room: those rooms are that much smaller.
+  const ownHinted = [...hinted.values()].reduce((a, n) => a + n, 0);
+  const othersInTransit = Math.max(0, inTransit - ownHinted);
+  const totalRoom = loads.reduce((a, l) => a + Math.max(0, share - l.sessions), 0);
+  const kept = totalRoom > 0 ? Math.max(0, 1 - othersInTransit / totalRoom) : 0;
   const out = new Map<string, number>();
   for (const { url, sessions } of loads) {
-    const room = share - sessions;
+    const room = (share - sessions) * kept;
     if (room <= 0) continue;
     const allowance = Math.ceil(room * fraction) - (hinted.get(url) ?? 0);
     if (allowance > 0) out.set(url, allowance);

@@ -229,6 +229,7 @@ export class Balancer {
             share.share,
             nowMs,
             this.#o.loadMaxAgeMs,
+            share.total - share.connected,
           )
         : undefined;
     if (allowances !== undefined) {
