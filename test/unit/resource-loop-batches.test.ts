@@ -98,20 +98,46 @@ describe("LineBatches", () => {
   });
 });
 
+/** An IPPool ADDED event line. */
+function pool(name: string, rv: number): string {
+  return (
+    JSON.stringify({
+      type: "ADDED",
+      object: {
+        apiVersion: "crd.projectcalico.org/v1",
+        kind: "IPPool",
+        metadata: { name, resourceVersion: String(rv) },
+        spec: { cidr: `10.${rv}.0.0/16` },
+      },
+    }) + "\n"
+  );
+}
+
 describe("ResourceLoop's watch batches", () => {
   const ippools = findResource("ippools")!;
-  const abort = new AbortController();
+  let abort: AbortController;
   let tracker: SyncTracker | undefined;
   afterEach(() => {
     abort.abort();
     tracker?.close();
   });
 
-  it("keeps reading while the ingest worker converts, applies in order, and stops at once on a 410", async () => {
+  /**
+   * A loop over scripted list and watch calls and an ingest worker whose first batch waits for `first`.
+   * `log` has every list, every watch with its resourceVersion and the key of every upsert, in order;
+   * `batches` the events per batch.
+   */
+  function startLoop() {
+    abort = new AbortController();
+    const log: string[] = [];
     const upserts: string[] = [];
+    const upsert = (key: string): void => {
+      upserts.push(key);
+      log.push(key);
+    };
     const sink: UpstreamSink = {
-      upsert: (key) => void upserts.push(key),
-      upsertPrepared: (key) => void upserts.push(key),
+      upsert,
+      upsertPrepared: upsert,
       delete: () => undefined,
       keysOfKind: () => [],
       setKindState: () => undefined,
@@ -119,13 +145,13 @@ describe("ResourceLoop's watch batches", () => {
     tracker = new SyncTracker({ resources: [ippools], sink, clock: () => Date.now(), staleAfterMs: 60_000 });
     tracker.start();
     const watches: PassThrough[] = [];
-    let lists = 0;
     const http = {
       listBody: () => {
-        lists++;
+        log.push("list");
         return Promise.resolve(Buffer.from("{}"));
       },
-      watch: (_path: string, _query: Record<string, string>, signal: AbortSignal) => {
+      watch: (_path: string, query: Record<string, string>, signal: AbortSignal) => {
+        log.push(`watch from ${query.resourceVersion}`);
         const res = Object.assign(new PassThrough(), { complete: false });
         signal.addEventListener("abort", () => res.destroy(signal.reason as Error), { once: true });
         watches.push(res);
@@ -170,18 +196,12 @@ describe("ResourceLoop's watch batches", () => {
       onActivity: () => undefined,
       onWatch: () => undefined,
     });
-    const done = loop.run();
-    const pool = (name: string, rv: number): string =>
-      JSON.stringify({
-        type: "ADDED",
-        object: {
-          apiVersion: "crd.projectcalico.org/v1",
-          kind: "IPPool",
-          metadata: { name, resourceVersion: String(rv) },
-          spec: { cidr: `10.${rv}.0.0/16` },
-        },
-      }) + "\n";
+    const lists = (): number => log.filter((l) => l === "list").length;
+    return { done: loop.run(), log, upserts, watches, batches, first, lists };
+  }
 
+  it("keeps reading while the ingest worker converts, applies in order, and stops at once on a 410", async () => {
+    const { done, upserts, watches, batches, first, lists } = startLoop();
     await until(() => watches.length === 1);
     watches[0]!.write(pool("p1", 11));
     await until(() => batches.length === 1);
@@ -199,7 +219,22 @@ describe("ResourceLoop's watch batches", () => {
     watches[0]!.write(
       JSON.stringify({ type: "ERROR", object: { kind: "Status", code: 410, message: "gone" } }) + "\n",
     );
-    await until(() => lists === 2);
+    await until(() => lists() === 2);
+    abort.abort();
+    await done;
+  });
+
+  it("a stream that breaks with a batch in the worker: the batch lands before the next watch", async () => {
+    const { done, log, watches, batches, first } = startLoop();
+    await until(() => watches.length === 1);
+    watches[0]!.write(pool("p1", 11));
+    await until(() => batches.length === 1);
+    watches[0]!.destroy(new Error("connection reset"));
+    await new Promise((r) => setTimeout(r, 30));
+    expect(watches.length).toBe(1); // not yet: p1 is still in the worker
+    first.open();
+    await until(() => watches.length === 2);
+    expect(log).toEqual(["list", "watch from 10", "IPPool/p1", "watch from 11"]);
     abort.abort();
     await done;
   });

@@ -374,6 +374,9 @@ export class ResourceLoop {
       }
       return { sawEvents, durationMs: this.#d.clock() - startedMs };
     } catch (err) {
+      // The stream broke (or the watchdog cut it) with a batch in the worker: it is applied before the
+      // loop goes on to relist, so no event of this watch lands after the next list.
+      await batches?.stop();
       if (batches?.failure !== undefined) throw batches.failure.err;
       if (controller.signal.aborted && controller.signal.reason instanceof DatastoreError) {
         throw controller.signal.reason;
@@ -427,7 +430,7 @@ export class LineBatches {
   #queued: Buffer[] = [];
   #queuedBytes = 0;
   #inFlight: Promise<void> | undefined;
-  failure: { readonly err: unknown } | undefined;
+  #failure: { readonly err: unknown } | undefined;
 
   constructor(
     apply: (lines: Buffer) => Promise<void>,
@@ -455,9 +458,16 @@ export class LineBatches {
     this.#throwIfFailed();
   }
 
+  /** Drops what waits and lets the batch in flight finish (its failure, if any, goes to `failure`). */
+  async stop(): Promise<void> {
+    this.#queued = [];
+    this.#queuedBytes = 0;
+    while (this.#inFlight !== undefined) await this.#inFlight;
+  }
+
   async #pump(): Promise<void> {
     try {
-      while (this.#queued.length > 0 && this.failure === undefined) {
+      while (this.#queued.length > 0 && this.#failure === undefined) {
         const batch =
           this.#queued.length === 1 ? this.#queued[0]! : Buffer.concat(this.#queued, this.#queuedBytes);
         this.#queued = [];
@@ -465,7 +475,7 @@ export class LineBatches {
         await this.#apply(batch);
       }
     } catch (err) {
-      this.failure = { err };
+      this.#failure = { err };
       this.#queued = [];
       this.#queuedBytes = 0;
       this.#onFailure(err);
@@ -474,7 +484,12 @@ export class LineBatches {
     }
   }
 
+  /** The first failure of a batch, once there was one. */
+  get failure(): { readonly err: unknown } | undefined {
+    return this.#failure;
+  }
+
   #throwIfFailed(): void {
-    if (this.failure !== undefined) throw this.failure.err;
+    if (this.#failure !== undefined) throw this.#failure.err;
   }
 }
