@@ -11,8 +11,8 @@ export interface AgentPlan {
 /**
  * Which agent runs where and how: `slowPercent` of the agents (when the slow-agents scenario runs) in a
  * worker of their own, the others round-robin over the regular workers; the full agents evenly spread,
- * alternately felix and bgp; the decoding ones in between; all the others skim. Agent i runs on node
- * i mod nodes.
+ * alternately felix and bgp; the decoding ones in between; all the others skim. The full and decoding
+ * agents are spread over the workers one by one (see below). Agent i runs on node i mod nodes.
  */
 export function planAgents(
   o: Pick<
@@ -36,16 +36,30 @@ export function planAgents(
     const i = Math.floor(((j + 0.5) * regularCount) / o.sampleAgents);
     if (!fullAt.has(i)) sampleAt.add(i);
   }
-  const regular: AgentSpec[][] = Array.from({ length: workerCount }, () => []);
-  for (let i = 0; i < regularCount; i++) {
+  const specs = Array.from({ length: regularCount }, (_, i): AgentSpec => {
     const full = fullAt.get(i);
-    regular[i % workerCount]?.push({
+    return {
       index: i,
       view: full ?? "felix",
       nodeName: nodeOf(i),
       mode: full !== undefined ? "full" : sampleAt.has(i) ? "decode" : "skim",
-    });
+    };
+  });
+  // The agents that decode go round-robin over the workers first, the dearest first (a full felix mirror
+  // decodes and diffs the whole view on every resync), so that no worker holds two of them while another
+  // holds none; then the skimmers fill every worker to the same count.
+  const rank = (a: AgentSpec): number =>
+    a.mode === "full" ? (a.view === "felix" ? 0 : 2) : a.mode === "decode" ? 1 : 3;
+  const ordered = [...specs].sort((a, b) => rank(a) - rank(b) || a.index - b.index);
+  const capacity = Math.ceil(regularCount / workerCount);
+  const regular: AgentSpec[][] = Array.from({ length: workerCount }, () => []);
+  let next = 0;
+  for (const spec of ordered) {
+    while ((regular[next % workerCount]?.length ?? 0) >= capacity) next++;
+    regular[next % workerCount]?.push(spec);
+    next++;
   }
+  for (const agents of regular) agents.sort((a, b) => a.index - b.index);
   const slow = Array.from({ length: slowCount }, (_, k): AgentSpec => ({
     index: regularCount + k,
     view: "felix",

@@ -170,6 +170,15 @@ export const SERVE_SETTINGS = [
       "while the latest snapshot is still being sent to a session (a connect or reconnect storm), it is reused up to this age",
   },
   {
+    field: "snapshotSendConcurrency",
+    type: "int",
+    default: 0,
+    min: 0,
+    max: 100_000,
+    description:
+      "snapshots streamed at once (0: no limit); further sessions wait their turn (pings keep them), and one whose socket does not drain within a second gives its turn to the next. A limit brings most agents of a storm back sooner, the last one later",
+  },
+  {
     field: "resumeStateWaitMs",
     type: "int",
     default: 3000,

@@ -27,6 +27,7 @@ export interface ServeConfig {
   readonly drainMs: number;
   readonly snapshotReuseMs: number;
   readonly snapshotReuseMaxMs: number;
+  readonly snapshotSendConcurrency: number;
   readonly resumeStateWaitMs: number;
   readonly initialSyncWaitMs: number;
   readonly maxLogEntries: number;

@@ -191,6 +191,7 @@ export async function runServer(config: ServeConfig, deps: ServerDeps): Promise<
       maxLagMs: config.maxLagMs,
       snapshotReuseMs: config.snapshotReuseMs,
       snapshotReuseMaxMs: config.snapshotReuseMaxMs,
+      snapshotSendConcurrency: config.snapshotSendConcurrency,
       resumeStateWaitMs: config.resumeStateWaitMs,
       initialSyncWaitMs: config.initialSyncWaitMs,
     },

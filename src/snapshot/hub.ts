@@ -481,11 +481,10 @@ export class Hub {
    * at the flushed revision. Throws if changes are pending: flush (and send the batches) first.
    */
   snapshot(view: ViewName, nowMs: number, maxAgeMs: number): EncodedSnapshot {
-    const latestKey = this.#latestSnapshot[view];
-    const latest = latestKey === undefined ? undefined : this.#snapshots.get(latestKey);
-    if (latest !== undefined && this.#isReusable(latest, nowMs, maxAgeMs)) {
+    const reusable = this.#reusableSnapshot(view, nowMs, maxAgeMs);
+    if (reusable !== undefined) {
       this.#counters.snapshotsReused[view]++;
-      return latest;
+      return reusable;
     }
     if (this.#pending.length > 0) throw new Error("Hub.snapshot: flush pending changes first");
     const built = this.#build(view, nowMs);
@@ -493,6 +492,17 @@ export class Hub {
     this.#latestSnapshot[view] = `${view}@${built.revision}`;
     this.#counters.snapshotsBuilt[view]++;
     return built;
+  }
+
+  /** True when `snapshot()` with these arguments would reuse the cached one (no flush needed first). */
+  hasReusableSnapshot(view: ViewName, nowMs: number, maxAgeMs: number): boolean {
+    return this.#reusableSnapshot(view, nowMs, maxAgeMs) !== undefined;
+  }
+
+  #reusableSnapshot(view: ViewName, nowMs: number, maxAgeMs: number): EncodedSnapshot | undefined {
+    const latestKey = this.#latestSnapshot[view];
+    const latest = latestKey === undefined ? undefined : this.#snapshots.get(latestKey);
+    return latest !== undefined && this.#isReusable(latest, nowMs, maxAgeMs) ? latest : undefined;
   }
 
   /**

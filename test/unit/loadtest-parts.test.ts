@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { planAgents } from "../../loadtest/agent-plan.js";
+import type { AgentSpec } from "../../loadtest/protocol.js";
 import { changeStampOf } from "../../loadtest/agent-pool.js";
 import { escapeXml, latencyChart, ninesOf, resourceChart } from "../../loadtest/charts.js";
 import { diffMirror, expectedFor, stateDigest } from "../../loadtest/digest.js";
@@ -157,6 +158,26 @@ describe("agent plan", () => {
     const noSlow = planAgents({ ...o, scenarios: ["connect-storm", "churn"] }, nodes);
     expect(noSlow.slow).toEqual([]);
     expect(noSlow.regular.flat()).toHaveLength(1000);
+    expect(noSlow.regular.every((w) => w.length === 125)).toBe(true);
+  });
+
+  it("gives no worker two full felix mirrors while another has none, nor two decoders more than another", () => {
+    // 1000 agents in 8 workers: by index mod 8, all five full felix mirrors would land in one worker (the
+    // one that then gated every resync) and the ten decoding agents in two.
+    const nodes = Array.from({ length: 1000 }, (_, i) => `n${i}`);
+    const o = resolveLoadtestOptions({ agents: 1000, workers: 8, scenarios: ["reconnect-storm"] });
+    const plan = planAgents(o, nodes);
+    const per = (pick: (s: AgentSpec) => boolean): number[] => plan.regular.map((w) => w.filter(pick).length);
+    const felixFull = per((s) => s.mode === "full" && s.view === "felix");
+    expect(felixFull.reduce((a, b) => a + b, 0)).toBe(5);
+    expect(Math.max(...felixFull)).toBe(1);
+    const decoding = per((s) => s.mode !== "skim");
+    expect(Math.max(...decoding) - Math.min(...decoding)).toBeLessThanOrEqual(1);
+    expect(plan.regular.every((w) => w.length === 125)).toBe(true);
+    // Each worker's agents stay in index order, and every index is planned once.
+    for (const w of plan.regular)
+      expect(w.map((s) => s.index)).toEqual([...w.map((s) => s.index)].sort((a, b) => a - b));
+    expect(new Set(plan.regular.flat().map((s) => s.index)).size).toBe(1000);
   });
 });
 

@@ -63,6 +63,8 @@ export interface MetricSources {
   lagging(view: ViewName): number;
   cacheSize(view: ViewName): number;
   revision(): number;
+  /** Snapshots being streamed now, and sessions waiting for a turn to stream theirs. */
+  snapshotSends(): { readonly streaming: number; readonly waiting: number };
 }
 
 type PerView = Record<ViewName, number>;
@@ -137,6 +139,7 @@ export class FanoutMetrics {
   readonly #snapshotBytes: Gauge<"view">;
   readonly #snapshotCompressedBytes: Gauge<"view">;
   readonly #snapshotChunks: Counter<"view" | "outcome">;
+  readonly #snapshotSendStalls: Counter<"view">;
   readonly #framesEncoded: Counter<"view">;
   readonly #framesSent: Counter<"view">;
   readonly #updates: Counter<"view">;
@@ -157,6 +160,7 @@ export class FanoutMetrics {
       lagging: () => 0,
       cacheSize: () => 0,
       revision: () => 0,
+      snapshotSends: () => ({ streaming: 0, waiting: 0 }),
     });
   }
 
@@ -216,6 +220,23 @@ export class FanoutMetrics {
     this.#snapshotCompressedBytes = new Gauge({
       name: "tabby_snapshot_compressed_bytes",
       help: "Size of the latest deflate-compressed snapshot (chunk frames).",
+      labelNames: ["view"] as const,
+      registers,
+    });
+    const snapshotSends: Gauge<"state"> = new Gauge({
+      name: "tabby_snapshot_sends",
+      help: "Snapshots being streamed (state streaming, at most snapshotSendConcurrency) and sessions waiting for a turn (state waiting).",
+      labelNames: ["state"] as const,
+      registers,
+      collect: () => {
+        const now = sources.snapshotSends();
+        snapshotSends.set({ state: "streaming" }, now.streaming);
+        snapshotSends.set({ state: "waiting" }, now.waiting);
+      },
+    });
+    this.#snapshotSendStalls = new Counter({
+      name: "tabby_snapshot_send_stalls_total",
+      help: "Snapshot sends whose socket did not drain within a second: the session gave its turn to the next one and went on without.",
       labelNames: ["view"] as const,
       registers,
     });
@@ -380,6 +401,10 @@ export class FanoutMetrics {
     this.counts.snapshotChunks[view].reused += reused;
     if (compressed > 0) this.#snapshotChunks.inc({ view, outcome: "compressed" }, compressed);
     if (reused > 0) this.#snapshotChunks.inc({ view, outcome: "reused" }, reused);
+  }
+
+  snapshotSendStalled(view: ViewName): void {
+    this.#snapshotSendStalls.inc({ view });
   }
 
   snapshotSent(view: ViewName, seconds: number): void {

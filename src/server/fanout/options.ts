@@ -76,6 +76,13 @@ export interface FanoutOptions {
   readonly softBufferedBytes?: number;
   /** While sending a snapshot, wait for the socket to drain whenever it holds more than this. Default 1 MiB. */
   readonly snapshotHighWaterBytes?: number;
+  /**
+   * Snapshots streamed at once; further sessions wait their turn in arrival order (pings keep them), and a
+   * session whose socket does not drain within a second gives its turn to the next. A limit brings most
+   * agents of a storm back sooner and the last one later (docs/OPERATIONS.md, "Snapshot turns").
+   * Default 0: no limit.
+   */
+  readonly snapshotSendConcurrency?: number;
   /** A session that stays behind longer than this many ms is closed with 4005. Default 30,000. */
   readonly maxLagMs?: number;
   /** A ping goes to every session this often, in ms. Default 10,000. */
@@ -121,6 +128,7 @@ export function resolveFanoutOptions(options: FanoutOptions = {}): ResolvedFanou
     initialSyncWaitMs: integer(options, "initialSyncWaitMs", 60_000, 0),
     softBufferedBytes: integer(options, "softBufferedBytes", 1024 * 1024, 1),
     snapshotHighWaterBytes: integer(options, "snapshotHighWaterBytes", 1024 * 1024, 1),
+    snapshotSendConcurrency: integer(options, "snapshotSendConcurrency", 0, 0),
     maxLagMs: integer(options, "maxLagMs", 30_000, 1),
     pingIntervalMs: integer(options, "pingIntervalMs", 10_000, 1),
     pongTimeoutMs: integer(options, "pongTimeoutMs", 60_000, 1),

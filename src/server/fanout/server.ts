@@ -115,6 +115,7 @@ export class FanoutServer implements UpstreamSink {
   readonly #live: LiveStream;
   readonly #ingest: Ingest;
   readonly #starter: SessionStarter;
+  readonly #snapshots: SnapshotSender;
   readonly #wss: WebSocketServer;
   readonly #tls: FanoutTls | undefined;
   readonly #authenticator: Authenticator;
@@ -160,6 +161,10 @@ export class FanoutServer implements UpstreamSink {
       lagging: (view) => laggingCount(this.#sessions.sessionsOf(view)),
       cacheSize: (view) => viewEntryCount(this.#hub, view),
       revision: () => this.#hub.revision,
+      snapshotSends: () => ({
+        streaming: this.#snapshots.streamingCount,
+        waiting: this.#snapshots.waitingCount,
+      }),
     });
     this.#balancerMetrics = new BalancerMetrics(deps.registry, {
       fairShare: () => this.#balancer.share?.share,
@@ -204,15 +209,17 @@ export class FanoutServer implements UpstreamSink {
       flushWindowMs: this.#options.flushWindowMs,
       flushWindowMaxMs: this.#options.flushWindowMaxMs,
     });
+    this.#snapshots = new SnapshotSender({
+      logger: this.#logger,
+      metrics: this.#metrics,
+      highWaterBytes: this.#options.snapshotHighWaterBytes,
+      maxConcurrent: this.#options.snapshotSendConcurrency,
+      head: () => this.#hub.revision,
+    });
     this.#starter = new SessionStarter({
       hub: this.#hub,
       live: this.#live,
-      snapshots: new SnapshotSender({
-        logger: this.#logger,
-        metrics: this.#metrics,
-        highWaterBytes: this.#options.snapshotHighWaterBytes,
-        head: () => this.#hub.revision,
-      }),
+      snapshots: this.#snapshots,
       metrics: this.#metrics,
       logger: this.#logger,
       clock: this.#clock,

@@ -4,7 +4,7 @@ import { CloseCode } from "../../../proto/close-codes.js";
 import { encodeMessage } from "../../../proto/codec.js";
 import type { ResumeState, SyncState, ViewName } from "../../../proto/messages.js";
 import { FEATURES } from "../../../proto/version.js";
-import type { Hub } from "../../snapshot/hub.js";
+import type { EncodedSnapshot, Hub, SessionSnapshotFrames } from "../../snapshot/hub.js";
 import type { ReplicaResumeDecision } from "../../snapshot/replica-resume.js";
 import { INTERNAL_ERROR_CLOSE_CODE } from "./errors.js";
 import type { HelloAccepted } from "./handshake.js";
@@ -260,23 +260,19 @@ export class SessionStarter {
   }
 
   #startSnapshot(s: Session, verdict: HelloAccepted): void {
-    const { hub, metrics, logger } = this.#deps;
+    const { metrics, logger } = this.#deps;
     const view = verdict.view;
     this.#deps.ingest.flushNow();
-    // The welcome first: the client knows it was accepted before the server spends time on a build.
+    // The welcome first: the client knows it was accepted before the server spends time on a build, or
+    // while the session waits for its turn to stream (SnapshotSender; pings keep it meanwhile).
     s.send(this.#welcome(verdict, "snapshot"));
-    const builtBefore = hub.counters.snapshotsBuilt[view];
-    const snapshot = hub.snapshot(view, this.#deps.clock(), this.#reuseAge(view));
-    if (hub.counters.snapshotsBuilt[view] !== builtBefore) metrics.snapshotGenerated(view, snapshot.bytes);
-    else metrics.snapshotReused(view);
-    const frames = hub.sessionFrames(snapshot, s.node);
     const startedAt = performance.now();
     const isCompressed = s.features.has(FEATURES.deflateSnapshot);
     // One catch boundary for the send and for goLive (the catch-up after the snapshot), which can throw.
     this.#deps.snapshots
-      .send(s, snapshot, frames, isCompressed)
-      .then((isSent) => {
-        if (!isSent || s.phase !== "syncing" || s.closeCode !== undefined) return;
+      .send(s, () => this.#pickSnapshot(s, view), isCompressed)
+      .then((snapshot) => {
+        if (snapshot === undefined || s.phase !== "syncing" || s.closeCode !== undefined) return;
         metrics.snapshotSent(view, (performance.now() - startedAt) / 1000);
         this.#deps.live.goLive(s, snapshot.revision);
       })
@@ -284,6 +280,20 @@ export class SessionStarter {
         logger.error({ err, session: s.id, view }, "snapshot send or catch-up failed");
         this.#deps.sessions.close(s, INTERNAL_ERROR_CLOSE_CODE, "internalError", "internal error");
       });
+  }
+
+  /** The snapshot for a session whose turn to stream has come: the cached one if young enough, else a build. */
+  #pickSnapshot(s: Session, view: ViewName): { snapshot: EncodedSnapshot; frames: SessionSnapshotFrames } {
+    const { hub, metrics } = this.#deps;
+    const nowMs = this.#deps.clock();
+    const maxAgeMs = this.#reuseAge(view);
+    // A build needs the changes applied first (a reuse does not: its catch-up carries them).
+    if (!hub.hasReusableSnapshot(view, nowMs, maxAgeMs)) this.#deps.ingest.flushNow();
+    const builtBefore = hub.counters.snapshotsBuilt[view];
+    const snapshot = hub.snapshot(view, nowMs, maxAgeMs);
+    if (hub.counters.snapshotsBuilt[view] !== builtBefore) metrics.snapshotGenerated(view, snapshot.bytes);
+    else metrics.snapshotReused(view);
+    return { snapshot, frames: hub.sessionFrames(snapshot, s.node) };
   }
 
   /**

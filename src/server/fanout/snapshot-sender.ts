@@ -29,13 +29,65 @@ export interface SnapshotSenderDeps {
   readonly highWaterBytes: number;
   /** The hub's flushed head revision (snap-end names it when the snapshot is older: PROTOCOL.md §6.2). */
   readonly head: () => number;
+  /**
+   * Snapshots streamed at once (FanoutOptions.snapshotSendConcurrency); the sessions beyond wait their
+   * turn in arrival order. 0 (the default): no limit.
+   */
+  readonly maxConcurrent?: number;
+  /**
+   * A session whose socket has not drained for this many ms gives its turn up to the next one and goes on
+   * without a turn (a slow or stalled client cannot hold up the queue). Default 1000.
+   */
+  readonly stallMs?: number;
 }
 
 /**
- * Streams a shared encoded snapshot to one session, never queueing more than about one chunk above the
- * high-water mark in the socket's user-space buffer. With "deflate-snapshot", the chunk frames carry `z`
- * (raw deflate of the chunk's entry array), compressed once per snapshot on the zlib thread pool and
- * shared by every session that takes the same snapshot.
+ * Turns to stream a snapshot: at most `limit` at once (0: no limit), the others wait in arrival order. With
+ * a limit, the sessions of a storm finish group after group instead of all together at the end.
+ */
+class SendTurns {
+  readonly #limit: number;
+  readonly #queue: (() => void)[] = [];
+  #active = 0;
+
+  constructor(limit: number) {
+    this.#limit = limit;
+  }
+
+  get active(): number {
+    return this.#active;
+  }
+
+  get waiting(): number {
+    return this.#queue.length;
+  }
+
+  /** Resolves once this caller holds a turn; give it back exactly once with `release`. */
+  acquire(): Promise<void> {
+    if (this.#limit === 0 || this.#active < this.#limit) {
+      this.#active++;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.#queue.push(resolve));
+  }
+
+  get isLimited(): boolean {
+    return this.#limit > 0;
+  }
+
+  /** Gives a turn back: to the first waiting caller if any (#active stays), else to the pool. */
+  release(): void {
+    const next = this.#queue.shift();
+    if (next === undefined) this.#active--;
+    else next();
+  }
+}
+
+/**
+ * Streams a shared encoded snapshot to one session (optionally a bounded number of sessions at a time),
+ * never queueing more than about one chunk above the high-water mark in the socket's user-space buffer.
+ * With "deflate-snapshot", the chunk frames carry `z` (raw deflate of the chunk's entry array), compressed
+ * once per snapshot on the zlib thread pool and shared by every session that takes the same snapshot.
  */
 export class SnapshotSender {
   readonly #deps: SnapshotSenderDeps;
@@ -48,26 +100,51 @@ export class SnapshotSender {
   readonly #lastChunks = new Map<ViewName, Map<number, CompressedChunk>>();
   /** Sessions each snapshot is being sent to right now. */
   readonly #sending = new WeakMap<EncodedSnapshot, number>();
+  readonly #turns: SendTurns;
+  readonly #stallMs: number;
 
   constructor(deps: SnapshotSenderDeps) {
     this.#deps = deps;
+    this.#turns = new SendTurns(deps.maxConcurrent ?? 0);
+    this.#stallMs = deps.stallMs ?? 1000;
+  }
+
+  /** Snapshots being streamed now (with a turn). */
+  get streamingCount(): number {
+    return this.#turns.active;
+  }
+
+  /** Sessions waiting for a turn to stream their snapshot. */
+  get waitingCount(): number {
+    return this.#turns.waiting;
   }
 
   /**
-   * Sends begin, the shared chunks, the node's chunk and end, then waits until all of it is written to
-   * the kernel. Resolves false if the session closed on the way.
+   * Once the session has a turn, takes the snapshot `pick` gives (chosen then, not on arrival: a session
+   * that waited gets a snapshot as fresh as the reuse rules allow, so its catch-up stays short), sends
+   * begin, the shared chunks, the node's chunk and end, and waits until all of it is written to the
+   * kernel. Resolves the snapshot sent, or undefined if the session closed on the way.
    */
   async send(
     session: Session,
-    snapshot: EncodedSnapshot,
-    frames: SessionSnapshotFrames,
+    pick: () => { readonly snapshot: EncodedSnapshot; readonly frames: SessionSnapshotFrames },
     isCompressed: boolean,
-  ): Promise<boolean> {
-    this.#sending.set(snapshot, (this.#sending.get(snapshot) ?? 0) + 1);
+  ): Promise<EncodedSnapshot | undefined> {
+    const turn = { held: false };
     try {
-      return await this.#send(session, snapshot, frames, isCompressed);
+      await this.#turns.acquire();
+      turn.held = true;
+      if (session.isClosed) return undefined;
+      const { snapshot, frames } = pick();
+      this.#sending.set(snapshot, (this.#sending.get(snapshot) ?? 0) + 1);
+      try {
+        const isSent = await this.#send(session, snapshot, frames, isCompressed, turn);
+        return isSent ? snapshot : undefined;
+      } finally {
+        this.#sending.set(snapshot, (this.#sending.get(snapshot) ?? 1) - 1);
+      }
     } finally {
-      this.#sending.set(snapshot, (this.#sending.get(snapshot) ?? 1) - 1);
+      if (turn.held) this.#turns.release();
     }
   }
 
@@ -76,11 +153,31 @@ export class SnapshotSender {
     return (this.#sending.get(snapshot) ?? 0) > 0;
   }
 
+  /** Waits for the session's socket to drain; past stallMs, the session's turn goes to the next one. */
+  async #drained(session: Session, view: ViewName, turn: { held: boolean }): Promise<void> {
+    if (!turn.held || !this.#turns.isLimited) return session.whenDrained();
+    let timer: NodeJS.Timeout | undefined;
+    const stalled = new Promise<"stalled">((resolve) => {
+      timer = setTimeout(() => resolve("stalled"), this.#stallMs);
+    });
+    const drained = session.whenDrained();
+    try {
+      if ((await Promise.race([drained, stalled])) !== "stalled") return;
+    } finally {
+      clearTimeout(timer);
+    }
+    turn.held = false;
+    this.#turns.release();
+    this.#deps.metrics.snapshotSendStalled(view);
+    await drained;
+  }
+
   async #send(
     session: Session,
     snapshot: EncodedSnapshot,
     frames: SessionSnapshotFrames,
     isCompressed: boolean,
+    turn: { held: boolean },
   ): Promise<boolean> {
     const compressed = isCompressed ? this.compressedChunks(snapshot) : undefined;
     session.send(frames.begin);
@@ -89,7 +186,8 @@ export class SnapshotSender {
       const frame = chunks === undefined ? await compressed?.[i] : chunks[i];
       if (session.isClosed || frame === undefined) return false;
       session.send(frame);
-      if (session.bufferedAmount > this.#deps.highWaterBytes) await session.whenDrained();
+      if (session.bufferedAmount > this.#deps.highWaterBytes)
+        await this.#drained(session, snapshot.view, turn);
     }
     if (session.isClosed) return false;
     if (frames.nodeChunk !== null) session.send(frames.nodeChunk);
