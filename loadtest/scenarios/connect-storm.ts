@@ -3,6 +3,7 @@ import { SERVER, delay } from "../harness.js";
 import type { Harness } from "../harness.js";
 import { collectWindow, startWindow, verifyMirrors, waitAllInSync } from "../measure.js";
 import type { ScenarioResult } from "../report.js";
+import { InSyncRecorder } from "../in-sync-curve.js";
 import { barUpdater, round, toResult } from "./common.js";
 import type { ScenarioContext } from "./common.js";
 
@@ -56,6 +57,8 @@ export async function connectStorm(ctx: ScenarioContext): Promise<ScenarioResult
 
   ctx.progress.begin("connect storm", agents, "agents");
   const fromMs = Date.now();
+  const curve = new InSyncRecorder(fromMs);
+  const bar = barUpdater(ctx, (p) => p.inSync);
   await Promise.all(
     workers.map((w, i) =>
       w.request("start", { servers, agents: specs[i] ?? [], backoffMaxMs: AGENT_BACKOFF_MAX_MS }),
@@ -66,7 +69,10 @@ export async function connectStorm(ctx: ScenarioContext): Promise<ScenarioResult
     workers,
     h.replicaCount > 1 ? null : h.server.serverId,
     h.options.syncTimeoutSeconds * 1000,
-    barUpdater(ctx, (p) => p.inSync),
+    (p) => {
+      curve.add(Date.now(), p.inSync, p.total);
+      bar(p);
+    },
   );
   const toMs = allAtMs ?? Date.now();
   const atStop = await collectWindow(workers);
@@ -112,6 +118,7 @@ export async function connectStorm(ctx: ScenarioContext): Promise<ScenarioResult
               heapAfter === undefined || externalAfter === undefined ? undefined : heapAfter + externalAfter,
             ),
       snapshotBytesPerAgent: Math.round(atStop.counters.bytes / agents),
+      inSyncCurve: curve.curve(),
     },
   });
 }

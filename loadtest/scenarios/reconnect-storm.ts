@@ -10,6 +10,7 @@ import {
 } from "../measure.js";
 import { latencyMs } from "../report.js";
 import type { ScenarioResult } from "../report.js";
+import { InSyncRecorder } from "../in-sync-curve.js";
 import { barUpdater, round, toResult } from "./common.js";
 import type { ScenarioContext } from "./common.js";
 
@@ -58,7 +59,17 @@ export async function reconnectStorm(ctx: ScenarioContext, ratePerSecond: number
   const readyAtMs = Date.now();
   const times = h.serverTimes;
   const listedAtMs = upstreamListedAtMs(await h.serverStatus()) ?? times?.readyAtMs ?? readyAtMs;
-  const backAtMs = await waitAllInSync(h, workers, info.serverId, h.options.syncTimeoutSeconds * 1000, bar);
+  const curve = new InSyncRecorder(killedAtMs);
+  const backAtMs = await waitAllInSync(
+    h,
+    workers,
+    info.serverId,
+    h.options.syncTimeoutSeconds * 1000,
+    (p) => {
+      curve.add(Date.now(), p.inSync, p.total);
+      bar(p);
+    },
+  );
   const untilMs = Math.max(fromMs + durationMs, (backAtMs ?? Date.now()) + AFTER_SYNC_MS);
   await watchProgress(h, workers, untilMs, bar, info.serverId);
   const changes1 = await setChurn(h, 0);
@@ -96,6 +107,7 @@ export async function reconnectStorm(ctx: ScenarioContext, ratePerSecond: number
         listSeconds: round((listedAtMs - times.listeningAtMs) / 1000, 3),
       }),
       inSyncAfterReadySeconds: backAtMs === null ? null : round((backAtMs - readyAtMs) / 1000, 3),
+      inSyncCurve: curve.curve(),
     },
   });
 }

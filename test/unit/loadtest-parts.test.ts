@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { planAgents } from "../../loadtest/agent-plan.js";
+import { InSyncRecorder, MAX_POINTS } from "../../loadtest/in-sync-curve.js";
 import type { AgentSpec } from "../../loadtest/protocol.js";
 import { changeStampOf } from "../../loadtest/agent-pool.js";
 import { escapeXml, latencyChart, ninesOf, resourceChart } from "../../loadtest/charts.js";
@@ -178,6 +179,56 @@ describe("agent plan", () => {
     for (const w of plan.regular)
       expect(w.map((s) => s.index)).toEqual([...w.map((s) => s.index)].sort((a, b) => a - b));
     expect(new Set(plan.regular.flat().map((s) => s.index)).size).toBe(1000);
+  });
+});
+
+describe("in-sync curve", () => {
+  it("times half, 90% and all of the agents, their mean, and keeps the polls where the count changed", () => {
+    const r = new InSyncRecorder(10_000);
+    // 10 agents: 2 back at 1 s, 5 more at 3 s (one of the first drops out meanwhile), the rest at 6 s.
+    for (const [atMs, n] of [
+      [10_500, 0],
+      [11_000, 2],
+      [12_000, 1],
+      [13_000, 7],
+      [14_000, 7],
+      [15_000, 7],
+      [16_000, 10],
+      [16_250, 10],
+    ] as const)
+      r.add(atMs, n, 10);
+    const c = r.curve();
+    expect(c.halfSeconds).toBe(3);
+    expect(c.ninetySeconds).toBe(6);
+    expect(c.allSeconds).toBe(6);
+    // The agent that dropped out and came back is counted once: (2 × 1 + 5 × 3 + 3 × 6) ÷ 10.
+    expect(c.meanSeconds).toBe(3.5);
+    expect(c.points).toEqual([
+      [0.5, 0],
+      [1, 2],
+      [2, 1],
+      [3, 7],
+      [6, 10],
+      [6.25, 10],
+    ]);
+  });
+
+  it("says null for what was not reached, and keeps at most MAX_POINTS points, the last included", () => {
+    const r = new InSyncRecorder(0);
+    for (let i = 0; i < 1000; i++) r.add(i * 250, i % 2 === 0 ? i : i - 1, 5000);
+    const c = r.curve();
+    expect(c.allSeconds).toBeNull();
+    expect(c.ninetySeconds).toBeNull();
+    expect(c.halfSeconds).toBeNull();
+    expect(c.points.length).toBeLessThanOrEqual(MAX_POINTS);
+    expect(c.points.at(-1)).toEqual([249.75, 998]);
+    expect(new InSyncRecorder(0).curve()).toEqual({
+      halfSeconds: null,
+      ninetySeconds: null,
+      allSeconds: null,
+      meanSeconds: null,
+      points: [],
+    });
   });
 });
 
