@@ -1,3 +1,5 @@
+import type { OnProgress } from "./measure.js";
+
 /**
  * When the agents of a storm came back in sync: the load test's polls of the in-sync count, from a start
  * (the storm's start, the kill), reduced to how long it took for half, 90% and all of them, the mean over
@@ -31,6 +33,14 @@ export class InSyncRecorder {
   add(atMs: number, inSync: number, total: number): void {
     this.#total = total;
     this.#samples.push([Math.max(0, atMs - this.#fromMs) / 1000, inSync]);
+  }
+
+  /** `onProgress` that also records each poll (as `add` at the time of the poll). */
+  recording(onProgress: OnProgress): OnProgress {
+    return (p) => {
+      this.add(Date.now(), p.inSync, p.total);
+      onProgress(p);
+    };
   }
 
   curve(): InSyncCurve {

@@ -58,7 +58,6 @@ export async function connectStorm(ctx: ScenarioContext): Promise<ScenarioResult
   ctx.progress.begin("connect storm", agents, "agents");
   const fromMs = Date.now();
   const curve = new InSyncRecorder(fromMs);
-  const bar = barUpdater(ctx, (p) => p.inSync);
   await Promise.all(
     workers.map((w, i) =>
       w.request("start", { servers, agents: specs[i] ?? [], backoffMaxMs: AGENT_BACKOFF_MAX_MS }),
@@ -69,10 +68,7 @@ export async function connectStorm(ctx: ScenarioContext): Promise<ScenarioResult
     workers,
     h.replicaCount > 1 ? null : h.server.serverId,
     h.options.syncTimeoutSeconds * 1000,
-    (p) => {
-      curve.add(Date.now(), p.inSync, p.total);
-      bar(p);
-    },
+    curve.recording(barUpdater(ctx, (p) => p.inSync)),
   );
   const toMs = allAtMs ?? Date.now();
   const atStop = await collectWindow(workers);

@@ -65,10 +65,7 @@ export async function reconnectStorm(ctx: ScenarioContext, ratePerSecond: number
     workers,
     info.serverId,
     h.options.syncTimeoutSeconds * 1000,
-    (p) => {
-      curve.add(Date.now(), p.inSync, p.total);
-      bar(p);
-    },
+    curve.recording(bar),
   );
   const untilMs = Math.max(fromMs + durationMs, (backAtMs ?? Date.now()) + AFTER_SYNC_MS);
   await watchProgress(h, workers, untilMs, bar, info.serverId);

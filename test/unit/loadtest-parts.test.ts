@@ -213,6 +213,17 @@ describe("in-sync curve", () => {
     ]);
   });
 
+  it("records through the progress callback it wraps, which still gets every poll", () => {
+    const r = new InSyncRecorder(Date.now());
+    const seen: number[] = [];
+    const onProgress = r.recording((p) => seen.push(p.inSync));
+    onProgress({ inSync: 3, total: 4, updates: 0, latencies: 0 });
+    onProgress({ inSync: 4, total: 4, updates: 0, latencies: 0 });
+    expect(seen).toEqual([3, 4]);
+    expect(r.curve().points.map(([, n]) => n)).toEqual([3, 4]);
+    expect(r.curve().allSeconds).not.toBeNull();
+  });
+
   it("says null for what was not reached, and keeps at most MAX_POINTS points, the last included", () => {
     const r = new InSyncRecorder(0);
     for (let i = 0; i < 1000; i++) r.add(i * 250, i % 2 === 0 ? i : i - 1, 5000);

@@ -62,6 +62,10 @@ class SendTurns {
     return this.#queue.length;
   }
 
+  get isLimited(): boolean {
+    return this.#limit > 0;
+  }
+
   /** Resolves once this caller holds a turn; give it back exactly once with `release`. */
   acquire(): Promise<void> {
     if (this.#limit === 0 || this.#active < this.#limit) {
@@ -69,10 +73,6 @@ class SendTurns {
       return Promise.resolve();
     }
     return new Promise((resolve) => this.#queue.push(resolve));
-  }
-
-  get isLimited(): boolean {
-    return this.#limit > 0;
   }
 
   /** Gives a turn back: to the first waiting caller if any (#active stays), else to the pool. */
