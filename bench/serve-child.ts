@@ -23,16 +23,30 @@ export interface ServeChild {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+export interface ServeChildOptions {
+  /** Added to this process's environment. */
+  readonly env?: Readonly<Record<string, string>>;
+  /** How often /readyz is asked (default 250 ms). */
+  readonly pollMs?: number;
+  /** The compiled CLI to run (default dist/src/cli/main.js; another build for an A/B comparison). */
+  readonly main?: string;
+}
+
 /** Starts the server with `nodeOptions` (none: Node's defaults) and waits until it is ready (≤ 300 s). */
-export async function startServe(kubeconfig: string, nodeOptions: readonly string[]): Promise<ServeChild> {
-  if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run \`npm run build\` first`);
+export async function startServe(
+  kubeconfig: string,
+  nodeOptions: readonly string[],
+  options: ServeChildOptions = {},
+): Promise<ServeChild> {
+  const main = options.main ?? MAIN;
+  if (!existsSync(main)) throw new Error(`${main} is missing: run \`npm run build\` first`);
   const port = await freePort();
   const httpPort = await freePort();
   const child: ChildProcess = spawn(
     process.execPath,
     [
       ...nodeOptions,
-      MAIN,
+      main,
       "serve",
       "--kubeconfig",
       kubeconfig,
@@ -50,7 +64,7 @@ export async function startServe(kubeconfig: string, nodeOptions: readonly strin
       "--log-level",
       "error",
     ],
-    { stdio: ["ignore", "ignore", "inherit"] },
+    { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, ...options.env } },
   );
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const stop = async (): Promise<void> => {
@@ -69,7 +83,7 @@ export async function startServe(kubeconfig: string, nodeOptions: readonly strin
       );
       if (ok) break;
       if (performance.now() - t0 > 300_000) throw new Error("server not ready within 300 s");
-      await sleep(250);
+      await sleep(options.pollMs ?? 250);
     }
     return { pid, port, httpPort, readySeconds: (performance.now() - t0) / 1000, stop };
   } catch (err) {

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { encodeValue } from "../../proto/codec.js";
+import { encodeValue, packValue } from "../../proto/codec.js";
 import { encodeEntry } from "../../proto/frame-builder.js";
 import type { ResourceValue } from "../../proto/messages.js";
 import { kindOfKey } from "./keys.js";
@@ -20,8 +20,9 @@ export interface PreparedValue {
   /** valueHash(key, value): the entry's part of its domain's state digest. */
   readonly hash: Hash64;
   /**
-   * Fingerprint of the value without `metadata.resourceVersion` (SHA-1 of its msgpack encoding, base64):
-   * two values with the same fingerprint are the same resource (sameResource). The encoding keeps key
+   * Fingerprint of the entry with `metadata.resourceVersion` blanked (SHA-1 of its msgpack encoding, base64;
+   * fingerprintOf): two values of a key with the same fingerprint are the same resource (sameResource),
+   * but for one that gains or loses a resourceVersion, which counts as changed. The encoding keeps key
    * order, so the same fields in another order count as a change, which is harmless (one more delta) and
    * does not happen with the API server's JSON (Go writes struct fields in order and sorts map keys).
    */
@@ -35,17 +36,45 @@ export function prepareValue(key: string, value: ResourceValue): PreparedValue {
     encoded,
     node: nodeOf(kindOfKey(key), value),
     hash: valueHash(key, value),
-    sameAs: sameAsFingerprint(value),
+    sameAs: fingerprintOf(encoded, key, value),
   };
 }
 
-/** The fingerprint of `value` ignoring its resourceVersion (PreparedValue.sameAs). */
-export function sameAsFingerprint(value: ResourceValue): string {
+/** The fingerprint of `key`'s `value` ignoring its resourceVersion (PreparedValue.sameAs). */
+export function sameAsFingerprint(key: string, value: ResourceValue): string {
+  return fingerprintOf(encodeEntry({ k: key, v: value }), key, value);
+}
+
+const RV_FIELD = encodeValue("resourceVersion");
+const EMPTY_RV_FIELD = Buffer.concat([RV_FIELD, encodeValue("")]);
+
+/**
+ * SHA-1 of the entry's encoding with its metadata's `resourceVersion` set to "" (base64). The encoder
+ * writes that field as the key's bytes then the value's; when those bytes occur exactly once in the
+ * encoding they are the field, and replacing them gives exactly the encoding of the entry with "" there
+ * (a msgpack container counts items, not bytes). Otherwise (the same bytes also occur elsewhere, as in a
+ * label `resourceVersion: <the same>`) the entry is encoded again with "": what every value paid before,
+ * a fifth of the ingest worker's time in a relist. A value without a resourceVersion hashes its encoding
+ * as it is, so a value that gains or loses one counts as changed (one more delta; API objects have one).
+ */
+function fingerprintOf(encoded: Buffer, key: string, value: ResourceValue): string {
+  const hash = createHash("sha1");
   const meta = value.metadata;
-  let bare: unknown = value;
-  if (meta !== null && typeof meta === "object" && !Array.isArray(meta) && "resourceVersion" in meta) {
-    const { resourceVersion: _rv, ...rest } = meta as Record<string, unknown>;
-    bare = { ...value, metadata: rest };
+  if (meta === null || typeof meta !== "object" || Array.isArray(meta) || !("resourceVersion" in meta)) {
+    return hash.update(encoded).digest("base64");
   }
-  return createHash("sha1").update(encodeValue(bare)).digest("base64");
+  const rv = (meta as Record<string, unknown>).resourceVersion;
+  if (typeof rv === "string") {
+    const field = Buffer.concat([RV_FIELD, encodeValue(rv)]);
+    const at = encoded.indexOf(field);
+    if (at >= 0 && encoded.indexOf(field, at + 1) < 0) {
+      return hash
+        .update(encoded.subarray(0, at))
+        .update(EMPTY_RV_FIELD)
+        .update(encoded.subarray(at + field.byteLength))
+        .digest("base64");
+    }
+  }
+  const bare = { ...value, metadata: { ...meta, resourceVersion: "" } };
+  return hash.update(packValue({ k: key, v: bare })).digest("base64");
 }

@@ -8,7 +8,7 @@ import pino from "pino";
 import { Registry } from "prom-client";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { DatastoreListError, findResource } from "../../src/server/datastore/index.js";
-import type { KubeHttp, ListPage } from "../../src/server/datastore/kube-http.js";
+import type { KubeHttp } from "../../src/server/datastore/kube-http.js";
 import { datastoreMetrics } from "../../src/server/datastore/metrics.js";
 import { ResourceLoop } from "../../src/server/datastore/resource-loop.js";
 import type { LoopOptions } from "../../src/server/datastore/resource-loop.js";
@@ -27,13 +27,14 @@ const OPTIONS: LoopOptions = {
   minWatchMs: 1000,
 };
 
-type ListFn = () => Promise<ListPage>;
+/** One list call: the page body, or the failure. */
+type ListFn = () => Promise<Buffer>;
 
 /** A scripted KubeHttp: `lists` answers list calls in turn (the last one repeats); watches never send. */
 function fakeHttp(lists: ListFn[]): { http: KubeHttp; calls: { list: number; watch: number } } {
   const calls = { list: 0, watch: 0 };
   const http = {
-    list: () => {
+    listBody: () => {
       const next = lists[Math.min(calls.list, lists.length - 1)]!;
       calls.list++;
       return next();
@@ -48,7 +49,7 @@ function fakeHttp(lists: ListFn[]): { http: KubeHttp; calls: { list: number; wat
   return { http: http as unknown as KubeHttp, calls };
 }
 
-const page: ListFn = () => Promise.resolve({ items: [], resourceVersion: "10", continueToken: undefined });
+const page: ListFn = () => Promise.resolve(Buffer.from('{"metadata":{"resourceVersion":"10"},"items":[]}'));
 const fail500: ListFn = () =>
   Promise.reject(new DatastoreListError("HTTP 500", { resource: "ippools", status: 500 }));
 const fail429: ListFn = () =>

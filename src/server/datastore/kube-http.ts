@@ -265,3 +265,138 @@ export function parseListPage(body: Uint8Array, resource: string): ListPage {
     continueToken: typeof cont === "string" && cont !== "" ? cont : undefined,
   };
 }
+
+/** How much of each end of a list page `peekContinue` reads, at most. */
+const PEEK_BYTES = 64 * 1024;
+
+const enum Ch {
+  quote = 0x22,
+  backslash = 0x5c,
+  colon = 0x3a,
+  comma = 0x2c,
+  openBrace = 0x7b,
+  closeBrace = 0x7d,
+  openBracket = 0x5b,
+  closeBracket = 0x5d,
+}
+
+function skipSpace(b: Uint8Array, i: number, end: number): number {
+  while (i < end && (b[i] === 0x20 || b[i] === 0x0a || b[i] === 0x0d || b[i] === 0x09)) i++;
+  return i;
+}
+
+/** The index just past the JSON string starting at `i` (a quote), or -1 if it does not end before `end`. */
+function skipString(b: Uint8Array, i: number, end: number): number {
+  for (let j = i + 1; j < end; j++) {
+    if (b[j] === Ch.backslash) j++;
+    else if (b[j] === Ch.quote) return j + 1;
+  }
+  return -1;
+}
+
+/** The index just past the JSON value starting at `i`, or -1 if it does not end before `end`. */
+function skipValue(b: Uint8Array, i: number, end: number): number {
+  if (b[i] === Ch.quote) return skipString(b, i, end);
+  if (b[i] !== Ch.openBrace && b[i] !== Ch.openBracket) {
+    // A number or a literal: up to the next delimiter.
+    let j = i;
+    while (j < end && b[j] !== Ch.comma && b[j] !== Ch.closeBrace && b[j] !== Ch.closeBracket) j++;
+    return j < end ? j : -1;
+  }
+  let depth = 0;
+  for (let j = i; j < end; j++) {
+    const c = b[j];
+    if (c === Ch.quote) {
+      j = skipString(b, j, end) - 1;
+      if (j < 0) return -1;
+    } else if (c === Ch.openBrace || c === Ch.openBracket) depth++;
+    else if (c === Ch.closeBrace || c === Ch.closeBracket) {
+      if (--depth === 0) return j + 1;
+    }
+  }
+  return -1;
+}
+
+/** The list metadata's continue token, from the JSON object at [start, end) of `body`; undefined if not one. */
+function tokenOf(
+  body: Uint8Array,
+  start: number,
+  end: number,
+): { readonly token: string | undefined } | undefined {
+  if (body[start] !== Ch.openBrace) return undefined;
+  try {
+    const meta = JSON.parse(
+      Buffer.from(body.buffer, body.byteOffset + start, end - start).toString("utf8"),
+    ) as Record<string, unknown> | null;
+    const cont = meta?.continue;
+    return { token: typeof cont === "string" && cont !== "" ? cont : undefined };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The token from a top-level `metadata` before `items` in the first 64 KiB; undefined if not found. */
+function tokenFromHead(body: Uint8Array): { readonly token: string | undefined } | undefined {
+  const end = Math.min(body.byteLength, PEEK_BYTES);
+  let i = skipSpace(body, 0, end);
+  if (body[i] !== Ch.openBrace) return undefined;
+  i++;
+  for (;;) {
+    i = skipSpace(body, i, end);
+    if (body[i] !== Ch.quote) return undefined;
+    const keyEnd = skipString(body, i, end);
+    if (keyEnd < 0) return undefined;
+    const key = Buffer.from(body.buffer, body.byteOffset + i + 1, keyEnd - i - 2).toString("latin1");
+    i = skipSpace(body, keyEnd, end);
+    if (body[i] !== Ch.colon) return undefined;
+    i = skipSpace(body, i + 1, end);
+    if (key === "items") return undefined;
+    const valueEnd = skipValue(body, i, end);
+    if (valueEnd < 0) return undefined;
+    if (key === "metadata") return tokenOf(body, i, valueEnd);
+    i = skipSpace(body, valueEnd, end);
+    if (body[i] !== Ch.comma) return undefined;
+    i++;
+  }
+}
+
+const METADATA_FIELD = Buffer.from('"metadata":');
+
+/**
+ * The token from a top-level `metadata` that is the object's last field, within the last 64 KiB: its
+ * value must end right where the object does (the last `metadata` of the tail that does is taken).
+ */
+function tokenFromTail(body: Uint8Array): { readonly token: string | undefined } | undefined {
+  const bytes = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  let close = bytes.byteLength - 1;
+  while (
+    close >= 0 &&
+    (bytes[close] === 0x20 || bytes[close] === 0x0a || bytes[close] === 0x0d || bytes[close] === 0x09)
+  )
+    close--;
+  if (close < 0 || bytes[close] !== Ch.closeBrace) return undefined;
+  const floor = Math.max(0, close - PEEK_BYTES);
+  for (
+    let at = bytes.lastIndexOf(METADATA_FIELD, close);
+    at >= floor;
+    at = bytes.lastIndexOf(METADATA_FIELD, at - 1)
+  ) {
+    const start = skipSpace(bytes, at + METADATA_FIELD.byteLength, close);
+    const valueEnd = skipValue(bytes, start, close);
+    if (valueEnd >= 0 && skipSpace(bytes, valueEnd, close) === close) return tokenOf(bytes, start, valueEnd);
+    if (at === 0) break;
+  }
+  return undefined;
+}
+
+/**
+ * A list page's continue token read before the body is decoded, so that the next page can be asked for
+ * meanwhile: `{token}` (undefined on the last page), or undefined when it cannot tell. It looks for the
+ * top-level `metadata` at the head (kube-apiserver writes a built-in List as kind, apiVersion, metadata,
+ * items) and else at the tail (a custom resource's list has its fields sorted: apiVersion, items, kind,
+ * metadata), reading at most 64 KiB at each end. Never throws. A guess only: the decoded page's own
+ * continue token decides which page comes next.
+ */
+export function peekContinue(body: Uint8Array): { readonly token: string | undefined } | undefined {
+  return tokenFromHead(body) ?? tokenFromTail(body);
+}

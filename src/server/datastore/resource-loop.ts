@@ -12,8 +12,8 @@ import {
 import { eventOf, outcomeOf } from "./ingest-outcome.js";
 import type { IngestEvent, ObjectOutcome } from "./ingest-outcome.js";
 import type { IngestWorker, OutcomePage } from "./ingest-worker.js";
-import { parseListPage } from "./kube-http.js";
-import type { KubeHttp, ListPage } from "./kube-http.js";
+import { peekContinue, parseListPage } from "./kube-http.js";
+import type { KubeHttp } from "./kube-http.js";
 import type { DatastoreMetrics, EventType, RestartReason } from "./metrics.js";
 import { resourceId, resourcePath } from "./registry.js";
 import type { SyncTracker } from "./sync-tracker.js";
@@ -197,26 +197,47 @@ export class ResourceLoop {
     return resourcePath(this.#d.resource, version);
   }
 
-  /** A full paged list, applied to the sink and diffed against it. Undefined: the resource is not installed. */
+  /**
+   * A full paged list, applied to the sink and diffed against it. Undefined: the resource is not installed.
+   * The next page is asked for as soon as this one's body is in, when its head names the continue token
+   * (peekContinue), so that the API server writes it while this one is decoded and applied: at most two
+   * requests of a list are in flight. The decoded page's token decides; a wrong guess is dropped.
+   */
   async #list(): Promise<string | undefined> {
     const r = this.#d.resource;
     for (const version of r.versions) {
       const seen = new Set<string>();
       let rv: string | undefined;
       let continueToken: string | undefined;
+      // Ends a request made ahead that is no longer wanted (the list failed, or the guess was wrong).
+      const { controller, dispose } = linkedController(this.#d.signal);
       try {
-        do {
-          const query: Record<string, string> = { limit: String(this.#d.options.pageSize) };
-          if (continueToken !== undefined) query.continue = continueToken;
-          const page = await this.#listPage(version, query);
+        let body = await this.#pageBody(version, undefined, controller.signal);
+        for (;;) {
+          const guess = peekContinue(body)?.token;
+          const ahead =
+            guess === undefined
+              ? undefined
+              : { token: guess, body: this.#pageBody(version, guess, controller.signal) };
+          // Awaited below when the guess was right; otherwise its failure does not matter.
+          ahead?.body.catch(() => undefined);
+          const page = await this.#decodePage(body);
           this.#activity();
           for (const item of page.items) this.#apply(item, seen);
           rv = page.resourceVersion;
           continueToken = page.continueToken;
-        } while (continueToken !== undefined);
+          if (continueToken === undefined) break;
+          body =
+            ahead?.token === continueToken
+              ? await ahead.body
+              : await this.#pageBody(version, continueToken, controller.signal);
+        }
       } catch (err) {
         if (err instanceof DatastoreError && err.status === 404 && continueToken === undefined) continue;
         throw err;
+      } finally {
+        controller.abort();
+        dispose();
       }
       this.#deleteUnseen(seen);
       this.#version = version;
@@ -237,18 +258,18 @@ export class ResourceLoop {
     return undefined;
   }
 
-  /** One list page, decoded and converted (in the ingest worker while it is available). */
-  async #listPage(version: string, query: Record<string, string>): Promise<OutcomePage> {
-    const { http, ingest, resource, signal } = this.#d;
-    let page: ListPage;
-    if (ingest === undefined) {
-      page = await http.list(this.#path(version), query, signal, this.#id);
-    } else {
-      const body = await http.listBody(this.#path(version), query, signal, this.#id);
-      // Asked once the body is in: the thread may have started, or crashed, meanwhile.
-      if (ingest.isAvailable) return ingest.list(resource, body);
-      page = parseListPage(body, this.#id);
-    }
+  /** One list page's body, undecoded. */
+  #pageBody(version: string, continueToken: string | undefined, signal: AbortSignal): Promise<Buffer> {
+    const query: Record<string, string> = { limit: String(this.#d.options.pageSize) };
+    if (continueToken !== undefined) query.continue = continueToken;
+    return this.#d.http.listBody(this.#path(version), query, signal, this.#id);
+  }
+
+  /** A list page decoded and converted (in the ingest worker while it is available; it takes the body). */
+  async #decodePage(body: Buffer): Promise<OutcomePage> {
+    const { ingest, resource } = this.#d;
+    if (ingest?.isAvailable === true) return ingest.list(resource, body);
+    const page = parseListPage(body, this.#id);
     return { ...page, items: page.items.map((obj) => outcomeOf(resource, obj, false)) };
   }
 
