@@ -30,7 +30,7 @@ import { skimDeltas } from "./delta-skimmer.js";
 import { CLIENT_TLS_FIELDS } from "./options.js";
 import type { ClientLogger, ClientTlsOptions } from "./options.js";
 import { SnapshotAssembler, SnapshotAssemblyError } from "./snapshot-assembler.js";
-import type { SnapshotResult } from "./snapshot-assembler.js";
+import type { HeldValues, SnapshotResult } from "./snapshot-assembler.js";
 
 /** How a session ended. */
 export interface SessionEnd {
@@ -79,6 +79,8 @@ export interface ConnectionOptions {
   readonly url: string;
   readonly hello: HelloMessage;
   readonly isMirror: boolean;
+  /** The mirror, for snapshots to skip decoding the values it holds byte for byte (SnapshotAssembler). */
+  readonly held?: HeldValues | undefined;
   /** False: delta frames are skimmed for their revisions, their changes not decoded (default true). */
   readonly isDecodingDeltas?: boolean;
   readonly connectTimeoutMs: number;
@@ -316,6 +318,7 @@ export class Connection {
         this.#snapshot = new SnapshotAssembler(message, {
           isDecoding: this.#o.isMirror,
           maxInflatedBytes: this.#o.maxFrameBytes,
+          held: this.#o.held,
         });
         this.#o.events.snapshotBegin(message);
         return undefined;

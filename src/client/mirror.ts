@@ -4,6 +4,7 @@ import { isPatchEntry } from "../../proto/messages.js";
 import type { DeltaEntry, ResourceValue } from "../../proto/messages.js";
 import { deepEqual } from "../snapshot/deep-equal.js";
 import { kindOfKey } from "../snapshot/keys.js";
+import type { HeldValues } from "./snapshot-assembler.js";
 
 /** One real change as the application sees it: `value` null is a delete. */
 export interface Update {
@@ -23,8 +24,13 @@ export class MirrorPatchError extends Error {
  * made (adds, updates to a different value, deletes of present keys) and nothing else, so that replaying an
  * identical state (a resync after failover) yields no change at all.
  */
-export class Mirror {
+export class Mirror implements HeldValues {
   readonly #values = new Map<string, ResourceValue>();
+  /**
+   * The hash of the bytes a value came from in a snapshot chunk (SnapshotResult.hashes), for the keys whose
+   * value has not changed since: the next snapshot skips decoding those bytes (heldIfSame).
+   */
+  readonly #hashes = new Map<string, string>();
   readonly #byKind = new Map<string, Map<string, ResourceValue>>();
   /** While settling: the value each key had before the first change since (undefined: absent). */
   #before: Map<string, ResourceValue | undefined> | undefined;
@@ -39,6 +45,10 @@ export class Mirror {
 
   has(key: string): boolean {
     return this.#values.has(key);
+  }
+
+  heldIfSame(key: string, hash: string): ResourceValue | undefined {
+    return this.#hashes.get(key) === hash ? this.#values.get(key) : undefined;
   }
 
   /** The values of one kind (a fresh array; order unspecified). */
@@ -89,6 +99,7 @@ export class Mirror {
     }
     const updates: Update[] = [];
     for (const change of changes) {
+      this.#hashes.delete(change.k);
       const update = isPatchEntry(change)
         ? this.#set(change.k, patched?.get(change) as ResourceValue)
         : change.v === null
@@ -101,13 +112,17 @@ export class Mirror {
 
   /**
    * Replaces the whole content with `next` (a complete snapshot) and returns the difference: keys added,
-   * keys whose value differs (deep equality), keys that vanished.
+   * keys whose value differs (deep equality), keys that vanished. `hashes`: the hashes of the bytes the
+   * values came from (SnapshotResult.hashes), kept for the next snapshot; a key without one keeps none.
    */
-  replace(next: ReadonlyMap<string, ResourceValue>): Update[] {
+  replace(next: ReadonlyMap<string, ResourceValue>, hashes?: ReadonlyMap<string, string>): Update[] {
     const updates: Update[] = [];
     for (const [key, value] of next) {
       const update = this.#set(key, value);
       if (update !== undefined) updates.push(update);
+      const hash = hashes?.get(key);
+      if (hash === undefined) this.#hashes.delete(key);
+      else this.#hashes.set(key, hash);
     }
     // Every key of `next` is now present, so extra keys exist exactly when the mirror is larger.
     if (this.#values.size > next.size) {
@@ -153,6 +168,7 @@ export class Mirror {
 
   clear(): void {
     this.#values.clear();
+    this.#hashes.clear();
     this.#byKind.clear();
   }
 
@@ -176,6 +192,7 @@ export class Mirror {
     if (old === undefined) return undefined;
     if (this.#before !== undefined && !this.#before.has(key)) this.#before.set(key, old);
     this.#values.delete(key);
+    this.#hashes.delete(key);
     const kind = kindOfKey(key);
     const ofKind = this.#byKind.get(kind);
     ofKind?.delete(key);

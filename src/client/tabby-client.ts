@@ -333,6 +333,7 @@ export class TabbyClient {
       url: server,
       hello: buildHello(this.#o, this.#resumeToken(), token),
       isMirror: this.#mirror !== undefined,
+      held: this.#mirror,
       isDecodingDeltas: this.#o.isDecodingDeltas,
       connectTimeoutMs: this.#o.connectTimeoutMs,
       readTimeoutMs: this.#o.readTimeoutMs,
@@ -421,7 +422,9 @@ export class TabbyClient {
     const isBehind = result.head !== undefined && result.head > result.revision;
     if (isBehind) this.#mirror?.hold();
     const updates =
-      this.#mirror !== undefined && result.entries !== null ? this.#mirror.replace(result.entries) : [];
+      this.#mirror !== undefined && result.entries !== null
+        ? this.#mirror.replace(result.entries, result.hashes)
+        : [];
     this.#revision = result.revision;
     this.#serverId = session.serverId;
     this.#conversion = session.conversion;

@@ -3,18 +3,13 @@
  * names the continue token (peekContinue); the decoded token decides, so a wrong guess is dropped and its
  * request ended, and a request made ahead that fails fails the list as the page itself would.
  */
-import pino from "pino";
-import { Registry } from "prom-client";
 import { afterEach, describe, expect, it } from "vitest";
 import { DatastoreGoneError } from "../../src/server/datastore/errors.js";
 import { findResource } from "../../src/server/datastore/index.js";
 import type { KubeHttp } from "../../src/server/datastore/kube-http.js";
 import { peekContinue } from "../../src/server/datastore/kube-http.js";
-import { datastoreMetrics } from "../../src/server/datastore/metrics.js";
-import { ResourceLoop } from "../../src/server/datastore/resource-loop.js";
-import { SyncTracker } from "../../src/server/datastore/sync-tracker.js";
-import { sleep } from "../../src/server/datastore/timing.js";
-import type { UpstreamSink } from "../../src/snapshot/index.js";
+import type { SyncTracker } from "../../src/server/datastore/sync-tracker.js";
+import { keySink, startedTracker, testLoop } from "../support/resource-loop.js";
 
 const peek = (json: string): ReturnType<typeof peekContinue> => peekContinue(Buffer.from(json));
 
@@ -106,16 +101,8 @@ describe("ResourceLoop's paged list", () => {
     abort = new AbortController();
     const log: string[] = [];
     const signals = new Map<string, AbortSignal>();
-    const upsert = (key: string): void => void log.push(key);
-    const sink: UpstreamSink = {
-      upsert,
-      upsertPrepared: upsert,
-      delete: () => undefined,
-      keysOfKind: () => [],
-      setKindState: () => undefined,
-    };
-    tracker = new SyncTracker({ resources: [ippools], sink, clock: () => Date.now(), staleAfterMs: 60_000 });
-    tracker.start();
+    const sink = keySink((key) => log.push(key));
+    tracker = startedTracker(ippools, sink);
     const http = {
       listBody: async (_path: string, query: Record<string, string>, signal: AbortSignal) => {
         const token = query.continue ?? "";
@@ -134,29 +121,14 @@ describe("ResourceLoop's paged list", () => {
         );
       },
     } as unknown as KubeHttp;
-    const loop = new ResourceLoop({
+    const loop = testLoop({
       resource: ippools,
       http,
       sink,
       tracker,
-      metrics: datastoreMetrics(new Registry()),
-      logger: pino({ level: "silent" }),
-      clock: () => Date.now(),
-      random: () => 0,
-      delay: (_ms, signal) => sleep(1, signal),
-      options: {
-        pageSize: 2,
-        watchTimeoutSeconds: 300,
-        watchdogMs: 60_000,
-        backoffInitialMs: 1,
-        backoffMaxMs: 1,
-        missingCrdRecheckMs: 60_000,
-        maxEventBytes: 1 << 20,
-        minWatchMs: 0,
-      },
       signal: abort.signal,
-      onActivity: () => undefined,
-      onWatch: () => undefined,
+      ingest: undefined,
+      options: { pageSize: 2 },
     });
     return { done: loop.run(), log, signals };
   }

@@ -4,20 +4,16 @@
  * the watch at once even when the stream then stays quiet.
  */
 import { PassThrough } from "node:stream";
-import pino from "pino";
-import { Registry } from "prom-client";
 import { afterEach, describe, expect, it } from "vitest";
 import { findResource } from "../../src/server/datastore/index.js";
 import { eventOf } from "../../src/server/datastore/ingest-outcome.js";
 import type { IngestEvent } from "../../src/server/datastore/ingest-outcome.js";
 import type { IngestWorker } from "../../src/server/datastore/ingest-worker.js";
 import type { KubeHttp } from "../../src/server/datastore/kube-http.js";
-import { datastoreMetrics } from "../../src/server/datastore/metrics.js";
-import { LineBatches, ResourceLoop } from "../../src/server/datastore/resource-loop.js";
-import { SyncTracker } from "../../src/server/datastore/sync-tracker.js";
-import { sleep } from "../../src/server/datastore/timing.js";
+import { LineBatches } from "../../src/server/datastore/resource-loop.js";
+import type { SyncTracker } from "../../src/server/datastore/sync-tracker.js";
 import { decodeWatchLines } from "../../src/server/datastore/watch-decoder.js";
-import type { UpstreamSink } from "../../src/snapshot/index.js";
+import { keySink, startedTracker, testLoop } from "../support/resource-loop.js";
 
 /** A promise and its resolver. */
 function gate(): { promise: Promise<void>; open: () => void } {
@@ -135,15 +131,8 @@ describe("ResourceLoop's watch batches", () => {
       upserts.push(key);
       log.push(key);
     };
-    const sink: UpstreamSink = {
-      upsert,
-      upsertPrepared: upsert,
-      delete: () => undefined,
-      keysOfKind: () => [],
-      setKindState: () => undefined,
-    };
-    tracker = new SyncTracker({ resources: [ippools], sink, clock: () => Date.now(), staleAfterMs: 60_000 });
-    tracker.start();
+    const sink = keySink(upsert);
+    tracker = startedTracker(ippools, sink);
     const watches: PassThrough[] = [];
     const http = {
       listBody: () => {
@@ -171,31 +160,7 @@ describe("ResourceLoop's watch batches", () => {
         return { events, error: undefined };
       },
     } as unknown as IngestWorker;
-    const loop = new ResourceLoop({
-      resource: ippools,
-      http,
-      sink,
-      tracker,
-      metrics: datastoreMetrics(new Registry()),
-      logger: pino({ level: "silent" }),
-      clock: () => Date.now(),
-      random: () => 0,
-      delay: (_ms, signal) => sleep(1, signal),
-      options: {
-        pageSize: 500,
-        watchTimeoutSeconds: 300,
-        watchdogMs: 60_000,
-        backoffInitialMs: 1,
-        backoffMaxMs: 1,
-        missingCrdRecheckMs: 60_000,
-        maxEventBytes: 1 << 20,
-        minWatchMs: 0,
-      },
-      signal: abort.signal,
-      ingest,
-      onActivity: () => undefined,
-      onWatch: () => undefined,
-    });
+    const loop = testLoop({ resource: ippools, http, sink, tracker, signal: abort.signal, ingest });
     const lists = (): number => log.filter((l) => l === "list").length;
     return { done: loop.run(), log, upserts, watches, batches, first, lists };
   }
