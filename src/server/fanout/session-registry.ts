@@ -153,9 +153,9 @@ export class SessionRegistry {
   /**
    * Ends every open session, one at a time spread evenly over drainMs: with `mover` (other ready replicas
    * exist), a session that negotiated `move` is sent one (a short jittered delay, a hint to another replica)
-   * and closed with shuttingDown only if it has not left within the move's grace; every other session is
-   * closed with shuttingDown at its turn. Resolves when all of them have closed. A second call returns the
-   * first drain's promise.
+   * and closed with shuttingDown only if it has not left within the move's grace; a session already moving
+   * (a rebalance) is left to that move; every other session is closed with shuttingDown at its turn.
+   * Resolves when all of them have closed. A second call returns the first drain's promise.
    */
   drainGradually(drainMs: number, mover?: DrainMover): Promise<void> {
     if (this.#drain !== undefined) return this.#drain.done;
@@ -166,6 +166,9 @@ export class SessionRegistry {
     );
     const intervalMs = sessions.length === 0 ? 0 : drainMs / sessions.length;
     this.#drain = closeGradually(sessions, drainMs, (s) => {
+      // Already moving (a rebalance sent it away): the move in flight ends it, as the client leaves or when
+      // its grace runs out; closing it now would cut its leave short.
+      if (this.#leaving.has(s)) return;
       if (mover !== undefined && this.canMove(s)) {
         const plan = mover.plan(intervalMs);
         if (plan !== undefined && this.move(s, "shutting-down", plan.delayMs, plan.hint, plan.closeAfterMs))
