@@ -15,6 +15,7 @@ import { performance } from "node:perf_hooks";
 // BENCH_WORKER ("off,on") tune it.
 import pino from "pino";
 import { Registry } from "prom-client";
+import { statCpuSeconds } from "../loadtest/proc-stats.js";
 import { findResource } from "../src/server/datastore/index.js";
 import { eventOf } from "../src/server/datastore/ingest-outcome.js";
 import { IngestWorker } from "../src/server/datastore/ingest-worker.js";
@@ -87,14 +88,9 @@ interface Run {
   readonly wallMsPerChange: number;
 }
 
-const TICK_MS = 10; // USER_HZ is 100 on Linux
-
 /** CPU time of the main thread so far (ms, 10 ms resolution). */
 function mainThreadCpuMs(): number {
-  const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, "utf8");
-  // Fields after the command name (which is in parentheses and may hold spaces): utime is the 14th.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
+  return statCpuSeconds(readFileSync(`/proc/self/task/${process.pid}/stat`, "utf8")) * 1000;
 }
 
 async function measure(body: () => Promise<void>): Promise<Run> {

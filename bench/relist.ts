@@ -13,6 +13,7 @@ import { cpus, tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { statCpuSeconds } from "../loadtest/proc-stats.js";
 import { SERVE_ENV, SERVE_NODE_OPTIONS } from "../src/cli/node-flags.js";
 import { startServe } from "./serve-child.js";
 
@@ -28,7 +29,6 @@ const { values } = parseArgs({
   },
 });
 const SIM_MAIN = fileURLToPath(new URL("../dist/src/cli/main.js", import.meta.url));
-const TICKS = 100; // USER_HZ: /proc's clock ticks per second on Linux
 
 /** CPU seconds of each thread of `pid`, busiest first; the main thread is the one whose id is `pid`. */
 async function threadSeconds(pid: number): Promise<{ main: number; others: number[] }> {
@@ -36,9 +36,7 @@ async function threadSeconds(pid: number): Promise<{ main: number; others: numbe
   let main = 0;
   const others: number[] = [];
   for (const tid of await readdir(dir)) {
-    const stat = await readFile(`${dir}/${tid}/stat`, "utf8").catch(() => "");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    const seconds = (Number(fields[11]) + Number(fields[12])) / TICKS;
+    const seconds = statCpuSeconds(await readFile(`${dir}/${tid}/stat`, "utf8").catch(() => ""));
     if (Number(tid) === pid) main = seconds;
     else others.push(seconds);
   }

@@ -11,6 +11,17 @@ export interface ProcSample {
   readonly rssBytes: number;
 }
 
+/**
+ * User + system CPU seconds from a /proc/<pid>/stat or /proc/<pid>/task/<tid>/stat line (NaN if it is not
+ * one).
+ */
+export function statCpuSeconds(stat: string): number {
+  // The command name (field 2) may contain spaces: the fields after it start past the last ")".
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // utime and stime are fields 14 and 15, i.e. 11 and 12 counted from field 3.
+  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+}
+
 /** Reads CPU time and RSS of a process from /proc; undefined when it is gone (or not on Linux). */
 export async function readProcSample(pid: number, nowMs = Date.now()): Promise<ProcSample | undefined> {
   try {
@@ -18,13 +29,10 @@ export async function readProcSample(pid: number, nowMs = Date.now()): Promise<P
       readFile(`/proc/${pid}/stat`, "utf8"),
       readFile(`/proc/${pid}/status`, "utf8"),
     ]);
-    // The command name (field 2) may contain spaces: the fields after it start past the last ")".
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    // utime and stime are fields 14 and 15, i.e. 11 and 12 counted from field 3.
-    const ticks = Number(fields[11]) + Number(fields[12]);
+    const cpuSeconds = statCpuSeconds(stat);
     const rss = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
-    if (!Number.isFinite(ticks) || rss === null) return undefined;
-    return { atMs: nowMs, cpuSeconds: ticks / TICKS_PER_SECOND, rssBytes: Number(rss[1]) * 1024 };
+    if (!Number.isFinite(cpuSeconds) || rss === null) return undefined;
+    return { atMs: nowMs, cpuSeconds, rssBytes: Number(rss[1]) * 1024 };
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT" || (err as NodeJS.ErrnoException).code === "ESRCH") {
       return undefined;

@@ -178,6 +178,23 @@ describe("ResourceLoop's paged list", () => {
     await done;
   });
 
+  it("a page that does not decode fails the list, and the request made ahead from its head is ended", async () => {
+    // The head names p2, then the items are cut short: JSON.parse refuses the page.
+    const broken = Buffer.from(
+      '{"kind":"IPPoolList","metadata":{"resourceVersion":"9","continue":"p2"},"items":[{',
+    );
+    const pages: Record<string, Buffer | Error> = { "": broken, p2: page(["b"], '{"resourceVersion":"9"}') };
+    const { done, log, signals } = startLoop(pages);
+    for (let i = 0; i < 400 && !log.includes("list p2"); i++) await new Promise((r) => setTimeout(r, 5));
+    pages[""] = page(["a"], '{"resourceVersion":"10"}');
+    await untilWatch(log);
+    expect(signals.get("p2")?.aborted).toBe(true);
+    expect(log.slice(0, 2)).toEqual(["list ", "list p2"]);
+    expect(log.filter((l) => l.startsWith("IPPool/"))).toEqual(["IPPool/a"]); // nothing of p2 applied
+    abort.abort();
+    await done;
+  });
+
   it("a page asked for ahead that fails (410: the continue token expired) fails the list, which starts again", async () => {
     const gone = new DatastoreGoneError("continue token expired", { resource: "ippools", status: 410 });
     const pages: Record<string, Buffer | Error> = {

@@ -280,8 +280,13 @@ const enum Ch {
   closeBracket = 0x5d,
 }
 
+/** JSON whitespace: space, tab, line feed, carriage return. */
+function isSpace(c: number | undefined): boolean {
+  return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+}
+
 function skipSpace(b: Uint8Array, i: number, end: number): number {
-  while (i < end && (b[i] === 0x20 || b[i] === 0x0a || b[i] === 0x0d || b[i] === 0x09)) i++;
+  while (i < end && isSpace(b[i])) i++;
   return i;
 }
 
@@ -369,11 +374,7 @@ const METADATA_FIELD = Buffer.from('"metadata":');
 function tokenFromTail(body: Uint8Array): { readonly token: string | undefined } | undefined {
   const bytes = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
   let close = bytes.byteLength - 1;
-  while (
-    close >= 0 &&
-    (bytes[close] === 0x20 || bytes[close] === 0x0a || bytes[close] === 0x0d || bytes[close] === 0x09)
-  )
-    close--;
+  while (close >= 0 && isSpace(bytes[close])) close--;
   if (close < 0 || bytes[close] !== Ch.closeBrace) return undefined;
   const floor = Math.max(0, close - PEEK_BYTES);
   for (

@@ -199,8 +199,8 @@ export class ResourceLoop {
 
   /**
    * A full paged list, applied to the sink and diffed against it. Undefined: the resource is not installed.
-   * The next page is asked for as soon as this one's body is in, when its head names the continue token
-   * (peekContinue), so that the API server writes it while this one is decoded and applied: at most two
+   * The next page is asked for as soon as this one's body is in, when its head or tail names the continue
+   * token (peekContinue), so that the API server writes it while this one is decoded and applied: at most two
    * requests of a list are in flight. The decoded page's token decides; a wrong guess is dropped.
    */
   async #list(): Promise<string | undefined> {
