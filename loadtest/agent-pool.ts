@@ -35,6 +35,7 @@ interface Agent {
 type Counters = {
   moves: number;
   snapshotBytes: number;
+  snapshotChunks: number;
   bytes: number;
   wireBytes: number;
   frames: number;
@@ -168,12 +169,16 @@ export class AgentPool {
     };
   }
 
-  /** Closes every agent, then starts the same agents (new clients, same specs) on `servers`. */
-  async restart(servers: readonly string[]): Promise<number> {
+  /**
+   * Closes every agent, then starts the same agents (new clients, same specs) on `servers`; `startedAtMs`:
+   * when the closes were done and the new clients were started.
+   */
+  async restart(servers: readonly string[]): Promise<{ started: number; startedAtMs: number }> {
     const old = this.#agents.splice(0);
     this.#recorder = undefined;
     await Promise.all(old.map((a) => a.client.close()));
-    return this.start(servers, this.#specs, this.#backoffMaxMs);
+    const startedAtMs = Date.now();
+    return { started: this.start(servers, this.#specs, this.#backoffMaxMs), startedAtMs };
   }
 
   /**
@@ -238,6 +243,7 @@ export class AgentPool {
       agentsMovedTwice: this.#agents.filter((a) => a.client.stats.moves - a.movesAtWindow >= 2).length,
       moves: c.moves - this.#base.moves,
       snapshotBytes: c.snapshotBytes - this.#base.snapshotBytes,
+      snapshotChunks: c.snapshotChunks - this.#base.snapshotChunks,
       bytes: c.bytes - this.#base.bytes,
       wireBytes: c.wireBytes - this.#base.wireBytes,
       frames: c.frames - this.#base.frames,
@@ -385,6 +391,7 @@ export class AgentPool {
       const s = a.client.stats;
       c.moves += s.moves;
       c.snapshotBytes += s.snapshotBytes;
+      c.snapshotChunks += s.snapshotChunks;
       c.bytes += s.bytes;
       c.wireBytes += s.wireBytes;
       c.frames += s.frames;
@@ -419,6 +426,7 @@ function zeroCounters(): Counters {
   return {
     moves: 0,
     snapshotBytes: 0,
+    snapshotChunks: 0,
     bytes: 0,
     wireBytes: 0,
     frames: 0,

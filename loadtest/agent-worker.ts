@@ -16,7 +16,7 @@ const channel = serveParent<WorkerOps>(
     window: ({ isRecording, isRecordingFrames }) => ({
       windowStartMs: pool.window(isRecording, isRecordingFrames),
     }),
-    restart: async ({ servers }) => ({ started: await pool.restart(servers) }),
+    restart: ({ servers }) => pool.restart(servers),
     collect: () => pool.collect(),
     expect: ({ digest }) => ({ fullAgents: pool.expect(digest) }),
     verify: () => pool.verify(),

@@ -6,13 +6,15 @@ import { decodeClientMessage, encodeMessage } from "../proto/codec.js";
 import { ProtoError, ProtoErrorCode } from "../proto/errors.js";
 import { VIEW_NAMES } from "../proto/messages.js";
 import type { ViewName } from "../proto/messages.js";
-import { PROTOCOL_VERSION_MAX, negotiateVersion } from "../proto/version.js";
+import { FEATURES, PROTOCOL_VERSION_MAX, negotiateVersion } from "../proto/version.js";
 import { KEY_POOL, frameTemplate, stampFrame } from "./ceiling-frames.js";
 import type { FrameTemplate } from "./ceiling-frames.js";
-import type { CeilingStats, ReplayFrame } from "./protocol.js";
+import { plainChunks } from "./ceiling-snapshot.js";
+import type { CeilingSnapshot } from "./ceiling-snapshot.js";
+import type { CeilingSnapshotInfo, CeilingStats, ReplayFrame } from "./protocol.js";
 
 const SEND_OPTIONS = { binary: true } as const;
-/** The revision of the (empty) snapshot every session starts from. */
+/** The revision of the (empty) snapshot every session starts from, unless `snapshot` recorded one. */
 const BASE_REVISION = 1;
 
 export interface BroadcasterOptions {
@@ -26,7 +28,7 @@ export interface BroadcasterOptions {
 
 /**
  * The load test's ceiling: a WebSocket server that speaks just enough of the tabby protocol for
- * TabbyClient (hello → welcome, an empty snapshot, in-sync status, then `deltas` frames) and broadcasts
+ * TabbyClient (hello → welcome, a snapshot, in-sync status, then `deltas` frames) and broadcasts
  * pre-encoded frames of given sizes at a given rate, with no store, no views and no per-session work but
  * the write. Every session gets the same Buffer. What the agents receive from it is what this machine can
  * carry with tabby's frame sizes, in the same run.
@@ -40,6 +42,8 @@ export class CeilingBroadcaster {
   readonly #templates = new Map<string, FrameTemplate>();
   readonly #pingTimer: NodeJS.Timeout;
   #replayTimer: NodeJS.Timeout | undefined;
+  #snapshot: CeilingSnapshot | undefined;
+  #plainChunks: Buffer[] | undefined;
   #isReplaying = false;
   #head = BASE_REVISION;
   #nextKey = 0;
@@ -98,6 +102,29 @@ export class CeilingBroadcaster {
       firstSentAtMs: this.#firstSentAtMs,
       lastSentAtMs: this.#lastSentAtMs,
     };
+  }
+
+  /**
+   * From now on every session that says hello is sent this snapshot (recorded from tabby: recordSnapshot),
+   * the same Buffers to every session, all at once; the replay's deltas go on from its revision. Only
+   * before any session or replay.
+   */
+  snapshot(snapshot: CeilingSnapshot): CeilingSnapshotInfo {
+    if (this.#head !== BASE_REVISION || this.#isReplaying || this.#sessions.size > 0) {
+      throw new Error("a snapshot only before any session or replay");
+    }
+    // Over IPC (structured clone) the Buffers may arrive as plain Uint8Arrays.
+    const asBuffer = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+    const s: CeilingSnapshot = {
+      ...snapshot,
+      begin: asBuffer(snapshot.begin),
+      chunks: snapshot.chunks.map(asBuffer),
+      end: asBuffer(snapshot.end),
+    };
+    this.#snapshot = s;
+    this.#plainChunks = undefined;
+    this.#head = s.revision;
+    return { bytes: s.bytes, chunks: s.chunks.length, entries: s.entries, revision: s.revision };
   }
 
   /**
@@ -196,6 +223,8 @@ export class CeilingBroadcaster {
         }
         const view = hello.view as ViewName;
         const revision = this.#head;
+        const snapshot = this.#snapshot;
+        const isCompressed = hello.features?.includes(FEATURES.deflateSnapshot) === true;
         ws.send(
           encodeMessage({
             t: "welcome",
@@ -204,12 +233,22 @@ export class CeilingBroadcaster {
             view,
             mode: "snapshot",
             revision,
-            features: [],
+            features: snapshot !== undefined && isCompressed ? [FEATURES.deflateSnapshot] : [],
           }),
           SEND_OPTIONS,
         );
-        ws.send(encodeMessage({ t: "snap-begin", revision, count: 0, chunks: 0 }), SEND_OPTIONS);
-        ws.send(encodeMessage({ t: "snap-end", revision }), SEND_OPTIONS);
+        if (snapshot === undefined || snapshot.revision !== revision) {
+          ws.send(encodeMessage({ t: "snap-begin", revision, count: 0, chunks: 0 }), SEND_OPTIONS);
+          ws.send(encodeMessage({ t: "snap-end", revision }), SEND_OPTIONS);
+        } else {
+          ws.send(snapshot.begin, SEND_OPTIONS);
+          for (const chunk of isCompressed
+            ? snapshot.chunks
+            : (this.#plainChunks ??= plainChunks(snapshot))) {
+            ws.send(chunk, SEND_OPTIONS);
+          }
+          ws.send(snapshot.end, SEND_OPTIONS);
+        }
         ws.send(encodeMessage({ t: "status", state: "in-sync", since: Date.now() }), SEND_OPTIONS);
         this.#sessions.add(ws);
       } catch (err) {

@@ -14,6 +14,7 @@ const channel = serveParent<CeilingOps>(
     replay: ({ frames, changesPerSecond, durationSeconds }) =>
       broadcaster.replay(frames, changesPerSecond, durationSeconds),
     stats: () => broadcaster.stats(),
+    snapshot: ({ snapshot }) => broadcaster.snapshot(snapshot),
   },
   () => broadcaster.close(),
 );

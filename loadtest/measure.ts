@@ -97,6 +97,7 @@ export async function collectWindow(workers: Workers): Promise<WindowResult> {
     deltas: 0,
     snapshots: 0,
     snapshotBytes: 0,
+    snapshotChunks: 0,
     resumes: 0,
     moves: 0,
     reconnects: 0,

@@ -1,5 +1,6 @@
 import type { ConvertedEntry } from "../src/chaos/expected.js";
 import type { SimFault } from "../src/sim/fault-op.js";
+import type { CeilingSnapshot } from "./ceiling-snapshot.js";
 import type { AgentCounters } from "./report.js";
 /** The requests the load test's parent sends to its children, and their answers (see ipc.ts). */
 
@@ -153,8 +154,11 @@ export type WorkerOps = {
    * decoding felix agent also records every frame it receives (FrameRecord).
    */
   window: { args: { isRecording: boolean; isRecordingFrames?: boolean }; result: { windowStartMs: number } };
-  /** Closes every agent and starts the same agents again on other servers (the ceiling's broadcaster). */
-  restart: { args: { servers: readonly string[] }; result: { started: number } };
+  /**
+   * Closes every agent and starts the same agents again on other servers (the ceiling's broadcaster);
+   * `startedAtMs`: when the closes were done and the new clients started.
+   */
+  restart: { args: { servers: readonly string[] }; result: { started: number; startedAtMs: number } };
   collect: { args: Record<string, never>; result: WindowStats };
   expect: { args: { digest: StateDigest }; result: { fullAgents: number } };
   verify: { args: Record<string, never>; result: VerifyResult };
@@ -208,11 +212,11 @@ export interface ReplayFrame {
 
 /** The ceiling broadcaster's counters. */
 export interface CeilingStats {
-  /** Sessions that said hello and got the (empty) snapshot, still open. */
+  /** Sessions that said hello and were sent the snapshot, still open. */
   readonly sessions: number;
   /** True from replay until the last frame has been sent. */
   readonly isReplaying: boolean;
-  /** The revision of the last frame sent (every session starts at the empty snapshot's, 1). */
+  /** The revision of the last frame sent (sessions start at the snapshot's: 1, or the recorded one's). */
   readonly revision: number;
   readonly framesSent: number;
   readonly changesSent: number;
@@ -225,6 +229,15 @@ export interface CeilingStats {
   /** Epoch ms of the first and last frame sent (0: none yet). */
   readonly firstSentAtMs: number;
   readonly lastSentAtMs: number;
+}
+
+/** The snapshot the ceiling broadcaster sends each session (`snapshot`). */
+export interface CeilingSnapshotInfo {
+  /** Payload bytes of its frames as one session is sent them (snap-begin, compressed chunks, snap-end). */
+  readonly bytes: number;
+  readonly chunks: number;
+  readonly entries: number;
+  readonly revision: number;
 }
 
 export interface CeilingReady {
@@ -242,4 +255,6 @@ export type CeilingOps = {
     result: CeilingStats;
   };
   stats: { args: Record<string, never>; result: CeilingStats };
+  /** From now on each session is sent this snapshot (recorded from tabby: ceiling-snapshot.ts). */
+  snapshot: { args: { snapshot: CeilingSnapshot }; result: CeilingSnapshotInfo };
 };

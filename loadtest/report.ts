@@ -26,6 +26,8 @@ export interface AgentCounters {
   readonly snapshots: number;
   /** Payload bytes of the snapshot frames received. */
   readonly snapshotBytes: number;
+  /** snap-chunk frames received. */
+  readonly snapshotChunks: number;
   readonly resumes: number;
   /** `move` messages received (each moves one session). */
   readonly moves: number;

@@ -12,6 +12,7 @@ import { REPORT_SCHEMA_VERSION, checkTargets, maxChurnWithinP99 } from "./report
 import type { LoadtestReport, MachineInfo, ScenarioResult } from "./report.js";
 import { baseline } from "./scenarios/baseline.js";
 import { ceiling } from "./scenarios/ceiling.js";
+import { round } from "./scenarios/common.js";
 import type { ScenarioContext } from "./scenarios/common.js";
 import { connectStorm } from "./scenarios/connect-storm.js";
 import { reconnectStorm } from "./scenarios/reconnect-storm.js";
@@ -182,6 +183,23 @@ async function runCeiling(ctx: ScenarioContext, reference: number): Promise<void
   const result = await ceiling(ctx, mirrored);
   const index = ctx.results.indexOf(mirrored);
   ctx.results[index] = { ...mirrored, ceilingRatio: result.ceilingRatio };
+  // The connect storm's ceiling: the agents' move to the broadcaster, which sent them tabby's snapshot.
+  const storm = ctx.results.find((s) => s.scenario === "connect-storm");
+  const stormSeconds = storm?.inSyncSeconds.connectStorm;
+  const ceilingSeconds = result.inSyncSeconds.connectStorm;
+  if (storm !== undefined && typeof ceilingSeconds === "number") {
+    ctx.results[ctx.results.indexOf(storm)] = {
+      ...storm,
+      details: {
+        ...storm.details,
+        ceilingInSyncSeconds: ceilingSeconds,
+        ceilingInSyncRatio:
+          typeof stormSeconds === "number" && stormSeconds > 0
+            ? round(ceilingSeconds / stormSeconds, 3)
+            : null,
+      },
+    };
+  }
   ctx.results.push(result);
   report(ctx);
 }

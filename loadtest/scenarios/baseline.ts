@@ -171,6 +171,7 @@ export async function baseline(ctx: ScenarioContext, ratePerSecond: number): Pro
       frames: 0,
       deltas: 0,
       snapshotBytes: 0,
+      snapshotChunks: 0,
       moves: 0,
       snapshots: 0,
       resumes: 0,

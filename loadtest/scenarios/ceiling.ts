@@ -1,3 +1,4 @@
+import { recordSnapshot } from "../ceiling-snapshot.js";
 import { CEILING, LoadtestError, delay } from "../harness.js";
 import { collectWindow, startWindow, waitAllInSync, watchProgress } from "../measure.js";
 import type { Verification, WindowResult } from "../measure.js";
@@ -50,6 +51,12 @@ export function missingUpdates(final: WindowResult, changesSent: number): number
  * receive is the physical limit of this machine with tabby's frame sizes; `ceilingRatio` compares tabby's
  * deliveries with it. Verified when every agent got every frame (its revision) and every decoding agent
  * every change.
+ *
+ * The agents' move to the broadcaster is a connect storm's ceiling: the broadcaster is given the felix
+ * snapshot tabby sent just before the connect storm (recorded then; recorded now when no storm ran: its
+ * frames as sent, compressed chunks and all) and sends every agent those same Buffers, all at once. `inSyncSeconds.connectStorm` is the connect storm of this
+ * machine with tabby's snapshot bytes and no server work but the writes (from the new clients' start until
+ * every agent is in sync); the full agents decode the same entries as in tabby's storm.
  */
 export async function ceiling(ctx: ScenarioContext, mirrored: ScenarioResult): Promise<ScenarioResult> {
   const { h } = ctx;
@@ -63,15 +70,22 @@ export async function ceiling(ctx: ScenarioContext, mirrored: ScenarioResult): P
   const durationSeconds = h.options.durationSeconds;
   const timeoutMs = h.options.syncTimeoutSeconds * 1000;
   const { peer, ready } = await h.startCeiling();
+  // The snapshot tabby sent the connect storm's agents, else the one it sends now.
+  ctx.connectSnapshot ??= await recordSnapshot(`ws://127.0.0.1:${h.server.port}`, "felix", timeoutMs);
+  const snapshot = await peer.request("snapshot", { snapshot: ctx.connectSnapshot });
   ctx.progress.log(
     `ceiling: replaying ${mirrored.name} (${summary.frames} frames, ${summary.meanFrameBytes} B and ` +
       `${summary.meanChangesPerFrame} changes a frame, ${summary.changesPerSecond} changes/s) on port ${ready.port}`,
   );
 
-  // The same agents, moved to the broadcaster: an empty snapshot, then only its frames.
+  // The same agents, moved to the broadcaster: tabby's felix snapshot, then only the broadcaster's frames.
   ctx.progress.begin("ceiling: connect", agents, "agents");
   const connectFromMs = Date.now();
-  await Promise.all(workers.map((w) => w.request("restart", { servers: [`ws://127.0.0.1:${ready.port}`] })));
+  const restarted = await Promise.all(
+    workers.map((w) => w.request("restart", { servers: [`ws://127.0.0.1:${ready.port}`] })),
+  );
+  // The storm starts when the first worker has closed its agents' tabby sessions and started new clients.
+  const stormFromMs = Math.min(...restarted.map((r) => r.startedAtMs));
   const connectedAtMs = await waitAllInSync(
     h,
     workers,
@@ -150,6 +164,8 @@ export async function ceiling(ctx: ScenarioContext, mirrored: ScenarioResult): P
     verification,
     atStop,
     final,
+    // The agents' move to the broadcaster, with tabby's snapshot, is the connect storm's ceiling.
+    inSyncSeconds: { connectStorm: round((connectedAtMs - stormFromMs) / 1000, 3), reconnectStorm: null },
     details: {
       mirrors: mirrored.name,
       recording: summary,
@@ -158,7 +174,9 @@ export async function ceiling(ctx: ScenarioContext, mirrored: ScenarioResult): P
       broadcasterServerId: ready.serverId,
       broadcasterCpuSecondsPerSecond: round(broadcaster.cpuSecondsPerSecond, 3),
       broadcasterRssBytesMax: broadcasterRss,
-      connectSeconds: round((connectedAtMs - connectFromMs) / 1000, 3),
+      connectSnapshot: snapshot,
+      connectSeconds: round((connectedAtMs - stormFromMs) / 1000, 3),
+      connectCloseSeconds: round((stormFromMs - connectFromMs) / 1000, 3),
     },
   });
   const ratio =

@@ -10,6 +10,7 @@ import type { Progress } from "../progress.js";
 import type { FrameRecord, WorkerOps } from "../protocol.js";
 import { latencyMs } from "../report.js";
 import type { AgentCounters, ScenarioResult } from "../report.js";
+import type { CeilingSnapshot } from "../ceiling-snapshot.js";
 
 export interface ScenarioContext {
   readonly h: Harness;
@@ -22,6 +23,8 @@ export interface ScenarioContext {
   readonly results: ScenarioResult[];
   /** The frames a decoding felix agent received in each churn run, by scenario name (for the ceiling). */
   readonly recordings: Map<string, FrameRecording>;
+  /** The felix snapshot tabby sent just before the connect storm (recorded for the ceiling). */
+  connectSnapshot?: CeilingSnapshot;
 }
 
 /** What one felix agent received during a churn run: the ceiling replays it. */

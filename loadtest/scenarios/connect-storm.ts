@@ -1,4 +1,5 @@
 import { TabbyClient } from "../../src/client/index.js";
+import { recordSnapshot } from "../ceiling-snapshot.js";
 import { SERVER, delay } from "../harness.js";
 import type { Harness } from "../harness.js";
 import { collectWindow, startWindow, verifyMirrors, waitAllInSync } from "../measure.js";
@@ -48,6 +49,14 @@ export async function connectStorm(ctx: ScenarioContext): Promise<ScenarioResult
   const servers = h.agentServers;
 
   await warmUp(h, [`ws://127.0.0.1:${h.server.port}`]);
+  // The snapshot the storm's agents are about to get, for the ceiling to send the same bytes.
+  if (h.options.scenarios.includes("ceiling")) {
+    ctx.connectSnapshot = await recordSnapshot(
+      `ws://127.0.0.1:${h.server.port}`,
+      "felix",
+      h.options.syncTimeoutSeconds * 1000,
+    );
+  }
   await delay(SETTLE_MS, h.signal);
   await h.sampler.sampleNow();
   const rssBefore = h.sampler.latest(SERVER)?.rssBytes;
@@ -114,6 +123,7 @@ export async function connectStorm(ctx: ScenarioContext): Promise<ScenarioResult
               heapAfter === undefined || externalAfter === undefined ? undefined : heapAfter + externalAfter,
             ),
       snapshotBytesPerAgent: Math.round(atStop.counters.bytes / agents),
+      snapshotChunksPerAgent: round(atStop.counters.snapshotChunks / agents, 1),
       inSyncCurve: curve.curve(),
     },
   });

@@ -70,8 +70,8 @@ export interface ConnectionEvents {
    * sent it; the session ends right after.
    */
   left?(message: LeftMessage): void;
-  /** The payload bytes of a snapshot frame (snap-begin, snap-chunk, snap-end), as it arrives. */
-  snapshotFrame?(bytes: number): void;
+  /** The payload bytes of a snapshot frame (snap-begin, snap-chunk, snap-end) and its type, as it arrives. */
+  snapshotFrame?(bytes: number, type: "snap-begin" | "snap-chunk" | "snap-end"): void;
   end(end: SessionEnd): void;
 }
 
@@ -273,7 +273,7 @@ export class Connection {
       return;
     }
     if (message.t === "snap-begin" || message.t === "snap-chunk" || message.t === "snap-end") {
-      this.#o.events.snapshotFrame?.(frame.byteLength);
+      this.#o.events.snapshotFrame?.(frame.byteLength, message.t);
     }
     this.#queue.push(message);
     if (this.#queue.length >= QUEUE_HIGH_WATER && !this.#isPaused) {

@@ -6,6 +6,8 @@ export interface ClientStats {
   readonly heldSnapshots: number;
   /** Payload bytes of the snapshot frames received (snap-begin, snap-chunk, snap-end). */
   readonly snapshotBytes: number;
+  /** snap-chunk frames received (of complete and of cut snapshots). */
+  readonly snapshotChunks: number;
   /** Sessions that resumed from the client's revision (no snapshot). */
   readonly resumes: number;
   /** Of those, sessions resumed by another server than the mirror's, from its digests (§5.2). */
@@ -39,6 +41,7 @@ export function newClientStats(): MutableClientStats {
     snapshots: 0,
     heldSnapshots: 0,
     snapshotBytes: 0,
+    snapshotChunks: 0,
     resumes: 0,
     replicaResumes: 0,
     reconnects: 0,

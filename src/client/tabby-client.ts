@@ -347,7 +347,10 @@ export class TabbyClient {
           this.#stats.bytes += bytes;
         },
         wire: (bytes) => (this.#stats.wireBytes += bytes),
-        snapshotFrame: (bytes) => (this.#stats.snapshotBytes += bytes),
+        snapshotFrame: (bytes, type) => {
+          this.#stats.snapshotBytes += bytes;
+          if (type === "snap-chunk") this.#stats.snapshotChunks++;
+        },
         welcome: (m) => this.#onWelcome(session, m),
         snapshotBegin: (m) =>
           this.#log.debug({ server, revision: m.revision, count: m.count }, "snapshot begins"),

@@ -116,6 +116,15 @@ describe("tabby loadtest, small", () => {
     expect(ceiling?.ceilingRatio).toBeGreaterThan(0);
     expect(churn?.ceilingRatio).toBe(ceiling?.ceilingRatio);
     expect(ceiling?.serverRssBytesMax).toBeNull();
+    // The move to the broadcaster is the connect storm's ceiling: every agent sent tabby's felix snapshot.
+    const sent = ceiling?.details.connectSnapshot as { bytes: number; chunks: number; entries: number };
+    expect(sent.entries).toBeGreaterThan(500);
+    expect(sent.chunks).toBeGreaterThanOrEqual(1);
+    const perAgent = connect?.details.snapshotBytesPerAgent as number;
+    expect(Math.abs(sent.bytes - perAgent)).toBeLessThan(perAgent * 0.1);
+    expect(ceiling?.inSyncSeconds.connectStorm).toBeGreaterThan(0);
+    expect(connect?.details.ceilingInSyncSeconds).toBe(ceiling?.inSyncSeconds.connectStorm);
+    expect(connect?.details.ceilingInSyncRatio).toBeGreaterThan(0);
 
     const written = JSON.parse(await readFile(join(out, "report.json"), "utf8")) as LoadtestReport;
     expect(written.scenarios.map((s) => s.latencyMs.p99)).toEqual(

@@ -74,6 +74,7 @@ function scenario(overrides: Partial<ScenarioResult>): ScenarioResult {
       frames: 0,
       deltas: 0,
       snapshotBytes: 0,
+      snapshotChunks: 0,
       moves: 0,
       snapshots: 0,
       resumes: 0,
