@@ -34,7 +34,7 @@ export function recordSnapshot(url: string, view: ViewName, timeoutMs: number): 
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, { perMessageDeflate: false });
     const chunks: Buffer[] = [];
-    let begin: { frame: Buffer; revision: number; count: number; chunks: number } | undefined;
+    let begin: { frame: Buffer; revision: number; count: number } | undefined;
     const fail = (why: string): void => {
       clearTimeout(timer);
       ws.terminate();
@@ -54,7 +54,8 @@ export function recordSnapshot(url: string, view: ViewName, timeoutMs: number): 
       ws.send(encodeMessage(hello));
     });
     ws.on("message", (data: RawData) => {
-      const frame = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer);
+      // ws's default binaryType ("nodebuffer"): every message is one Buffer, fragments joined.
+      const frame = data as Buffer;
       let m;
       try {
         m = decodeServerMessage(frame);
@@ -63,7 +64,7 @@ export function recordSnapshot(url: string, view: ViewName, timeoutMs: number): 
         return;
       }
       if (m.t === "snap-begin") {
-        begin = { frame, revision: m.revision, count: m.count, chunks: m.chunks };
+        begin = { frame, revision: m.revision, count: m.count };
       } else if (m.t === "snap-chunk") {
         if (m.z === undefined) return fail("a snapshot chunk without z");
         chunks.push(frame);

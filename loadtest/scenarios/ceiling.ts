@@ -54,9 +54,10 @@ export function missingUpdates(final: WindowResult, changesSent: number): number
  *
  * The agents' move to the broadcaster is a connect storm's ceiling: the broadcaster is given the felix
  * snapshot tabby sent just before the connect storm (recorded then; recorded now when no storm ran: its
- * frames as sent, compressed chunks and all) and sends every agent those same Buffers, all at once. `inSyncSeconds.connectStorm` is the connect storm of this
- * machine with tabby's snapshot bytes and no server work but the writes (from the new clients' start until
- * every agent is in sync); the full agents decode the same entries as in tabby's storm.
+ * frames as sent, compressed chunks and all) and sends every agent those same Buffers, all at once.
+ * `inSyncSeconds.connectStorm` is the connect storm of this machine with tabby's snapshot bytes and no
+ * server work but the writes (from the new clients' start until every agent is in sync); the full agents
+ * decode the same entries as in tabby's storm.
  */
 export async function ceiling(ctx: ScenarioContext, mirrored: ScenarioResult): Promise<ScenarioResult> {
   const { h } = ctx;
@@ -97,6 +98,7 @@ export async function ceiling(ctx: ScenarioContext, mirrored: ScenarioResult): P
   if (connectedAtMs === null) {
     throw new LoadtestError("ERR_LOADTEST_TIMEOUT", "ceiling: not every agent connected to the broadcaster");
   }
+  const connectSeconds = round((connectedAtMs - stormFromMs) / 1000, 3);
 
   const frames: ReplayFrame[] = recording.frames.map((f) => ({ bytes: f.bytes, changes: f.changes }));
   await startWindow(workers, true);
@@ -165,7 +167,7 @@ export async function ceiling(ctx: ScenarioContext, mirrored: ScenarioResult): P
     atStop,
     final,
     // The agents' move to the broadcaster, with tabby's snapshot, is the connect storm's ceiling.
-    inSyncSeconds: { connectStorm: round((connectedAtMs - stormFromMs) / 1000, 3), reconnectStorm: null },
+    inSyncSeconds: { connectStorm: connectSeconds, reconnectStorm: null },
     details: {
       mirrors: mirrored.name,
       recording: summary,
@@ -175,7 +177,7 @@ export async function ceiling(ctx: ScenarioContext, mirrored: ScenarioResult): P
       broadcasterCpuSecondsPerSecond: round(broadcaster.cpuSecondsPerSecond, 3),
       broadcasterRssBytesMax: broadcasterRss,
       connectSnapshot: snapshot,
-      connectSeconds: round((connectedAtMs - stormFromMs) / 1000, 3),
+      connectSeconds,
       connectCloseSeconds: round((stormFromMs - connectFromMs) / 1000, 3),
     },
   });

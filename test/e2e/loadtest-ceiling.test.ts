@@ -132,9 +132,12 @@ describe("ceiling broadcaster", () => {
     expect(() => b.snapshot(recorded)).toThrow(/before any session or replay/);
   });
 
-  it("fails to record a snapshot from a server that closes the session, or sends none in time", async () => {
+  it("fails to record a snapshot from a server that closes the session, sends it uncompressed, or sends none in time", async () => {
     const closing = await makeServer({ hub: hubWith(STATE), compress: true, reject: { code: 4003 } });
     await expect(recordSnapshot(closing.url, "felix", 5000)).rejects.toThrow(/closed the session \(4003\)/);
+    // Not what a tabby server sends a client that lists "deflate-snapshot".
+    const plain = await makeServer({ hub: hubWith(STATE), compress: false });
+    await expect(recordSnapshot(plain.url, "felix", 5000)).rejects.toThrow(/a snapshot chunk without z/);
     await expect(recordSnapshot(await refusingAddress(), "felix", 5000)).rejects.toThrow(
       CeilingSnapshotError,
     );
