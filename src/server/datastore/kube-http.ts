@@ -208,14 +208,25 @@ export class KubeHttp {
       signal,
     };
     let res: IncomingMessage;
-    try {
-      res = await new Promise<IncomingMessage>((resolve, reject) => {
-        const req = (this.#isHttps ? https : http).request(requestOptions, resolve);
-        req.on("error", reject);
-        req.end();
-      });
-    } catch (cause) {
-      throw this.#wrap(op, `${op} request failed`, cause, signal, resource);
+    for (let attempt = 1; ; attempt++) {
+      let isReused = false;
+      try {
+        res = await new Promise<IncomingMessage>((resolve, reject) => {
+          const req = (this.#isHttps ? https : http).request(requestOptions, resolve);
+          req.on("error", (err) => {
+            isReused = req.reusedSocket;
+            reject(err);
+          });
+          req.end();
+        });
+        break;
+      } catch (cause) {
+        // A kept-alive connection the API server closed as this request went out on it ("socket hang up"
+        // before any answer): every request here is a GET, so it goes once more on a new connection, as Go's
+        // net/http (client-go) does. Not a sign of a failing server.
+        if (attempt === 1 && isReused && !signal.aborted && isConnectionReset(cause)) continue;
+        throw this.#wrap(op, `${op} request failed`, cause, signal, resource);
+      }
     }
     const status = res.statusCode ?? 0;
     if (status >= 200 && status < 300) return res;
@@ -233,6 +244,12 @@ export class KubeHttp {
     const after = retryAfterMs(header);
     throw errorFor(op, message, after === undefined ? details : { ...details, retryAfterMs: after });
   }
+}
+
+/** The peer closed the connection before answering (ECONNRESET, "socket hang up"; EPIPE while writing). */
+function isConnectionReset(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === "ECONNRESET" || code === "EPIPE";
 }
 
 /** Decodes a list page body. Throws DatastoreDecodeError. Pure. */
