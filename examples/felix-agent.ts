@@ -13,7 +13,7 @@ export interface AgentState {
   /** IP pool name → CIDR, for the pools that are enabled. */
   readonly pools: Map<string, string>;
   /** `namespace/pod` → the pod's IPs, for the endpoints on this node. */
-  readonly localEndpoints: Map<string, string[]>;
+  readonly localEndpoints: Map<string, readonly string[]>;
   /** `namespace/name` → the policy's tier and order. */
   readonly policies: Map<string, { tier: string; order: number | undefined }>;
   batches: number;

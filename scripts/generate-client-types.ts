@@ -150,7 +150,7 @@ export async function generateCrdTypes(): Promise<string> {
     parts.push(
       k.status === undefined
         ? `${doc}\nexport type ${k.kind} = CalicoResource<"${k.kind}", ${k.kind}Spec>;`
-        : `${doc}\nexport type ${k.kind} = CalicoResource<"${k.kind}", ${k.kind}Spec> & { status?: ${k.kind}Status };`,
+        : `${doc}\nexport type ${k.kind} = CalicoResource<"${k.kind}", ${k.kind}Spec, ${k.kind}Status>;`,
     );
   }
   parts.push(

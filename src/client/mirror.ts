@@ -23,6 +23,12 @@ export class MirrorPatchError extends Error {
  * The client's copy of a view: key → value, indexed by kind. Every mutation returns the real changes it
  * made (adds, updates to a different value, deletes of present keys) and nothing else, so that replaying an
  * identical state (a resync after failover) yields no change at all.
+ *
+ * Every value it holds is deeply frozen (`freezeValue`): the application gets the mirror's own objects (in
+ * updates, `get`, `list`), and the mirror relies on them being what the server sent: patches apply to them,
+ * and a snapshot keeps a held value whose bytes' hash matches without comparing it. A change made by the
+ * application would otherwise persist silently, and later patches would build on it; frozen, it throws
+ * (ES modules are strict).
  */
 export class Mirror implements HeldValues {
   readonly #values = new Map<string, ResourceValue>();
@@ -176,6 +182,7 @@ export class Mirror implements HeldValues {
     const old = this.#values.get(key);
     if (old !== undefined && deepEqual(old, value)) return undefined;
     if (this.#before !== undefined && !this.#before.has(key)) this.#before.set(key, old);
+    freezeValue(value);
     const kind = kindOfKey(key);
     this.#values.set(key, value);
     let ofKind = this.#byKind.get(kind);
@@ -198,5 +205,25 @@ export class Mirror implements HeldValues {
     ofKind?.delete(key);
     if (ofKind?.size === 0) this.#byKind.delete(kind);
     return { key, kind, value: null };
+  }
+}
+
+/**
+ * Freezes `value` and every object and array in it, stopping at what is already frozen (a patched value
+ * shares the held value's unchanged parts, frozen before). Binary data (a msgpack bin decodes to a
+ * Uint8Array, which cannot be frozen) is left as it is. Returns `value`.
+ */
+export function freezeValue<T>(value: T): T {
+  if (typeof value === "object" && value !== null) freezeObject(value);
+  return value;
+}
+
+function freezeObject(value: object): void {
+  if (Object.isFrozen(value) || ArrayBuffer.isView(value)) return;
+  Object.freeze(value);
+  const children: unknown[] = Array.isArray(value) ? value : Object.values(value);
+  for (let i = 0; i < children.length; i++) {
+    const child = children[i];
+    if (typeof child === "object" && child !== null) freezeObject(child);
   }
 }

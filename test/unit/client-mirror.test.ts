@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { ResourceValue } from "../../proto/messages.js";
-import { Mirror, MirrorPatchError } from "../../src/client/mirror.js";
+import { freezeValue, Mirror, MirrorPatchError } from "../../src/client/mirror.js";
 
 const key = fc
   .tuple(fc.constantFrom("IPPool", "Node", "NetworkPolicy"), fc.constantFrom("a", "b", "c", "d", "e", "f"))
@@ -133,4 +133,49 @@ describe("Mirror", () => {
     expect(mirror.settle()).toEqual([]);
     expect(mirror.get("IPPool/a")).toEqual({ spec: { n: 1, tags: [] } });
   });
+
+  it("holds every value deeply frozen, from a snapshot, an entry or a patch: the application cannot change one", () => {
+    const mirror = load({ "IPPool/a": { metadata: { resourceVersion: "1" }, spec: { l: [{ n: 1 }] } } });
+    const [added] = mirror.apply([{ k: "Node/n", v: { spec: { addrs: [{ ip: "10.0.0.1" }] } } }]);
+    const [patched] = mirror.apply([
+      { k: "IPPool/a", p: { metadata: { resourceVersion: "2" }, x: [{ y: 1 }] }, b: "1" },
+    ]);
+    for (const value of [mirror.get("IPPool/a"), mirror.get("Node/n"), added?.value, patched?.value]) {
+      expect(isDeeplyFrozen(value)).toBe(true);
+    }
+    const pool = mirror.get("IPPool/a") as { spec: { l: { n: number }[] }; x: unknown[] };
+    // ES modules are strict: a write to a frozen object throws.
+    expect(() => {
+      pool.spec.l[0]!.n = 5;
+    }).toThrow(TypeError);
+    expect(() => pool.x.push(1)).toThrow(TypeError);
+    // So the held value is still the server's, and a later patch builds on it.
+    mirror.apply([{ k: "IPPool/a", p: { metadata: { resourceVersion: "3" }, z: 1 }, b: "2" }]);
+    expect(mirror.get("IPPool/a")).toEqual({
+      metadata: { resourceVersion: "3" },
+      spec: { l: [{ n: 1 }] },
+      x: [{ y: 1 }],
+      z: 1,
+    });
+  });
+
+  it("freezeValue leaves binary data and primitives as they are and stops at frozen parts", () => {
+    const bin = new Uint8Array([1, 2]);
+    const shared = Object.freeze({ a: { b: 1 } });
+    const value = freezeValue({ bin, shared, n: 1, s: "x", none: null, list: [1, [2]] });
+    expect(Object.isFrozen(value)).toBe(true);
+    expect(Object.isFrozen(value.list[1])).toBe(true);
+    expect(Object.isFrozen(bin)).toBe(false);
+    bin[0] = 9;
+    expect(value.bin[0]).toBe(9);
+    // A frozen object is taken to be frozen all the way down (the mirror freezes whole values).
+    expect(Object.isFrozen(shared.a)).toBe(false);
+    expect(freezeValue(7)).toBe(7);
+    expect(freezeValue(null)).toBe(null);
+  });
 });
+
+function isDeeplyFrozen(value: unknown): boolean {
+  if (typeof value !== "object" || value === null) return true;
+  return Object.isFrozen(value) && Object.values(value).every(isDeeplyFrozen);
+}

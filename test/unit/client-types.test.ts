@@ -57,4 +57,20 @@ describe("the generated client types", () => {
     // A Kubernetes policy's value is a Calico NetworkPolicy: its kind is NetworkPolicy.
     expectTypeOf<KubernetesNetworkPolicy["kind"]>().toEqualTypeOf<"NetworkPolicy">();
   });
+
+  it("are read-only all the way down, as the mirror's frozen values are (checked by the compiler)", () => {
+    const _writes = (pool: IPPool, wep: WorkloadEndpoint, node: Node) => {
+      // @ts-expect-error a field of the spec
+      pool.spec.cidr = "10.0.0.0/8";
+      // @ts-expect-error an array in the spec
+      wep.spec.ipNetworks![0] = "10.0.0.1/32";
+      // @ts-expect-error an element of an array of objects
+      wep.spec.ports![0]!.port = 1;
+      // @ts-expect-error a label
+      pool.metadata.labels!["x"] = "y";
+      // @ts-expect-error the status of a kind that keeps one
+      node.status!.wireguardPublicKey = "k";
+    };
+    expectTypeOf(_writes).toBeFunction();
+  });
 });

@@ -1114,9 +1114,11 @@ export interface CalicoNodeStatusStatus {
 }
 
 /** A CalicoNodeStatus (crd.projectcalico.org/v1, cluster-scoped) as tabby serves it: the Calico v3 value. */
-export type CalicoNodeStatus = CalicoResource<"CalicoNodeStatus", CalicoNodeStatusSpec> & {
-  status?: CalicoNodeStatusStatus;
-};
+export type CalicoNodeStatus = CalicoResource<
+  "CalicoNodeStatus",
+  CalicoNodeStatusSpec,
+  CalicoNodeStatusStatus
+>;
 
 /**
  * ClusterInformationSpec contains the values of describing the cluster.

@@ -117,7 +117,7 @@ export interface NodeStatus {
   podCIDRs?: string[];
 }
 /** `Node/<name>`, from a Kubernetes Node and its Calico annotations. */
-export type Node = CalicoResource<"Node", NodeSpec> & { status?: NodeStatus };
+export type Node = CalicoResource<"Node", NodeSpec, NodeStatus>;
 
 /**
  * `KubernetesNetworkPolicy/<namespace>/<name>`: a networking.k8s.io NetworkPolicy as the Calico v3 NetworkPolicy

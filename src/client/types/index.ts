@@ -5,7 +5,7 @@ import type { ConvertedKinds } from "./converted.js";
 export type * from "./calico-crds.generated.js";
 export { GENERATED_CRD_KINDS } from "./calico-crds.generated.js";
 export type * from "./converted.js";
-export type { CalicoMetadata, CalicoResource } from "./resource.js";
+export type { CalicoMetadata, CalicoResource, Frozen } from "./resource.js";
 
 /** Every kind a view can carry, and the type of its value. */
 export interface CalicoKindMap extends CalicoCrdKinds, ConvertedKinds {}

@@ -20,13 +20,26 @@ export interface CalicoMetadata {
 }
 
 /**
- * A value in a view: `{ kind, apiVersion: "projectcalico.org/v3", metadata, spec }`. A type alias, not an
+ * T as the client hands it out: the mirror's values are deeply frozen (Object.freeze), so every field,
+ * array and nested object is read-only. Copy a value (`structuredClone`) to change it.
+ */
+export type Frozen<T> = T extends readonly (infer U)[]
+  ? readonly Frozen<U>[]
+  : T extends object
+    ? { readonly [P in keyof T]: Frozen<T[P]> }
+    : T;
+
+/**
+ * A value in a view: `{ kind, apiVersion: "projectcalico.org/v3", metadata, spec }` (and `status` for the
+ * kinds that keep one), deeply read-only as the client hands it out (Frozen). A type alias, not an
  * interface, so that every typed value is also a plain `ResourceValue` (an object type with an index
  * signature accepts type-alias object types only).
  */
-export type CalicoResource<K extends string, S> = {
-  kind: K;
-  apiVersion: "projectcalico.org/v3";
-  metadata: CalicoMetadata;
-  spec: S;
-};
+export type CalicoResource<K extends string, S, St = undefined> = Frozen<
+  {
+    kind: K;
+    apiVersion: "projectcalico.org/v3";
+    metadata: CalicoMetadata;
+    spec: S;
+  } & ([St] extends [undefined] ? unknown : { status?: St })
+>;
