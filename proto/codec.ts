@@ -2,6 +2,7 @@ import { Packr } from "msgpackr";
 import type { Options } from "msgpackr";
 import { ProtoError, ProtoErrorCode } from "./errors.js";
 import { MAX_JSON_PATCH_OPS, MAX_JSON_PATCH_PATH } from "./json-patch.js";
+import { setOwn } from "./merge-patch.js";
 import { MAX_RESUME_STATE_KINDS, VIEW_NAMES } from "./messages.js";
 import type {
   ClientMessage,
@@ -21,14 +22,37 @@ import type {
  * decodes to a number when it fits one exactly, else to a BigInt, which validation refuses: every
  * integer form whose value is in range is accepted.
  */
-const packr = new Packr({
+const OPTIONS: Options = {
   useRecords: false,
   mapsAsObjects: true,
   variableMapSize: true,
   moreTypes: false,
   // msgpackr 1.12 implements "auto" but its typings do not list it yet.
   int64AsType: "auto" as string as NonNullable<Options["int64AsType"]>,
-});
+};
+const packr = new Packr(OPTIONS);
+
+/**
+ * msgpackr reads a map key `__proto__` as `__proto_` (so that it cannot set a prototype), which would change
+ * a value that holds one: Kubernetes accepts any key in a free-form map, such as a Calico rule's
+ * `metadata.annotations`. A frame whose bytes hold that name anywhere is read with maps as Maps instead,
+ * turned into objects that hold `__proto__` as an own key, as JSON.parse makes it. Rare, so the usual path
+ * pays one byte search.
+ */
+const mapPackr = new Packr({ ...OPTIONS, mapsAsObjects: false });
+const PROTO_KEY = Buffer.from("__proto__");
+
+function objectsOf(value: unknown): unknown {
+  if (value instanceof Map) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of value as Map<unknown, unknown>) setOwn(out, String(k), objectsOf(v));
+    return out;
+  }
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) value[i] = objectsOf(value[i]);
+  }
+  return value;
+}
 
 /** Frames larger than this are refused by `decode*` (the server's socket limit is separate and smaller). */
 export const MAX_DECODE_BYTES = 256 * 1024 * 1024;
@@ -61,7 +85,8 @@ export function decodeValue(frame: Uint8Array): unknown {
   }
   if (frame.byteLength === 0) throw new ProtoError(ProtoErrorCode.badFrame, "empty frame");
   try {
-    return packr.unpack(frame);
+    const bytes = Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength);
+    return bytes.indexOf(PROTO_KEY) < 0 ? packr.unpack(frame) : objectsOf(mapPackr.unpack(frame));
   } catch (err) {
     throw new ProtoError(ProtoErrorCode.badFrame, "frame is not one valid msgpack value", { cause: err });
   }

@@ -4,7 +4,7 @@
  * Unlike a merge patch, a JSON Patch reaches into arrays: an EndpointSlice whose one endpoint turns ready
  * is one `replace` of that endpoint's conditions, not the whole endpoints array again.
  */
-import { applyMergePatch, sameValue } from "./merge-patch.js";
+import { applyMergePatch, sameValue, setOwn } from "./merge-patch.js";
 import type { PatchEntry, ResourceValue } from "./messages.js";
 
 export type JsonPatchOp =
@@ -132,11 +132,6 @@ function shallowCopy(container: unknown): Obj | unknown[] {
   return Array.isArray(container) ? [...(container as unknown[])] : { ...(container as Obj) };
 }
 
-/** Sets an own data property (also for a key such as `__proto__`, which plain assignment would not set). */
-function setMember(obj: Obj, key: string, value: unknown): void {
-  Object.defineProperty(obj, key, { value, writable: true, enumerable: true, configurable: true });
-}
-
 /** `container` itself when this patch application made it, else a shallow copy that it now owns. */
 function owned(container: unknown, copies: WeakSet<object>): Obj | unknown[] {
   if (copies.has(container as object)) return container as Obj | unknown[];
@@ -171,7 +166,7 @@ function applyOp(root: Obj, op: JsonPatchOp, copies: WeakSet<object>): Obj {
     }
     const childCopy = owned(child, copies);
     if (Array.isArray(parent)) parent[Number(token)] = childCopy;
-    else setMember(parent, token, childCopy);
+    else setOwn(parent, token, childCopy);
     parent = childCopy;
   }
   const last = tokens[tokens.length - 1] as string;
@@ -189,12 +184,12 @@ function applyOp(root: Obj, op: JsonPatchOp, copies: WeakSet<object>): Obj {
       else parent[index] = op.value;
     }
   } else if (op.op === "add") {
-    setMember(parent, last, op.value);
+    setOwn(parent, last, op.value);
   } else {
     if (!Object.hasOwn(parent, last))
       throw new JsonPatchError(`path ${JSON.stringify(op.path)}: no member ${JSON.stringify(last)}`);
     if (op.op === "remove") delete parent[last];
-    else setMember(parent, last, op.value);
+    else setOwn(parent, last, op.value);
   }
   return copy;
 }

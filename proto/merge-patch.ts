@@ -6,6 +6,15 @@
 
 type Obj = Record<string, unknown>;
 
+/**
+ * Sets an own data property, also for the key `__proto__`: plain assignment to an object that does not hold
+ * that key as its own would set the object's prototype instead (JSON.parse, and the codec, make it a key).
+ */
+export function setOwn(obj: Obj, key: string, value: unknown): void {
+  if (key !== "__proto__") obj[key] = value;
+  else Object.defineProperty(obj, key, { value, writable: true, enumerable: true, configurable: true });
+}
+
 function isPlainObject(value: unknown): value is Obj {
   return value !== null && typeof value === "object" && !Array.isArray(value) && !ArrayBuffer.isView(value);
 }
@@ -46,7 +55,7 @@ function diff(base: Obj, next: Obj): Obj | typeof CANNOT {
   for (const k in base) {
     if (Object.hasOwn(base, k) && !Object.hasOwn(next, k)) {
       if (base[k] === undefined) return CANNOT; // "absent" and "undefined" would read alike
-      patch[k] = null;
+      setOwn(patch, k, null);
     }
   }
   for (const k in next) {
@@ -58,11 +67,11 @@ function diff(base: Obj, next: Obj): Obj | typeof CANNOT {
     if (hasBase && isPlainObject(b) && isPlainObject(n)) {
       const sub = diff(b, n);
       if (sub === CANNOT) return CANNOT;
-      patch[k] = sub;
+      setOwn(patch, k, sub);
       continue;
     }
     if (!isPatchSafe(n)) return CANNOT;
-    patch[k] = n;
+    setOwn(patch, k, n);
   }
   return patch;
 }
@@ -88,7 +97,7 @@ export function applyMergePatch(target: unknown, patch: unknown): unknown {
     if (!Object.hasOwn(patch, k)) continue;
     const p = patch[k];
     if (p === null) delete result[k];
-    else result[k] = applyMergePatch(result[k], p);
+    else setOwn(result, k, applyMergePatch(Object.hasOwn(result, k) ? result[k] : undefined, p));
   }
   return result;
 }
