@@ -41,6 +41,12 @@ describe("the codec and the key __proto__", () => {
     expect(decoded.metadata.annotations.__proto_).toBe("b");
     expect(Object.getOwnPropertyDescriptor(decoded.metadata.annotations, "__proto__")?.value).toBe("a");
     expect(({} as Record<string, unknown>).a).toBeUndefined();
+    // At the top level too, and beside compressed bytes that happen to hold the name.
+    const top = decodeValue(encodeValue(JSON.parse('{"__proto__":1,"z":"x"}'))) as Record<string, unknown>;
+    expect(Object.getOwnPropertyDescriptor(top, "__proto__")?.value).toBe(1);
+    expect(Object.keys(top)).toEqual(["__proto__", "z"]);
+    const envelope = { t: "snap-chunk", index: 0, z: Buffer.from("..__proto__..") };
+    expect(decodeValue(encodeValue(envelope))).toStrictEqual(envelope);
   });
 
   it("reads a value that only mentions __proto__ in a string as the usual path does", () => {
