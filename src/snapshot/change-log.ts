@@ -16,6 +16,8 @@ export interface LogEntry {
   readonly prevNode: string | undefined;
   /** `{k, v: null}` encoded, present iff prevNode is. */
   readonly prevEncoded: Buffer | undefined;
+  /** The change deletes the key (`encoded` is `{k, v: null}`). Set for broadcast entries. */
+  readonly isDelete?: boolean;
 }
 
 export interface ChangeLogLimits {
@@ -150,6 +152,23 @@ export class ChangeLog {
       if (buf === undefined) continue;
       byKey.delete(e.key);
       byKey.set(e.key, buf);
+    }
+    return [...byKey.values()];
+  }
+
+  /**
+   * The broadcast changes after `revision` (a view without node-scoped kinds), coalesced to the last one
+   * per key, in the order of those last changes, with their keys. Undefined when the log no longer covers
+   * `revision`, or holds a node-scoped entry after it.
+   */
+  sinceKeyed(revision: number): { key: string; encoded: Buffer; isDelete: boolean }[] | undefined {
+    if (!this.canResume(revision)) return undefined;
+    const byKey = new Map<string, { key: string; encoded: Buffer; isDelete: boolean }>();
+    for (let i = this.#firstAfter(revision); i < this.#entries.length; i++) {
+      const e = this.#entries[i] as LogEntry;
+      if (e.isNodeScoped) return undefined;
+      byKey.delete(e.key);
+      byKey.set(e.key, { key: e.key, encoded: e.encoded, isDelete: e.isDelete === true });
     }
     return [...byKey.values()];
   }

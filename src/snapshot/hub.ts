@@ -1,8 +1,9 @@
 import { LRUCache } from "lru-cache";
-import { encodeMessage } from "../../proto/codec.js";
-import { assembleSnapshotChunk, encodeEntry } from "../../proto/frame-builder.js";
+import { decodeValue, encodeMessage } from "../../proto/codec.js";
+import { scanEntryArray } from "../../proto/entry-scan.js";
+import { assembleEntryArray, assembleSnapshotChunk, encodeEntry } from "../../proto/frame-builder.js";
 import { VIEW_NAMES } from "../../proto/messages.js";
-import type { ResourceValue, ResumeState, ViewName } from "../../proto/messages.js";
+import type { Entry, ResourceValue, ResumeState, ViewName } from "../../proto/messages.js";
 import { ChangeLog } from "./change-log.js";
 import { DeltaFrames } from "./delta-frames.js";
 import type { PatchedChanges } from "./delta-frames.js";
@@ -72,6 +73,9 @@ interface PatchBase {
   readonly value: ResourceValue | undefined;
 }
 
+/** What a patch is made from: the key, its new value (null: a delete; undefined: decode `encoded`). */
+type PatchableChange = Pick<Change, "key" | "value" | "encoded">;
+
 /** A key's entry in a batch with merge patches only, and with JSON Patches allowed too. */
 interface PatchForms {
   readonly merged: Buffer;
@@ -94,12 +98,12 @@ class PatchMemo {
   }
 
   /** The changes with patches where smaller, or undefined when none of them can have one. */
-  of(changes: readonly Change[]): PatchedChanges | undefined {
+  of(changes: readonly PatchableChange[]): PatchedChanges | undefined {
     if (!changes.some((c) => c.value !== null && this.#bases.get(c.key) !== undefined)) return undefined;
     return (isJsonAllowed) => changes.map((c) => this.#entry(c, isJsonAllowed));
   }
 
-  #entry(c: Change, isJsonAllowed: boolean): Buffer {
+  #entry(c: PatchableChange, isJsonAllowed: boolean): Buffer {
     const base = this.#bases.get(c.key);
     if (c.value === null || base === undefined) return c.encoded;
     let forms = this.#forms.get(c.key);
@@ -214,6 +218,12 @@ export interface HubCounters {
 export class Hub {
   readonly store = new Store();
   readonly #logs: PerView<ChangeLog>;
+  readonly #entriesOfSnapshot = new WeakMap<EncodedSnapshot, ReadonlyMap<string, Buffer>>();
+  /**
+   * Per view, the revisions of the snapshots being sent and not yet caught up (revision → how many): the
+   * log keeps what brings a session from there to the head, whatever the catch-up limit (pinLog).
+   */
+  readonly #logPins = perView(() => new Map<number, number>());
   readonly #pending: Change[] = [];
   #flushed = 0;
   readonly #snapshots: LRUCache<string, EncodedSnapshot>;
@@ -317,6 +327,7 @@ export class Hub {
             node: undefined,
             prevNode: undefined,
             prevEncoded: undefined,
+            isDelete: change.value === null,
           });
           setLast(
             getOrMake(shared, view, () => new Map<string, Change>()),
@@ -358,7 +369,7 @@ export class Hub {
     const batches: ViewBatch[] = [];
     for (const view of VIEW_NAMES) {
       this.#logs[view].advance(to);
-      this.#logs[view].trimTo(this.#catchUpLimit(view));
+      this.#logs[view].trimTo(this.#logKeep(view));
       const sharedChanges = [...(shared.get(view)?.values() ?? [])];
       const viewNodes = nodes.get(view);
       if (sharedChanges.length === 0 && viewNodes === undefined) continue;
@@ -448,6 +459,36 @@ export class Hub {
     return Math.max(1000, Math.ceil(this.#maxCatchUpFraction * this.#viewSize(view)));
   }
 
+  /** The entries the log of `view` keeps at most: the longest catch-up, or more for a pinned snapshot. */
+  #logKeep(view: ViewName): number {
+    let keep = this.#catchUpLimit(view);
+    const log = this.#logs[view];
+    for (const revision of this.#logPins[view].keys()) {
+      if (log.canResume(revision)) keep = Math.max(keep, log.countAfter(revision));
+    }
+    return keep;
+  }
+
+  /**
+   * Keeps the log of `view` able to bring a session from `revision` (a snapshot being sent) to the head,
+   * past the catch-up limit (the log's own bounds, maxLogEntries and maxLogBytes, still hold): a session
+   * whose snapshot took longer to stream than the limit's worth of changes would otherwise be refused its
+   * catch-up and sent a snapshot again, which takes as long (catchUp with `isAfterSnapshot`). Returns the
+   * release (idempotent).
+   */
+  pinLog(view: ViewName, revision: number): () => void {
+    const pins = this.#logPins[view];
+    pins.set(revision, (pins.get(revision) ?? 0) + 1);
+    let isPinned = true;
+    return () => {
+      if (!isPinned) return;
+      isPinned = false;
+      const n = (pins.get(revision) ?? 1) - 1;
+      if (n > 0) pins.set(revision, n);
+      else pins.delete(revision);
+    };
+  }
+
   #viewSize(view: ViewName): number {
     let n = 0;
     for (const kind of VIEWS[view].kinds) n += this.store.countOfKind(kind);
@@ -457,10 +498,18 @@ export class Hub {
   /**
    * The frames that bring a session of `view` for `node` from `revision` to the flushed head: the changes
    * coalesced per key, split into frames of at most maxChangesPerFrame (all but the last keep `to` at
-   * `revision`). Empty when already at the head; undefined when `canResume` is false.
+   * `revision`). Empty when already at the head; undefined when `canResume` is false, or with
+   * `isAfterSnapshot` (the session was just sent the snapshot at `revision`: another snapshot would not be
+   * cheaper, only as slow) when the log no longer covers `revision` at all.
    */
-  catchUp(view: ViewName, node: string | undefined, revision: number): DeltaFrames[] | undefined {
-    if (!this.canResume(view, revision)) return undefined;
+  catchUp(
+    view: ViewName,
+    node: string | undefined,
+    revision: number,
+    isAfterSnapshot = false,
+  ): DeltaFrames[] | undefined {
+    const isCovered = isAfterSnapshot ? this.#logs[view].canResume(revision) : this.canResume(view, revision);
+    if (!isCovered) return undefined;
     const changes = this.#logs[view].since(revision, node);
     if (changes === undefined) return undefined;
     const to = this.#flushed;
@@ -473,6 +522,55 @@ export class Hub {
       frames.push(new DeltaFrames(revision, isLast ? to : revision, slice));
     }
     return frames;
+  }
+
+  /**
+   * The catch-up for a session that was just sent `snapshot`: the changes since, coalesced per key, as
+   * catchUp with `isAfterSnapshot` gives them, but with patches (PROTOCOL.md §6.6) where smaller, made
+   * against the values the session holds, the snapshot's own. A storm's sessions finish their snapshots
+   * long after it was built, with seconds of churn to catch up; in full values that was a third of the
+   * storm's bytes. Undefined when the view has node-scoped kinds or the log no longer covers the snapshot.
+   */
+  catchUpFromSnapshot(snapshot: EncodedSnapshot): DeltaFrames[] | undefined {
+    const { view, revision } = snapshot;
+    if (VIEWS[view].nodeScopedKinds.size > 0) return undefined;
+    const changes = this.#logs[view].sinceKeyed(revision);
+    if (changes === undefined) return undefined;
+    const to = this.#flushed;
+    if (to === revision) return [];
+    const held = this.#snapshotEntries(snapshot);
+    const bases = new Map<string, PatchBase | undefined>();
+    const patchable: PatchableChange[] = changes.map((c) => {
+      const encoded = held.get(c.key);
+      bases.set(c.key, encoded === undefined ? undefined : { encoded, value: undefined });
+      return { key: c.key, encoded: c.encoded, value: c.isDelete ? null : undefined };
+    });
+    const memo = new PatchMemo(bases);
+    const frames: DeltaFrames[] = [];
+    // At least one frame: the client learns it reached the head even when nothing of its view changed.
+    for (let i = 0; i < patchable.length || frames.length === 0; i += this.#maxChangesPerFrame) {
+      const slice = patchable.slice(i, i + this.#maxChangesPerFrame);
+      const isLast = i + this.#maxChangesPerFrame >= patchable.length;
+      const full = slice.map((c) => c.encoded);
+      frames.push(new DeltaFrames(revision, isLast ? to : revision, full, memo.of(slice)));
+    }
+    return frames;
+  }
+
+  /** The encoded entry of every key in `snapshot`'s broadcast chunks (read once per snapshot). */
+  #snapshotEntries(snapshot: EncodedSnapshot): ReadonlyMap<string, Buffer> {
+    const cached = this.#entriesOfSnapshot.get(snapshot);
+    if (cached !== undefined) return cached;
+    const map = new Map<string, Buffer>();
+    for (const chunk of snapshot.chunkEntries) {
+      const scanned = scanEntryArray(assembleEntryArray(chunk));
+      for (const [i, entry] of chunk.entries()) {
+        const key = scanned?.[i]?.k ?? (decodeValue(entry) as Entry).k;
+        map.set(key, entry);
+      }
+    }
+    this.#entriesOfSnapshot.set(snapshot, map);
+    return map;
   }
 
   /**

@@ -14,12 +14,15 @@ describe("fan-out catch boundaries", () => {
     const h = await startFanout();
     h.server.upsert("IPPool/a", resource("IPPool", "a"));
     h.server.flushNow();
-    const spy = vi.spyOn(h.hub, "catchUp").mockImplementation(() => {
-      throw new Error("catch-up exploded");
-    });
+    // The catch-up after a snapshot (with patches against it, or the plain one).
+    const spies = (["catchUp", "catchUpFromSnapshot"] as const).map((method) =>
+      vi.spyOn(h.hub, method).mockImplementation(() => {
+        throw new Error("catch-up exploded");
+      }),
+    );
     const client = await RawClient.connect(h.url, hello({ view: "felix" }));
     expect(await client.closed).toBe(INTERNAL_ERROR_CLOSE_CODE);
-    spy.mockRestore();
+    for (const spy of spies) spy.mockRestore();
     expect(h.server.status().counters.dropped.internalError).toBe(1);
     const other = await RawClient.live(h.url, hello({ view: "felix" }));
     expect(other.mirror.has("IPPool/a")).toBe(true);

@@ -1,8 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { DeltaEncoding } from "../../src/snapshot/delta-frames.js";
 import { applyChanges, decodeDeltasFrame } from "../support/deltas.js";
-import { decodeServerMessage, decodeValue } from "../../proto/codec.js";
-import type { DeltasMessage } from "../../proto/messages.js";
+import { decodeServerMessage, decodeValue, encodeValue } from "../../proto/codec.js";
+import { isPatchEntry } from "../../proto/messages.js";
+import type { DeltasMessage, ResourceValue } from "../../proto/messages.js";
 import { ChangeLog } from "../../src/snapshot/change-log.js";
 import type { LogEntry } from "../../src/snapshot/change-log.js";
 import { Hub } from "../../src/snapshot/hub.js";
@@ -373,6 +374,102 @@ describe("Hub catch-up limit", () => {
     expect(hub.canResume("felix", oldest - 1)).toBe(false);
     const catchUp = hub.catchUp("felix", undefined, oldest);
     expect(catchUp?.reduce((n, f) => n + f.count, 0)).toBe(1500);
+  });
+});
+
+describe("Hub log pins (a snapshot being sent)", () => {
+  it("keep the changes after a pinned snapshot past the catch-up limit, for the catch-up after it only", () => {
+    const hub = new Hub();
+    const pool = (i: number, x: number) => ({ metadata: { name: `p${i}` }, spec: { x } });
+    for (let i = 0; i < 4000; i++) hub.upsert(`IPPool/p${i}`, pool(i, 0));
+    hub.flush();
+    const snapshot = hub.snapshot("felix", 0, 0);
+    const unpin = hub.pinLog("felix", snapshot.revision);
+    const other = hub.revision;
+    // 1500 changes while the snapshot streams: past the limit (1000, a quarter of 4000).
+    for (let i = 0; i < 1500; i++) hub.upsert(`IPPool/p${i}`, pool(i, 1));
+    hub.flush();
+    expect(hub.log("felix").size).toBe(1500);
+    // A resume from there is refused as before (a snapshot is cheaper for it)...
+    expect(hub.catchUp("felix", undefined, other)).toBeUndefined();
+    // ...but the session that was just sent the snapshot is caught up, to exactly the head's state.
+    const frames = hub.catchUp("felix", undefined, snapshot.revision, true);
+    expect(frames?.reduce((n, f) => n + f.count, 0)).toBe(1500);
+    expect(frames?.at(-1)?.to).toBe(hub.revision);
+    const state = new Map<string, unknown>();
+    for (const chunk of snapshot.chunkEntries) {
+      for (const e of chunk) {
+        const { k, v } = decodeValue(e) as { k: string; v: unknown };
+        state.set(k, v);
+      }
+    }
+    for (const f of frames ?? []) {
+      for (const c of decodeDeltasFrame(f.frame(DeltaEncoding.plain)).changes) state.set(c.k, c.v);
+    }
+    expect(state.get("IPPool/p0")).toEqual(pool(0, 1));
+    expect(state.get("IPPool/p1499")).toEqual(pool(1499, 1));
+    expect(state.get("IPPool/p1500")).toEqual(pool(1500, 0));
+    // Released, the log is trimmed to the limit at the next flush, and the late catch-up is refused.
+    unpin();
+    unpin();
+    hub.upsert("IPPool/p3999", pool(3999, 1));
+    hub.flush();
+    expect(hub.log("felix").size).toBe(1000);
+    expect(hub.catchUp("felix", undefined, snapshot.revision, true)).toBeUndefined();
+  });
+
+  it("catch a session up from the snapshot it was sent with patches against the snapshot's values", () => {
+    const hub = new Hub();
+    const pool = (i: number, rv: number, x: number) => ({
+      metadata: { name: `p${i}`, resourceVersion: String(rv) },
+      spec: { cidr: `10.${i % 250}.0.0/16`, x, pad: "y".repeat(200) },
+    });
+    for (let i = 0; i < 40; i++) hub.upsert(`IPPool/p${i}`, pool(i, 1, 0));
+    hub.flush();
+    const snapshot = hub.snapshot("felix", 0, 0);
+    const state = new Map<string, ResourceValue>();
+    for (const chunk of snapshot.chunkEntries) {
+      for (const e of chunk) {
+        const { k, v } = decodeValue(e) as { k: string; v: ResourceValue };
+        state.set(k, v);
+      }
+    }
+    // Two rounds of updates to the same keys, a delete and a create while the snapshot streams.
+    for (let round = 2; round <= 3; round++) {
+      for (let i = 0; i < 10; i++) hub.upsert(`IPPool/p${i}`, pool(i, round, round));
+      hub.flush();
+    }
+    hub.delete("IPPool/p20");
+    hub.upsert("IPPool/new", pool(99, 5, 1));
+    hub.flush();
+    const frames = hub.catchUpFromSnapshot(snapshot)!;
+    expect(frames.reduce((n, f) => n + f.count, 0)).toBe(12);
+    const patched = frames.flatMap((f) => decodeDeltasFrame(f.frame(DeltaEncoding.patch)).changes);
+    const full = frames.flatMap((f) => decodeDeltasFrame(f.frame(DeltaEncoding.plain)).changes);
+    // Every update is a patch on the snapshot's value (resourceVersion 1); the delete and the create are not.
+    expect(patched.filter(isPatchEntry).map((c) => [c.k, c.b])).toEqual(
+      Array.from({ length: 10 }, (_, i) => [`IPPool/p${i}`, "1"]),
+    );
+    expect(encodeValue(patched).byteLength).toBeLessThan(encodeValue(full).byteLength / 2);
+    applyChanges(state, patched);
+    expect(state.get("IPPool/p3")).toEqual(pool(3, 3, 3));
+    expect(state.has("IPPool/p20")).toBe(false);
+    expect(state.get("IPPool/new")).toEqual(pool(99, 5, 1));
+    expect(state.size).toBe(40);
+    // A view with node-scoped kinds has none (its catch-up stays per node, in full values).
+    expect(hub.catchUpFromSnapshot(hub.snapshot("bgp", 0, 0))).toBeUndefined();
+  });
+
+  it("without a pin, the catch-up after a snapshot is refused once the log was trimmed past it", () => {
+    const hub = new Hub();
+    const pool = (i: number, x: number) => ({ metadata: { name: `p${i}` }, spec: { x } });
+    for (let i = 0; i < 4000; i++) hub.upsert(`IPPool/p${i}`, pool(i, 0));
+    hub.flush();
+    const snapshot = hub.snapshot("felix", 0, 0);
+    for (let i = 0; i < 1500; i++) hub.upsert(`IPPool/p${i}`, pool(i, 1));
+    hub.flush();
+    expect(hub.log("felix").size).toBe(1000);
+    expect(hub.catchUp("felix", undefined, snapshot.revision, true)).toBeUndefined();
   });
 });
 

@@ -7,6 +7,7 @@ import { isJsonPatchEntry, isPatchEntry, VIEW_NAMES } from "../../proto/messages
 import type { ResourceValue, ViewName } from "../../proto/messages.js";
 import { sameResource } from "../../src/snapshot/deep-equal.js";
 import { framesFor, Hub } from "../../src/snapshot/hub.js";
+import type { EncodedSnapshot } from "../../src/snapshot/hub.js";
 import { kindOfKey } from "../../src/snapshot/keys.js";
 import { nodeOf, VIEWS } from "../../src/snapshot/kinds.js";
 
@@ -144,6 +145,9 @@ interface Observation {
   encoding: DeltaEncodingBits;
   /** Frames a session in step since this observation received, from the live batches. */
   live: DeltaFrames[];
+  /** The snapshot observed, and the state its chunks alone give. */
+  snapshot: EncodedSnapshot;
+  atSnapshot: Map<string, ResourceValue>;
 }
 
 function runHistory(
@@ -203,11 +207,29 @@ function runHistory(
           const count = decodeServerMessage(frames.begin);
           expect(count.t === "snap-begin" && count.count).toBe(state.size);
           // A reused snapshot may be older than the head: the catch-up brings it forward.
+          const atSnapshot = new Map(state);
           const catchUp = hub.catchUp(view, node, snap.revision);
           expect(catchUp).toBeDefined();
           applyFrames(state, catchUp ?? [], encoding);
           expect(state).toEqual(expectedView(model, view, node));
-          observations.push({ view, node, revision: hub.revision, state, encoding, live: [] });
+          // So does the one made for a session just sent the snapshot, with patches against its values.
+          const fromSnapshot = hub.catchUpFromSnapshot(snap);
+          expect(fromSnapshot === undefined).toBe(VIEWS[view].nodeScopedKinds.size > 0);
+          if (fromSnapshot !== undefined) {
+            applyFrames(atSnapshot, fromSnapshot, encoding);
+            expect(atSnapshot).toEqual(expectedView(model, view, node));
+            expect(fromSnapshot.at(-1)?.to ?? snap.revision).toBe(hub.revision);
+          }
+          observations.push({
+            view,
+            node,
+            revision: hub.revision,
+            state,
+            encoding,
+            live: [],
+            snapshot: snap,
+            atSnapshot: new Map(atSnapshot),
+          });
         }
       }
     }
@@ -220,6 +242,20 @@ function runHistory(
     const live = new Map(o.state);
     applyFrames(live, o.live, o.encoding);
     expect(live).toEqual(head);
+    // Path 3: the catch-up of a session that was sent the snapshot and finishes it only now (patches against
+    // the snapshot's values), when the log still covers the snapshot.
+    const late = hub.catchUpFromSnapshot(o.snapshot);
+    if (VIEWS[o.view].nodeScopedKinds.size > 0) expect(late).toBeUndefined();
+    else {
+      expect(late === undefined).toBe(!hub.log(o.view).canResume(o.snapshot.revision));
+      if (late !== undefined) {
+        const finished = new Map(o.atSnapshot);
+        applyFrames(finished, late, o.encoding);
+        expect(finished).toEqual(head);
+        // It reaches the head, also when nothing of the view changed since the snapshot.
+        expect(late.at(-1)?.to ?? o.snapshot.revision).toBe(hub.revision);
+      }
+    }
     // Path 2: resume from the observed revision, when the log still covers it.
     const frames = hub.catchUp(o.view, o.node, o.revision);
     expect(frames === undefined).toBe(!hub.canResume(o.view, o.revision));

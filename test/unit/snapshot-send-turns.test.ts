@@ -55,12 +55,23 @@ class FakeSession {
   }
 }
 
+/** A socket whose kernel buffer takes every write at once: nothing ever stays queued. */
+class InstantSession extends FakeSession {
+  override get bufferedAmount(): number {
+    return 0;
+  }
+
+  override whenDrained(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
 const pool = (i: number): ResourceValue => ({
   metadata: { name: `pool-${i}`, resourceVersion: `${i}` },
   spec: { cidr: `10.0.${i}.0/24`, blockSize: 26, pad: "x".repeat(300) },
 });
 
-function setup(maxConcurrent: number, stallMs = 60_000) {
+function setup(maxConcurrent: number, stallMs = 60_000, sliceMs?: number, now?: () => number) {
   const hub = new Hub({ snapshotChunkBytes: 1024 });
   for (let i = 0; i < 40; i++) hub.upsert(`IPPool/pool-${i}`, pool(i));
   hub.flush();
@@ -71,6 +82,8 @@ function setup(maxConcurrent: number, stallMs = 60_000) {
     highWaterBytes: 1,
     maxConcurrent,
     stallMs,
+    ...(sliceMs !== undefined && { sliceMs }),
+    ...(now !== undefined && { now }),
     head: () => hub.revision,
   });
   const send = async (s: FakeSession, snap: EncodedSnapshot = snapshot): Promise<boolean> =>
@@ -211,5 +224,43 @@ describe("snapshot send turns", () => {
     expect(sessions.every((s) => s.started)).toBe(true);
     expect(sender.waitingCount).toBe(0);
     for (const [i, s] of sessions.entries()) expect(await pump(s, sends[i] as Promise<boolean>)).toBe(true);
+  });
+
+  it("gives the event loop a turn after every slice of writing (0 ms here), also when every write goes through at once", async () => {
+    const { snapshot, send } = setup(0, 60_000, 0);
+    expect(snapshot.chunkCount).toBeGreaterThan(3);
+    const sessions = Array.from({ length: 3 }, () => new InstantSession());
+    const chunks = (): number =>
+      sessions.reduce((n, s) => n + s.types.filter((t) => t === "snap-chunk").length, 0);
+    // What a timer and I/O see while the snapshots stream: they must not wait for all of it.
+    const atTurns: number[] = [];
+    const watch = setInterval(() => atTurns.push(chunks()), 0);
+    const sends = sessions.map((s) => send(s));
+    let firstTurn: number | undefined;
+    setImmediate(() => (firstTurn = chunks()));
+    expect(await Promise.all(sends)).toEqual([true, true, true]);
+    clearInterval(watch);
+    const total = 3 * snapshot.chunkCount;
+    // The first turn comes after a chunk or two per session (a 0 ms slice), not after the whole snapshots.
+    expect(firstTurn).toBeGreaterThanOrEqual(3);
+    expect(firstTurn).toBeLessThanOrEqual(6);
+    expect(atTurns.some((n) => n > 0 && n < total)).toBe(true);
+    for (const s of sessions) {
+      expect(s.types).toEqual(["snap-begin", ...Array(snapshot.chunkCount).fill("snap-chunk"), "snap-end"]);
+    }
+  });
+
+  it("gives the event loop a turn once a slice of writing is over, and not before", async () => {
+    // A clock that moves 1 ms each time the sender reads it: a 5 ms slice is over after 5 or 6 chunks.
+    let ms = 0;
+    const { snapshot, send } = setup(0, 60_000, 5, () => ms++);
+    expect(snapshot.chunkCount).toBeGreaterThan(8);
+    const session = new InstantSession();
+    const sent = send(session);
+    let firstTurn: number | undefined;
+    setImmediate(() => (firstTurn = session.types.filter((t) => t === "snap-chunk").length));
+    expect(await sent).toBe(true);
+    expect(firstTurn).toBeGreaterThanOrEqual(5);
+    expect(firstTurn).toBeLessThanOrEqual(7);
   });
 });

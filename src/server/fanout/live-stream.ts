@@ -6,7 +6,7 @@ import { VIEW_NAMES } from "../../../proto/messages.js";
 import type { ViewName } from "../../../proto/messages.js";
 import type { DeltaFrames } from "../../snapshot/delta-frames.js";
 import { framesFor } from "../../snapshot/hub.js";
-import type { Hub, ViewBatch } from "../../snapshot/hub.js";
+import type { EncodedSnapshot, Hub, ViewBatch } from "../../snapshot/hub.js";
 import { VIEWS } from "../../snapshot/kinds.js";
 import { INTERNAL_ERROR_CLOSE_CODE } from "./errors.js";
 import type { FanoutQueue } from "./fanout-queue.js";
@@ -48,6 +48,8 @@ export class LiveStream {
   /** The `to` of the last batch of each view: a session whose cursor is at or after it has everything. */
   readonly #lastBatchTo = new Map<ViewName, number>(VIEW_NAMES.map((v) => [v, 0]));
   readonly #catchUps = new Map<string, DeltaFrames[]>();
+  /** Per snapshot, the catch-up after it and the head it reaches (#sendAfterSnapshot); let go with it. */
+  readonly #afterSnapshot = new WeakMap<EncodedSnapshot, { frames: DeltaFrames[]; to: number }>();
   #catchUpsRevision = -1;
 
   constructor(deps: LiveStreamDeps) {
@@ -122,8 +124,11 @@ export class LiveStream {
    * sends it the view's status, and makes it live. False (and the session closed) when the log no longer
    * covers `revision`.
    */
-  goLive(s: Session, revision: number): boolean {
-    if (!this.#sendCatchUp(s, revision)) return false;
+  goLive(s: Session, revision: number, snapshot?: EncodedSnapshot): boolean {
+    const afterSnapshot = snapshot === undefined ? "unavailable" : this.#sendAfterSnapshot(s, snapshot);
+    if (afterSnapshot === "closed") return false;
+    if (afterSnapshot === "unavailable" && !this.#sendCatchUp(s, revision, snapshot !== undefined))
+      return false;
     s.phase = "live";
     this.#sendStatus(s);
     return true;
@@ -191,10 +196,34 @@ export class LiveStream {
     this.#sendStatus(s);
   }
 
+  /**
+   * The catch-up after `snapshot` with patches against its values (Hub.catchUpFromSnapshot), made once per
+   * snapshot and shared by every session that was sent it (a storm's sessions finish at different heads):
+   * the shared frames up to the head they were made at, then the usual catch-up from there. "unavailable":
+   * none (node-scoped kinds, or the log lost the snapshot), nothing sent.
+   */
+  #sendAfterSnapshot(s: Session, snapshot: EncodedSnapshot): "sent" | "unavailable" | "closed" {
+    const { hub, metrics } = this.#deps;
+    const view = snapshot.view;
+    let shared = this.#afterSnapshot.get(snapshot);
+    if (shared === undefined || !hub.canResume(view, shared.to)) {
+      const frames = hub.catchUpFromSnapshot(snapshot);
+      if (frames === undefined) return "unavailable";
+      shared = { frames, to: hub.revision };
+      this.#afterSnapshot.set(snapshot, shared);
+      metrics.framesEncoded(view, frames.length);
+    }
+    for (const frame of shared.frames) s.send(frame.frame(s.deltaEncoding));
+    metrics.framesSent(view, shared.frames.length);
+    s.cursor = shared.to;
+    if (shared.to === hub.revision) return "sent";
+    return this.#sendCatchUp(s, shared.to) ? "sent" : "closed";
+  }
+
   /** Sends the frames from `revision` to the flushed head and moves the cursor there. */
-  #sendCatchUp(s: Session, revision: number): boolean {
+  #sendCatchUp(s: Session, revision: number, isAfterSnapshot = false): boolean {
     const view = s.view as ViewName;
-    const frames = this.#catchUpFrames(view, s.node, revision);
+    const frames = this.#catchUpFrames(view, s.node, revision, isAfterSnapshot);
     if (frames === undefined) {
       this.#deps.sessions.close(
         s,
@@ -217,7 +246,12 @@ export class LiveStream {
     s.statusSeq = current.seq;
   }
 
-  #catchUpFrames(view: ViewName, node: string | undefined, revision: number): DeltaFrames[] | undefined {
+  #catchUpFrames(
+    view: ViewName,
+    node: string | undefined,
+    revision: number,
+    isAfterSnapshot: boolean,
+  ): DeltaFrames[] | undefined {
     const { hub, metrics } = this.#deps;
     const isShareable = VIEWS[view].nodeScopedKinds.size === 0;
     if (this.#catchUpsRevision !== hub.revision) {
@@ -227,7 +261,7 @@ export class LiveStream {
     const key = `${view}@${revision}`;
     const cached = isShareable ? this.#catchUps.get(key) : undefined;
     if (cached !== undefined) return cached;
-    const frames = hub.catchUp(view, node, revision);
+    const frames = hub.catchUp(view, node, revision, isAfterSnapshot);
     if (frames === undefined) return undefined;
     metrics.framesEncoded(view, frames.length);
     if (isShareable && frames.length > 0) {

@@ -268,18 +268,26 @@ export class SessionStarter {
     s.send(this.#welcome(verdict, "snapshot"));
     const startedAt = performance.now();
     const isCompressed = s.features.has(FEATURES.deflateSnapshot);
+    // The log keeps the changes after the snapshot until the session is caught up (Hub.pinLog).
+    let unpin: (() => void) | undefined;
+    const pick = (): { snapshot: EncodedSnapshot; frames: SessionSnapshotFrames } => {
+      const picked = this.#pickSnapshot(s, view);
+      unpin = this.#deps.hub.pinLog(view, picked.snapshot.revision);
+      return picked;
+    };
     // One catch boundary for the send and for goLive (the catch-up after the snapshot), which can throw.
     this.#deps.snapshots
-      .send(s, () => this.#pickSnapshot(s, view), isCompressed)
+      .send(s, pick, isCompressed)
       .then((snapshot) => {
         if (snapshot === undefined || s.phase !== "syncing" || s.closeCode !== undefined) return;
         metrics.snapshotSent(view, (performance.now() - startedAt) / 1000);
-        this.#deps.live.goLive(s, snapshot.revision);
+        this.#deps.live.goLive(s, snapshot.revision, snapshot);
       })
       .catch((err: unknown) => {
         logger.error({ err, session: s.id, view }, "snapshot send or catch-up failed");
         this.#deps.sessions.close(s, INTERNAL_ERROR_CLOSE_CODE, "internalError", "internal error");
-      });
+      })
+      .finally(() => unpin?.());
   }
 
   /** The snapshot for a session whose turn to stream has come: the cached one if young enough, else a build. */

@@ -1,3 +1,5 @@
+import { performance } from "node:perf_hooks";
+import { setImmediate as nextTurn } from "node:timers/promises";
 import { promisify } from "node:util";
 import { deflateRaw } from "node:zlib";
 import type { Logger } from "pino";
@@ -39,6 +41,15 @@ export interface SnapshotSenderDeps {
    * without a turn (a slow or stalled client cannot hold up the queue). Default 1000.
    */
   readonly stallMs?: number;
+  /**
+   * How long the senders may go on writing chunks (in microtasks, while sockets take every write at once)
+   * before they all give the event loop a turn (ms). Default 50: a socket then takes its data in bursts,
+   * which its reader takes in fewer, larger reads (5 ms made the storms slower: docs/BENCHMARKS.md);
+   * 0: a turn after a chunk or two.
+   */
+  readonly sliceMs?: number;
+  /** The clock for sliceMs (ms). Default performance.now. */
+  readonly now?: () => number;
 }
 
 /**
@@ -102,11 +113,42 @@ export class SnapshotSender {
   readonly #sending = new WeakMap<EncodedSnapshot, number>();
   readonly #turns: SendTurns;
   readonly #stallMs: number;
+  readonly #sliceMs: number;
+  readonly #now: () => number;
+  /** When the current slice of writing began (undefined: none); the turn every sender waits for once it is over. */
+  #sliceStart: number | undefined;
+  #turn: Promise<void> | undefined;
 
   constructor(deps: SnapshotSenderDeps) {
     this.#deps = deps;
     this.#turns = new SendTurns(deps.maxConcurrent ?? 0);
     this.#stallMs = deps.stallMs ?? 1000;
+    this.#sliceMs = deps.sliceMs ?? 50;
+    this.#now = deps.now ?? (() => performance.now());
+  }
+
+  /**
+   * Resolves at once while the current slice lasts; past it, with the next turn of the event loop (one
+   * shared setImmediate), after which a new slice begins. A socket that takes every write at once leaves
+   * the senders nothing to wait for, and without this they went on in microtasks: a storm's 1000 senders
+   * kept the event loop from I/O and timers for seconds (no accepts, no pongs, no upstream reads, no
+   * /metrics; docs/BENCHMARKS.md, session 32).
+   */
+  #nextSlice(): Promise<void> | undefined {
+    if (this.#turn !== undefined) return this.#turn;
+    const now = this.#now();
+    if (this.#sliceStart === undefined) {
+      // A new slice; once the event loop has had a turn (this fires), the next write begins another.
+      this.#sliceStart = now;
+      setImmediate(() => (this.#sliceStart = undefined));
+      return undefined;
+    }
+    if (now - this.#sliceStart < this.#sliceMs) return undefined;
+    this.#turn = nextTurn().then(() => {
+      this.#turn = undefined;
+      this.#sliceStart = undefined;
+    });
+    return this.#turn;
   }
 
   /** Snapshots being streamed now (with a turn). */
@@ -188,6 +230,8 @@ export class SnapshotSender {
       session.send(frame);
       if (session.bufferedAmount > this.#deps.highWaterBytes)
         await this.#drained(session, snapshot.view, turn);
+      const slice = this.#nextSlice();
+      if (slice !== undefined) await slice;
     }
     if (session.isClosed) return false;
     if (frames.nodeChunk !== null) session.send(frames.nodeChunk);
