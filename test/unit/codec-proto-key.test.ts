@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { decodeValue, encodeValue } from "../../proto/codec.js";
+import { onlyPlainObjects } from "../support/plain-objects.js";
 
 /** JSON values whose objects may hold `__proto__` (and `__proto_`) as an own key, as JSON.parse makes them. */
 const json = fc
@@ -11,12 +12,6 @@ const json = fc
       .map((o) => ({ top: o, list: [o, { annotations: o }] })),
   )
   .map((v) => JSON.parse(JSON.stringify(v)) as unknown);
-
-function onlyPlainObjects(value: unknown): boolean {
-  if (typeof value !== "object" || value === null) return true;
-  if (!Array.isArray(value) && Object.getPrototypeOf(value) !== Object.prototype) return false;
-  return Object.values(value).every(onlyPlainObjects);
-}
 
 describe("the codec and the key __proto__", () => {
   it("decodes what it encoded exactly, a key __proto__ as an own key, never as a prototype", () => {

@@ -8,6 +8,7 @@ import { ProtoErrorCode } from "../../proto/errors.js";
 import { assembleCompressedDeltas, assembleEntryArray, encodeEntry } from "../../proto/frame-builder.js";
 import { applyMergePatch, createMergePatch } from "../../proto/merge-patch.js";
 import { encodeValue } from "../../proto/codec.js";
+import { onlyPlainObjects } from "../support/plain-objects.js";
 
 // JSON-like values with nulls and undefined in places, as converters can produce; a key `__proto__` is an
 // own key of a plain object, as JSON.parse makes it (fast-check's own objects have no prototype).
@@ -20,13 +21,6 @@ const json = fc
     }),
   }))
   .object.map((o) => JSON.parse(JSON.stringify(o)) as Record<string, unknown>);
-
-/** Every object in `value` is a plain one: no patch set a prototype. */
-function onlyPlainObjects(value: unknown): boolean {
-  if (typeof value !== "object" || value === null) return true;
-  if (!Array.isArray(value) && Object.getPrototypeOf(value) !== Object.prototype) return false;
-  return Object.values(value).every(onlyPlainObjects);
-}
 
 describe("merge patches (RFC 7386)", () => {
   it("apply(base, create(base, next)) equals next whenever a patch is made, and never mutates base", () => {

@@ -377,12 +377,18 @@ describe("Hub catch-up limit", () => {
   });
 });
 
+/** A hub holding `count` IPPools `p0`… at `x` 0, flushed, and how to make one. */
+function hubOfPools(count: number): { hub: Hub; pool: (i: number, x: number) => ResourceValue } {
+  const hub = new Hub();
+  const pool = (i: number, x: number): ResourceValue => ({ metadata: { name: `p${i}` }, spec: { x } });
+  for (let i = 0; i < count; i++) hub.upsert(`IPPool/p${i}`, pool(i, 0));
+  hub.flush();
+  return { hub, pool };
+}
+
 describe("Hub log pins (a snapshot being sent)", () => {
   it("keep the changes after a pinned snapshot past the catch-up limit, for the catch-up after it only", () => {
-    const hub = new Hub();
-    const pool = (i: number, x: number) => ({ metadata: { name: `p${i}` }, spec: { x } });
-    for (let i = 0; i < 4000; i++) hub.upsert(`IPPool/p${i}`, pool(i, 0));
-    hub.flush();
+    const { hub, pool } = hubOfPools(4000);
     const snapshot = hub.snapshot("felix", 0, 0);
     const unpin = hub.pinLog("felix", snapshot.revision);
     const other = hub.revision;
@@ -461,10 +467,7 @@ describe("Hub log pins (a snapshot being sent)", () => {
   });
 
   it("without a pin, the catch-up after a snapshot is refused once the log was trimmed past it", () => {
-    const hub = new Hub();
-    const pool = (i: number, x: number) => ({ metadata: { name: `p${i}` }, spec: { x } });
-    for (let i = 0; i < 4000; i++) hub.upsert(`IPPool/p${i}`, pool(i, 0));
-    hub.flush();
+    const { hub, pool } = hubOfPools(4000);
     const snapshot = hub.snapshot("felix", 0, 0);
     for (let i = 0; i < 1500; i++) hub.upsert(`IPPool/p${i}`, pool(i, 1));
     hub.flush();
