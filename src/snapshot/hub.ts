@@ -1,9 +1,8 @@
 import { LRUCache } from "lru-cache";
-import { decodeValue, encodeMessage } from "../../proto/codec.js";
-import { scanEntryArray } from "../../proto/entry-scan.js";
-import { assembleEntryArray, assembleSnapshotChunk, encodeEntry } from "../../proto/frame-builder.js";
+import { encodeMessage } from "../../proto/codec.js";
+import { assembleSnapshotChunk, encodeEntry } from "../../proto/frame-builder.js";
 import { VIEW_NAMES } from "../../proto/messages.js";
-import type { Entry, ResourceValue, ResumeState, ViewName } from "../../proto/messages.js";
+import type { ResourceValue, ResumeState, ViewName } from "../../proto/messages.js";
 import { ChangeLog } from "./change-log.js";
 import { DeltaFrames } from "./delta-frames.js";
 import type { PatchedChanges } from "./delta-frames.js";
@@ -140,6 +139,8 @@ export class EncodedSnapshot {
    * reuses a chunk's compressed form across builds by comparing these (SnapshotSender).
    */
   readonly chunkRevisions: readonly (readonly number[])[];
+  /** The key of every entry, in chunk order (what the chunks hold, without reading their bytes). */
+  readonly keys: readonly string[];
   /** Bytes of the uncompressed chunk frames (assembled or not). */
   readonly bytes: number;
   readonly createdAtMs: number;
@@ -151,6 +152,7 @@ export class EncodedSnapshot {
     count: number;
     chunkEntries: readonly (readonly Buffer[])[];
     chunkRevisions: readonly (readonly number[])[];
+    keys: readonly string[];
     createdAtMs: number;
   }) {
     this.view = init.view;
@@ -158,6 +160,7 @@ export class EncodedSnapshot {
     this.count = init.count;
     this.chunkEntries = init.chunkEntries;
     this.chunkRevisions = init.chunkRevisions;
+    this.keys = init.keys;
     this.createdAtMs = init.createdAtMs;
     this.bytes = init.chunkEntries.reduce(
       (n, entries, index) => n + chunkFrameOverhead(index, entries.length) + byteLength(entries),
@@ -512,14 +515,27 @@ export class Hub {
     if (!isCovered) return undefined;
     const changes = this.#logs[view].since(revision, node);
     if (changes === undefined) return undefined;
-    const to = this.#flushed;
-    if (to === revision) return [];
+    if (this.#flushed === revision) return [];
+    // Full values only: the session's values are older than any batch's base.
+    return this.#catchUpFrames(revision, changes, (from, to, slice) => new DeltaFrames(from, to, slice));
+  }
+
+  /**
+   * `items` split into frames from `revision` of at most maxChangesPerFrame, all but the last with `to` at
+   * `revision` and the last at the flushed head; at least one frame, so that a client learns it reached
+   * the head even when nothing of its view changed. `frame` makes one frame of a slice.
+   */
+  #catchUpFrames<T>(
+    revision: number,
+    items: readonly T[],
+    frame: (from: number, to: number, slice: readonly T[]) => DeltaFrames,
+  ): DeltaFrames[] {
     const frames: DeltaFrames[] = [];
-    for (let i = 0; i < changes.length || frames.length === 0; i += this.#maxChangesPerFrame) {
-      const slice = changes.slice(i, i + this.#maxChangesPerFrame);
-      const isLast = i + this.#maxChangesPerFrame >= changes.length;
-      // Catch-ups carry full values only: the session's values are older than any batch's base.
-      frames.push(new DeltaFrames(revision, isLast ? to : revision, slice));
+    for (let i = 0; i < items.length || frames.length === 0; i += this.#maxChangesPerFrame) {
+      const isLast = i + this.#maxChangesPerFrame >= items.length;
+      frames.push(
+        frame(revision, isLast ? this.#flushed : revision, items.slice(i, i + this.#maxChangesPerFrame)),
+      );
     }
     return frames;
   }
@@ -536,8 +552,7 @@ export class Hub {
     if (VIEWS[view].nodeScopedKinds.size > 0) return undefined;
     const changes = this.#logs[view].sinceKeyed(revision);
     if (changes === undefined) return undefined;
-    const to = this.#flushed;
-    if (to === revision) return [];
+    if (this.#flushed === revision) return [];
     const held = this.#snapshotEntries(snapshot);
     const bases = new Map<string, PatchBase | undefined>();
     const patchable: PatchableChange[] = changes.map((c) => {
@@ -546,15 +561,17 @@ export class Hub {
       return { key: c.key, encoded: c.encoded, value: c.isDelete ? null : undefined };
     });
     const memo = new PatchMemo(bases);
-    const frames: DeltaFrames[] = [];
-    // At least one frame: the client learns it reached the head even when nothing of its view changed.
-    for (let i = 0; i < patchable.length || frames.length === 0; i += this.#maxChangesPerFrame) {
-      const slice = patchable.slice(i, i + this.#maxChangesPerFrame);
-      const isLast = i + this.#maxChangesPerFrame >= patchable.length;
-      const full = slice.map((c) => c.encoded);
-      frames.push(new DeltaFrames(revision, isLast ? to : revision, full, memo.of(slice)));
-    }
-    return frames;
+    return this.#catchUpFrames(
+      revision,
+      patchable,
+      (from, to, slice) =>
+        new DeltaFrames(
+          from,
+          to,
+          slice.map((c) => c.encoded),
+          memo.of(slice),
+        ),
+    );
   }
 
   /** The encoded entry of every key in `snapshot`'s broadcast chunks (read once per snapshot). */
@@ -562,12 +579,9 @@ export class Hub {
     const cached = this.#entriesOfSnapshot.get(snapshot);
     if (cached !== undefined) return cached;
     const map = new Map<string, Buffer>();
+    let i = 0;
     for (const chunk of snapshot.chunkEntries) {
-      const scanned = scanEntryArray(assembleEntryArray(chunk));
-      for (const [i, entry] of chunk.entries()) {
-        const key = scanned?.[i]?.k ?? (decodeValue(entry) as Entry).k;
-        map.set(key, entry);
-      }
+      for (const entry of chunk) map.set(snapshot.keys[i++] as string, entry);
     }
     this.#entriesOfSnapshot.set(snapshot, map);
     return map;
@@ -676,6 +690,7 @@ export class Hub {
     const def = VIEWS[view];
     const chunkEntries: Buffer[][] = [];
     const chunkRevisions: number[][] = [];
+    const keys: string[] = [];
     let current: Buffer[] = [];
     let revisions: number[] = [];
     let currentBytes = 0;
@@ -685,6 +700,7 @@ export class Hub {
       for (const e of this.store.entriesOfKind(kind)) {
         current.push(e.encoded);
         revisions.push(e.revision);
+        keys.push(e.key);
         currentBytes += e.encoded.byteLength;
         count++;
         if (isChunkEnd(e.key, e.encoded.byteLength, currentBytes, this.#chunkBytes)) {
@@ -706,6 +722,7 @@ export class Hub {
       count,
       chunkEntries,
       chunkRevisions,
+      keys,
       createdAtMs: nowMs,
     });
   }

@@ -1,11 +1,6 @@
-import type { Socket } from "node:net";
 import { describe, expect, it, vi } from "vitest";
 import { INTERNAL_ERROR_CLOSE_CODE } from "../../src/server/fanout/errors.js";
-import { hello, RawClient, resource, startFanout, waitFor } from "./fanout-harness.js";
-
-function socketOf(client: RawClient): Socket {
-  return (client.ws as unknown as { _socket: Socket })._socket;
-}
+import { hello, RawClient, resource, socketOf, startFanout, waitFor } from "./fanout-harness.js";
 
 // A throw on an async path of the server must end the session with 1011, never become an unhandled
 // rejection (which kills a Node 20 process; vitest fails the run on one).

@@ -3,6 +3,7 @@
  * the protocol with proto's codec (not the client library) and keep a mirror of what they were sent.
  */
 import type { PeerDirectory } from "../../src/server/replicas/peers.js";
+import type { Socket } from "node:net";
 import { performance } from "node:perf_hooks";
 import { inflateRawSync } from "node:zlib";
 import { pino } from "pino";
@@ -262,6 +263,11 @@ export class RawClient {
     }
     this.#wake();
   }
+}
+
+/** The client's TCP socket (to pause its reading, as a slow agent would). */
+export function socketOf(client: RawClient): Socket {
+  return (client.ws as unknown as { _socket: Socket })._socket;
 }
 
 let probeCounter = 0;

@@ -1,16 +1,19 @@
 import { performance } from "node:perf_hooks";
-import type { Socket } from "node:net";
 import { isDeepStrictEqual } from "node:util";
 import { describe, expect, it } from "vitest";
 import { CloseCode } from "../../proto/close-codes.js";
-import { expectedView, hello, RawClient, resource, startFanout, waitFor } from "./fanout-harness.js";
+import {
+  expectedView,
+  hello,
+  RawClient,
+  resource,
+  socketOf,
+  startFanout,
+  waitFor,
+} from "./fanout-harness.js";
 import type { Harness } from "./fanout-harness.js";
 
 const BIG = 256 * 1024;
-
-function socketOf(client: RawClient): Socket {
-  return (client.ws as unknown as { _socket: Socket })._socket;
-}
 
 /** One batch: a broadcast tick for everyone, and a big node-scoped object for the "slow" node. */
 function pushBatch(h: Harness, seq: number): void {
